@@ -1,0 +1,293 @@
+"""Settings: read once at the edge, validated, frozen.
+
+Sources, lowest to highest precedence: defaults, an optional TOML file (``--config`` or
+``KAI_BRIDGE_CONFIG``), environment variables ``KAI_BRIDGE_<FIELD>`` (upper case), and
+explicit overrides (CLI flags). Nothing else in the package reads the environment.
+
+Errors are :class:`~kai_bridge.errors.ConfigError` with one line per problem, naming the
+setting and never echoing a secret value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from kai_bridge.errors import ConfigError
+from kai_bridge.keys import fingerprint, load_private_key
+
+__all__ = ["ENV_PREFIX", "Settings", "UpstreamConfig", "load_settings"]
+
+ENV_PREFIX = "KAI_BRIDGE_"
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _check_http_url(value: str, *, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL such as https://api.coze.cn, got {value!r}")
+    return value.rstrip("/")
+
+
+class UpstreamConfig(BaseModel):
+    """One upstream KAI MCP server whose tools are proxied under ``<name>.``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    api_key: SecretStr | None = None
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> UpstreamConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"upstream {self.name!r} needs exactly one of 'command' (stdio) or 'url' (HTTP)")
+        if self.command is not None and not self.command:
+            raise ValueError(f"upstream {self.name!r}: 'command' must not be empty")
+        if self.url is not None:
+            _check_http_url(self.url, name=f"upstream {self.name!r} url")
+        return self
+
+
+class Settings(BaseModel):
+    """Every setting kai-bridge reads. Field ``x`` comes from env ``KAI_BRIDGE_X`` or TOML key ``x``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- state, logs ---
+    data_dir: Path = Path("data")
+    log_dir: Path = Path("logs")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    debug: bool = False
+
+    # --- Coze ---
+    coze_api_base: str = ""  # empty: no Coze configured -> the embedded sandbox is used
+    coze_app_id: str | None = None
+    coze_kid: str | None = None
+    coze_private_key: SecretStr | None = None
+    coze_private_key_path: Path | None = None
+    coze_pat: SecretStr | None = None
+    coze_bot_id: str | None = None
+    coze_workspace_id: str | None = None
+    coze_session_name: str | None = None
+    coze_jwt_aud: str | None = None  # default: the API base's host[:port], as cozepy does
+    coze_token_ttl: int = Field(default=900, ge=60, le=86399)
+    coze_token_refresh_margin: float = Field(default=120.0, ge=0)
+    coze_timeout: float = Field(default=30.0, gt=0)
+    coze_connect_timeout: float = Field(default=5.0, gt=0)
+    coze_max_connections: int = Field(default=100, ge=1)
+    coze_max_keepalive: int = Field(default=20, ge=0)
+    coze_max_retries: int = Field(default=3, ge=0, le=10)
+    coze_backoff_base: float = Field(default=0.2, ge=0)
+    coze_backoff_max: float = Field(default=5.0, ge=0)
+    coze_breaker_failures: int = Field(default=5, ge=1)
+    coze_breaker_reset: float = Field(default=10.0, gt=0)
+    coze_poll_interval: float = Field(default=1.0, gt=0)
+    coze_chat_timeout: float = Field(default=120.0, gt=0)
+
+    # --- HTTP server (/mcp + sidecar) ---
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=8080, ge=0, le=65535)
+    mcp_path: str = "/mcp"
+    mcp_auth_token: SecretStr | None = None
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    mcp_stateless: bool = False
+    mcp_json_response: bool = False
+    stdio_sidecar: bool = True
+    stdio_sidecar_port: int = Field(default=8081, ge=0, le=65535)
+
+    # --- embedded / standalone sandbox ---
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=0, ge=0, le=65535)
+    sandbox_admin: bool = False
+
+    # --- store ---
+    store_url: str = ""  # empty: SQLite at <data_dir>/kai-bridge.db; or postgresql://...
+
+    # --- tools ---
+    knowledge_backend: Literal["local", "coze", "auto"] = "local"
+    knowledge_bot_id: str | None = None
+    tool_timeout: float = Field(default=30.0, gt=0)
+    requires_action_max_rounds: int = Field(default=5, ge=1, le=50)
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
+
+    @field_validator("coze_api_base")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        return _check_http_url(value, name="coze_api_base") if value else value
+
+    @field_validator("mcp_path")
+    @classmethod
+    def _mcp_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") and value != "/":
+            raise ValueError("mcp_path must start with '/' and not end with '/', e.g. /mcp")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("store_url must be empty (SQLite in data_dir), sqlite:///path or postgresql://...")
+        return value
+
+    @model_validator(mode="after")
+    def _coze_credentials(self) -> Settings:
+        if self.coze_app_id and self.coze_pat:
+            raise ValueError("set either coze_app_id (JWT OAuth) or coze_pat (personal access token), not both")
+        if self.coze_app_id:
+            if not self.coze_kid:
+                raise ValueError(
+                    "coze_kid is missing: set it to the public key fingerprint shown in the Coze console "
+                    "(or printed by 'kai-bridge keygen')"
+                )
+            if self.coze_private_key is None and self.coze_private_key_path is None:
+                raise ValueError("coze_app_id is set but no private key: set coze_private_key_path (or coze_private_key)")
+            if self.coze_private_key is not None and self.coze_private_key_path is not None:
+                raise ValueError("set coze_private_key or coze_private_key_path, not both")
+        if (self.coze_app_id or self.coze_pat) and not self.coze_api_base:
+            raise ValueError(
+                "Coze credentials are set but coze_api_base is empty: use https://api.coze.cn (China) "
+                "or https://api.coze.com (international); tokens of one region fail on the other"
+            )
+        return self
+
+    # ---- derived -------------------------------------------------------------------------
+    @property
+    def uses_sandbox(self) -> bool:
+        """No Coze credentials at all: kai-bridge runs its embedded sandbox as the upstream."""
+        return not (self.coze_app_id or self.coze_pat)
+
+    @property
+    def auth_mode(self) -> Literal["jwt", "pat", "sandbox"]:
+        if self.coze_app_id:
+            return "jwt"
+        if self.coze_pat:
+            return "pat"
+        return "sandbox"
+
+    def private_key_pem(self) -> bytes:
+        """The PEM bytes of the JWT private key, read now (raises ConfigError if unreadable)."""
+        if self.coze_private_key is not None:
+            return self.coze_private_key.get_secret_value().replace("\\n", "\n").encode()
+        if self.coze_private_key_path is None:
+            raise ConfigError("no Coze private key configured (coze_private_key_path)")
+        try:
+            return self.coze_private_key_path.expanduser().read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"coze_private_key_path: cannot read {self.coze_private_key_path} ({exc.strerror or exc})"
+            ) from exc
+
+    def effective_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'kai-bridge.db').as_posix()}"
+
+    def validate_runtime(self) -> None:
+        """Checks that need the file system: the key is readable, parseable and matches the kid."""
+        if self.coze_app_id:
+            source = "coze_private_key" if self.coze_private_key is not None else str(self.coze_private_key_path)
+            key = load_private_key(self.private_key_pem(), source=source)
+            kid = self.coze_kid or ""
+            actual = fingerprint(key.public_key())
+            if _HEX64.match(kid) and kid.lower() != actual:
+                raise ConfigError(
+                    f"coze_kid does not match the private key: the key's public fingerprint is {actual}. "
+                    "Use the kid of this key pair (Coze console: the public key's fingerprint)"
+                )
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _env_value(name: str, raw: str) -> Any:
+    """Turn an environment string into what the field expects (lists as JSON or comma-separated)."""
+    field = Settings.model_fields[name]
+    annotation = str(field.annotation)
+    if name == "upstreams":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{ENV_PREFIX}UPSTREAMS must be a JSON list of objects: {exc.msg}") from exc
+    if annotation.startswith("list["):
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not valid JSON: {exc.msg}") from exc
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    if field.annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered not in _BOOL:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
+        return _BOOL[lowered]
+    return raw
+
+
+_SECRET_FIELDS = frozenset({"coze_private_key", "coze_pat", "mcp_auth_token", "api_key"})
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "invalid kai-bridge settings:\n" + "\n".join(lines)
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    check_files: bool = True,
+) -> Settings:
+    """Build the frozen settings from a TOML file, the environment and explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None)
+    if path is not None:
+        try:
+            with path.expanduser().open("rb") as fh:
+                values.update(tomllib.load(fh))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = []
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        name = key.removeprefix(ENV_PREFIX).lower()
+        if name not in Settings.model_fields:
+            unknown.append(key)
+            continue
+        values[name] = _env_value(name, raw)
+    if unknown:
+        raise ConfigError(
+            "unknown kai-bridge environment variable(s): " + ", ".join(sorted(unknown))
+            + " (see README 'Configuration' for the names)"
+        )
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+    if check_files:
+        settings.validate_runtime()
+    return settings
