@@ -132,7 +132,7 @@ class Settings(BaseModel):
     @field_validator("mcp_path")
     @classmethod
     def _mcp_path(cls, value: str) -> str:
-        if not value.startswith("/") or value.endswith("/") and value != "/":
+        if not value.startswith("/") or (value.endswith("/") and value != "/"):
             raise ValueError("mcp_path must start with '/' and not end with '/', e.g. /mcp")
         return value
 
