@@ -1,0 +1,320 @@
+"""The one tool registry: every door (MCP, Coze plugin face, CLI, requires_action) calls through it.
+
+A :class:`Tool` is declared once: name, description, input/output JSON Schema, annotations
+and an async handler that knows nothing of the door calling it. :meth:`ToolRegistry.call`
+validates the arguments, enforces the timeout and turns every failure into a
+:class:`~kai_bridge.errors.ToolError` whose message is safe to show a model.
+
+Two kinds of tools live here: *typed* tools built with :func:`typed_tool` (pydantic models
+validate the input and shape the output) and *raw-schema* tools (for example those proxied
+from upstream KAI MCP servers) whose arguments are validated with ``jsonschema``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed; used through Any
+import jsonschema.exceptions  # type: ignore[import-untyped]
+import jsonschema.validators  # type: ignore[import-untyped]
+from pydantic import BaseModel, ValidationError
+
+from kai_bridge.errors import KaiBridgeError, ToolError, ToolInputError, ToolNotFoundError
+
+__all__ = [
+    "NullToolContext",
+    "Tool",
+    "ToolAnnotations",
+    "ToolContext",
+    "ToolHandler",
+    "ToolRegistry",
+    "typed_tool",
+    "validate_tool_name",
+]
+
+logger = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_MAX_ERRORS_SHOWN = 5
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def validate_tool_name(name: str) -> str:
+    """Return ``name`` if it is a valid MCP tool name (1..128 of ``[A-Za-z0-9_.-]``), else raise ValueError."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid tool name {name!r}: use 1..128 characters of A-Z a-z 0-9 _ . -")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnnotations:
+    """Behaviour hints shown to clients (MCP ``readOnlyHint`` etc.)."""
+
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    title: str | None = None
+
+
+class ToolContext:
+    """What a handler may use from the door that called it: progress, logs, who is calling.
+
+    The base class does nothing; doors subclass it (the MCP door forwards progress and
+    logs as notifications). Handlers must work with any context, including
+    :class:`NullToolContext`.
+    """
+
+    caller_id: str | None = None
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress of the current call; a no-op where the door has nowhere to send it."""
+        return None
+
+    async def log(self, level: str, message: str) -> None:
+        """Send a log line to the caller; a no-op where the door has nowhere to send it."""
+        return None
+
+
+class NullToolContext(ToolContext):
+    """A context for doors with no back-channel (CLI, Coze plugin face, requires_action)."""
+
+    def __init__(self, *, caller_id: str | None = None) -> None:
+        self.caller_id = caller_id
+
+
+ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One tool, declared once.
+
+    ``handler`` receives validated arguments and returns a JSON-able ``dict`` (the MCP
+    ``structuredContent``). ``timeout`` (seconds) overrides the registry's default; the
+    registry enforces it. ``input_model`` is set by :func:`typed_tool`: such tools
+    validate their own input with pydantic; other tools are validated against
+    ``input_schema`` with jsonschema.
+    """
+
+    name: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    annotations: ToolAnnotations
+    handler: ToolHandler
+    timeout: float | None = None
+    input_model: type[BaseModel] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_tool_name(self.name)
+        if self.input_schema.get("type") != "object":
+            raise ValueError(f"tool {self.name!r}: input_schema must be a JSON Schema of type 'object'")
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise ValueError(f"tool {self.name!r}: timeout must be a positive number of seconds")
+
+
+def _format_location(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    return ".".join(str(part) for part in loc) if loc else "(arguments)"
+
+
+def _pydantic_error_message(tool: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        problems.append(f"'{_format_location(err['loc'])}': {err['msg']}")
+    return _input_error_text(tool, problems)
+
+
+def _input_error_text(tool: str, problems: list[str]) -> str:
+    shown = problems[:_MAX_ERRORS_SHOWN]
+    more = len(problems) - len(shown)
+    text = f"invalid arguments for tool '{tool}': " + "; ".join(shown)
+    if more > 0:
+        text += f" (and {more} more)"
+    return text
+
+
+def typed_tool(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    input_model: type[InT],
+    output_model: type[OutT],
+    annotations: ToolAnnotations,
+    func: Callable[[InT, ToolContext], Awaitable[OutT]],
+    timeout: float | None = None,
+) -> Tool:
+    """Declare a tool from a pydantic input model, a pydantic output model and an async function."""
+
+    async def handler(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        try:
+            params = input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolInputError(_pydantic_error_message(name, exc)) from None
+        result = await func(params, ctx)
+        return result.model_dump(mode="json", by_alias=True)
+
+    return Tool(
+        name=name,
+        title=title,
+        description=description,
+        input_schema=input_model.model_json_schema(by_alias=True),
+        output_schema=output_model.model_json_schema(by_alias=True, mode="serialization"),
+        annotations=annotations,
+        handler=handler,
+        timeout=timeout,
+        input_model=input_model,
+    )
+
+
+_Validator = Any  # jsonschema's validator classes are not typed precisely enough to name here
+
+
+class ToolRegistry:
+    """The set of tools every door serves. Order of :meth:`list` is by name (deterministic)."""
+
+    def __init__(self, *, default_timeout: float | None = 30.0) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, _Validator] = {}
+        self._ordered: list[Tool] | None = None
+        self._subscribers: list[Callable[[], None]] = []
+        self.default_timeout = default_timeout
+
+    # ---- the set of tools ------------------------------------------------------------------
+    def add(self, tool: Tool, *, replace: bool = False) -> None:
+        """Register ``tool``. A second tool of the same name is refused unless ``replace``."""
+        if tool.name in self._tools and not replace:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        validator: _Validator = None
+        if tool.input_model is None:
+            try:
+                cls = jsonschema.validators.validator_for(tool.input_schema, default=jsonschema.Draft202012Validator)
+                cls.check_schema(tool.input_schema)
+            except jsonschema.exceptions.SchemaError as exc:
+                raise ValueError(f"tool {tool.name!r}: input_schema is not a valid JSON Schema: {exc.message}") from None
+            validator = cls(tool.input_schema)
+        self._tools[tool.name] = tool
+        self._validators[tool.name] = validator
+        self._changed()
+
+    def remove(self, name: str) -> None:
+        """Unregister the tool ``name`` (raises ToolNotFoundError if there is none)."""
+        if name not in self._tools:
+            raise ToolNotFoundError(f"unknown tool '{name}'")
+        del self._tools[name]
+        self._validators.pop(name, None)
+        self._changed()
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise ToolNotFoundError(self._not_found_message(name)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def list(self) -> list[Tool]:
+        """All tools, sorted by name."""
+        if self._ordered is None:
+            self._ordered = [self._tools[name] for name in sorted(self._tools)]
+        return list(self._ordered)
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever a tool is added or removed."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (no error if it was not subscribed)."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def _changed(self) -> None:
+        self._ordered = None
+        for callback in list(self._subscribers):
+            try:
+                callback()
+            except Exception:
+                logger.exception("tool registry subscriber %r failed", callback)
+
+    def _not_found_message(self, name: str) -> str:
+        names = sorted(self._tools)
+        listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        return f"unknown tool '{name}'" + (f"; available tools: {listed}" if names else "; no tools are registered")
+
+    # ---- calling ---------------------------------------------------------------------------
+    def validate_arguments(self, name: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check ``arguments`` against a raw-schema tool's input schema; return them as a dict."""
+        tool = self.get(name)
+        args = self._as_dict(name, arguments)
+        validator = self._validators.get(name)
+        if tool.input_model is None and validator is not None:
+            errors = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
+            if errors:
+                problems = [f"'{_format_location(list(e.absolute_path))}': {e.message}" for e in errors]
+                raise ToolInputError(_input_error_text(name, problems))
+        return args
+
+    @staticmethod
+    def _as_dict(name: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+        if arguments is None:
+            return {}
+        if not isinstance(arguments, Mapping):
+            raise ToolInputError(f"invalid arguments for tool '{name}': arguments must be a JSON object")
+        return dict(arguments)
+
+    async def call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        ctx: ToolContext | None = None,
+    ) -> dict[str, Any]:
+        """Run tool ``name`` with ``arguments`` and return its structured result.
+
+        Raises ToolNotFoundError, ToolInputError (names the field and the problem), or
+        another ToolError (timeout, the tool's own error, or a safe message standing for an
+        unexpected failure, which is logged with its traceback). Cancellation propagates.
+        """
+        tool = self.get(name)
+        args = self.validate_arguments(name, arguments)
+        context = ctx if ctx is not None else NullToolContext()
+        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        try:
+            if timeout is None:
+                result = await tool.handler(args, context)
+            else:
+                with anyio.move_on_after(timeout) as scope:
+                    result = await tool.handler(args, context)
+                if scope.cancelled_caught:
+                    raise ToolError(f"tool '{name}' timed out after {timeout:g} s")
+        except ToolError:
+            raise
+        except KaiBridgeError as exc:
+            # Messages of the package's own errors are safe to show (no secrets, with logid).
+            raise ToolError(f"tool '{name}' failed: {exc}") from exc
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:12]
+            logger.error("tool %r raised an unexpected error (error id %s)", name, error_id, exc_info=True)
+            raise ToolError(
+                f"tool '{name}' failed with an internal error (error id {error_id}); the server log has details"
+            ) from exc
+        if not isinstance(result, dict):
+            error_id = uuid.uuid4().hex[:12]
+            logger.error("tool %r returned %s, not a dict (error id %s)", name, type(result).__name__, error_id)
+            raise ToolError(f"tool '{name}' returned a malformed result (error id {error_id})")
+        return result
