@@ -1,0 +1,129 @@
+"""Settings: sources, precedence, and errors a person can act on (without echoing secrets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kai_bridge.config import load_settings
+from kai_bridge.errors import ConfigError
+from kai_bridge.keys import generate_key_pair, write_key_pair
+
+
+def test_defaults_use_the_embedded_sandbox() -> None:
+    settings = load_settings(environ={})
+    assert settings.uses_sandbox
+    assert settings.auth_mode == "sandbox"
+    assert settings.server_port == 8080
+    assert settings.coze_max_connections == 100
+    assert settings.coze_timeout == 30.0
+    assert settings.effective_store_url() == "sqlite:///data/kai-bridge.db"
+
+
+def test_environment_overrides_toml_file_and_overrides_win(tmp_path: Path) -> None:
+    config = tmp_path / "kai.toml"
+    config.write_text('server_port = 9001\nlog_level = "WARNING"\nmcp_allowed_hosts = ["a.example:*"]\n')
+    settings = load_settings(
+        config_file=config,
+        environ={"KAI_BRIDGE_SERVER_PORT": "9002", "KAI_BRIDGE_MCP_ALLOWED_ORIGINS": "https://a.example, https://b"},
+        overrides={"log_level": "ERROR", "debug": None},
+    )
+    assert settings.server_port == 9002
+    assert settings.log_level == "ERROR"
+    assert settings.mcp_allowed_hosts == ["a.example:*"]
+    assert settings.mcp_allowed_origins == ["https://a.example", "https://b"]
+
+
+def test_config_file_can_be_named_by_environment(tmp_path: Path) -> None:
+    config = tmp_path / "kai.toml"
+    config.write_text("server_port = 9100\n")
+    assert load_settings(environ={"KAI_BRIDGE_CONFIG": str(config)}).server_port == 9100
+
+
+def test_upstreams_parse_from_json_environment() -> None:
+    settings = load_settings(
+        environ={"KAI_BRIDGE_UPSTREAMS": '[{"name": "kai", "url": "http://127.0.0.1:9/mcp", "api_key": "k-123456"}]'}
+    )
+    assert settings.upstreams[0].name == "kai"
+    assert settings.upstreams[0].api_key is not None
+    assert "k-123456" not in repr(settings.upstreams[0])
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        pytest.param({"KAI_BRIDGE_COZE_API_BASE": "api.coze.cn"}, "must be an http(s) URL", id="base-not-url"),
+        pytest.param({"KAI_BRIDGE_SERVER_PORT": "eighty"}, "server_port", id="port-not-int"),
+        pytest.param({"KAI_BRIDGE_NOPE": "1"}, "unknown kai-bridge environment variable", id="unknown-var"),
+        pytest.param({"KAI_BRIDGE_LOG_JSON": "maybe"}, "must be true or false", id="bad-bool"),
+        pytest.param(
+            {"KAI_BRIDGE_COZE_APP_ID": "1", "KAI_BRIDGE_COZE_API_BASE": "https://api.coze.cn"},
+            "coze_kid is missing",
+            id="kid-missing",
+        ),
+        pytest.param({"KAI_BRIDGE_COZE_PAT": "pat_abcdefgh12345678"}, "coze_api_base is empty", id="no-region"),
+        pytest.param({"KAI_BRIDGE_UPSTREAMS": "[{"}, "JSON list", id="bad-upstreams"),
+        pytest.param({"KAI_BRIDGE_STORE_URL": "mysql://x"}, "store_url", id="bad-store"),
+    ],
+)
+def test_bad_settings_raise_config_error_naming_the_setting(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    assert fragment in str(info.value)
+
+
+def test_secret_values_never_appear_in_config_errors() -> None:
+    secret = "pat_SUPERSECRETVALUE1234567890"
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"KAI_BRIDGE_COZE_PAT": secret, "KAI_BRIDGE_COZE_APP_ID": "7"})
+    assert secret not in str(info.value)
+
+
+def _jwt_env(tmp_path: Path, *, kid: str | None = None) -> dict[str, str]:
+    pair = generate_key_pair()
+    private_path, _ = write_key_pair(pair, tmp_path / "keys")
+    return {
+        "KAI_BRIDGE_COZE_APP_ID": "1234567890",
+        "KAI_BRIDGE_COZE_KID": kid or pair.kid,
+        "KAI_BRIDGE_COZE_PRIVATE_KEY_PATH": str(private_path),
+        "KAI_BRIDGE_COZE_API_BASE": "https://api.coze.cn/",
+    }
+
+
+def test_jwt_settings_with_matching_key_and_kid_load(tmp_path: Path) -> None:
+    settings = load_settings(environ=_jwt_env(tmp_path))
+    assert settings.auth_mode == "jwt"
+    assert settings.coze_api_base == "https://api.coze.cn"
+
+
+def test_key_kid_mismatch_is_reported_with_the_actual_fingerprint(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=_jwt_env(tmp_path, kid="0" * 64))
+    assert "does not match the private key" in str(info.value)
+
+
+def test_unreadable_private_key_is_reported_with_its_path(tmp_path: Path) -> None:
+    env = _jwt_env(tmp_path)
+    env["KAI_BRIDGE_COZE_PRIVATE_KEY_PATH"] = str(tmp_path / "missing.pem")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert "missing.pem" in str(info.value)
+
+
+def test_garbage_private_key_is_reported_without_its_content(tmp_path: Path) -> None:
+    env = _jwt_env(tmp_path)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key at all but secret-ish text")
+    env["KAI_BRIDGE_COZE_PRIVATE_KEY_PATH"] = str(bad)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert "not a readable unencrypted PEM private key" in str(info.value)
+    assert "secret-ish" not in str(info.value)
+
+
+def test_bad_toml_file_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "kai.toml"
+    config.write_text("server_port = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config_file=config, environ={})
