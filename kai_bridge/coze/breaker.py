@@ -1,0 +1,128 @@
+"""A circuit breaker so that a dead Coze fails fast instead of tying up every caller.
+
+closed ──(N consecutive failures)──► open ──(reset_timeout elapsed)──► half-open
+  ▲                                   ▲                                  │ one probe call
+  └────────────(probe succeeds)───────┴─────────(probe fails)────────────┘
+
+Only upstream-health failures count (transport errors, 5xx/5000): a 4xx means Coze is up
+and answering, so it counts as a success. While open, calls fail in microseconds with
+:class:`~kai_bridge.errors.CircuitOpenError` carrying ``retry_after``. In half-open exactly
+one caller is let through as the probe; the others keep failing fast until it settles.
+The breaker is not thread-safe by design: it lives on one event loop, and its decisions
+happen between awaits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any
+
+from kai_bridge.errors import CircuitOpenError, CozeServerError, CozeTransportError
+
+__all__ = ["BreakerState", "CircuitBreaker", "counts_as_failure"]
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def counts_as_failure(exc: BaseException) -> bool:
+    return isinstance(exc, CozeTransportError | CozeServerError)
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "coze",
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        self._threshold = failure_threshold
+        self._reset_timeout = reset_timeout
+        self._clock = clock
+        self._name = name
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+        self.opened_count = 0
+        self.rejected_count = 0
+
+    @property
+    def state(self) -> BreakerState:
+        """The state now; an open breaker whose reset time has passed reports half-open."""
+        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self._reset_timeout:
+            return BreakerState.HALF_OPEN
+        return self._state
+
+    def before_call(self) -> None:
+        """Admit a call or raise CircuitOpenError. An admitted call must end in a record_* call."""
+        if self._state is BreakerState.CLOSED:
+            return
+        remaining = self._reset_timeout - (self._clock() - self._opened_at)
+        if self._state is BreakerState.OPEN and remaining <= 0:
+            self._state = BreakerState.HALF_OPEN
+        if self._state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return
+        self.rejected_count += 1
+        wait = max(remaining, 0.0) if self._state is BreakerState.OPEN else self._reset_timeout
+        raise CircuitOpenError(
+            f"Coze is unavailable: the last {self._threshold} calls failed, so calls fail fast "
+            f"for now; next try in {wait:.1f}s",
+            retry_after=wait,
+        )
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._probe_in_flight = False
+        self._state = BreakerState.CLOSED
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if self._state is not BreakerState.OPEN:
+                self.opened_count += 1
+            self._state = BreakerState.OPEN
+            self._opened_at = self._clock()
+        self._probe_in_flight = False
+
+    def release(self) -> None:
+        """An admitted call ended with no verdict (cancelled): let another probe through."""
+        self._probe_in_flight = False
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Admit, run the block, and record its outcome (by exception type)."""
+        self.before_call()
+        try:
+            yield
+        except Exception as exc:
+            if counts_as_failure(exc):
+                self.record_failure()
+            else:
+                self.record_success()
+            raise
+        except BaseException:
+            self.release()
+            raise
+        self.record_success()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self._failures,
+            "failure_threshold": self._threshold,
+            "reset_timeout": self._reset_timeout,
+            "opened_count": self.opened_count,
+            "rejected_count": self.rejected_count,
+        }
