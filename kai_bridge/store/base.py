@@ -1,0 +1,115 @@
+"""What every state store offers: the record types, the ``Store`` protocol, and URL helpers.
+
+The bridge keeps two kinds of state that must outlive a process and be shared by replicas:
+which Coze conversation belongs to a (user, bot) pair, and the outcome of each chat. Both
+backends (embedded SQLite, shared PostgreSQL) implement the same protocol and pass the same
+contract tests, so the rest of the package never knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+__all__ = ["ChatRecord", "Store", "redact_url"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    """The last known state of one Coze chat, as the bridge saw it. ``updated_at`` is epoch seconds."""
+
+    chat_id: str
+    conversation_id: str
+    user_id: str
+    bot_id: str
+    status: str
+    answer: str
+    usage: dict[str, int] | None
+    error: str | None
+    updated_at: float
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The state store. All methods are safe to call concurrently from one event loop.
+
+    Every method raises :class:`~kai_bridge.errors.StoreError` (with a message free of
+    credentials) when the database cannot do what was asked. A write that returned is durable.
+    """
+
+    kind: str  # "sqlite" | "postgresql"
+    target: str  # where the data lives, credentials removed (for logs and diagnostics)
+
+    async def get_conversation(self, *, user_id: str, bot_id: str) -> str | None: ...
+
+    async def set_conversation(self, *, user_id: str, bot_id: str, conversation_id: str) -> None: ...
+
+    async def delete_conversation(self, *, user_id: str, bot_id: str) -> None: ...
+
+    async def save_chat(self, record: ChatRecord) -> None: ...
+
+    async def get_chat(self, *, chat_id: str) -> ChatRecord | None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (user name, host and path kept)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable store URL>"
+    if password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    masked = SplitResult(parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment)
+    return urlunsplit(masked)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` with every non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+# ---- row <-> record, shared by both backends; column order as in the kb_chats SELECTs -------
+
+ChatRow = tuple[str, str, str, str, str, str, str | None, str | None, float]
+
+
+def chat_to_row(record: ChatRecord) -> ChatRow:
+    usage = None if record.usage is None else json.dumps(record.usage, separators=(",", ":"), sort_keys=True)
+    return (
+        record.chat_id,
+        record.conversation_id,
+        record.user_id,
+        record.bot_id,
+        record.status,
+        record.answer,
+        usage,
+        record.error,
+        float(record.updated_at),
+    )
+
+
+def row_to_chat(row: ChatRow) -> ChatRecord:
+    chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at = row
+    return ChatRecord(
+        chat_id=chat_id,
+        conversation_id=conversation_id,
+        user_id=user_id,
+        bot_id=bot_id,
+        status=status,
+        answer=answer,
+        usage=None if usage is None else {str(k): int(v) for k, v in json.loads(usage).items()},
+        error=error,
+        updated_at=float(updated_at),
+    )

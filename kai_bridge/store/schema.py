@@ -1,0 +1,79 @@
+"""The store's schema as an ordered list of migrations, shared by SQLite and PostgreSQL.
+
+A database records the versions it has applied in ``kb_schema_version``; opening a store applies
+the missing ones in one transaction (PostgreSQL: under an advisory lock, so replicas starting
+together do not race). To change the schema, append a :class:`Migration` — never edit one that
+has shipped. The SQL is kept to the subset both databases read the same way (``TEXT``,
+``INTEGER``, ``DOUBLE PRECISION``, ``ON CONFLICT``). Tables carry a ``kb_`` prefix so a shared
+PostgreSQL database (or schema) can hold them next to other applications' tables.
+
+Planned next: version 2 adds ``kb_inbox`` (webhook events, primary key = event id for dedup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "VERSION_TABLE_DDL", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+VERSION_TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS kb_schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        description="conversations and chats",
+        statements=(
+            """
+            CREATE TABLE kb_conversations (
+                user_id TEXT NOT NULL,
+                bot_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (user_id, bot_id)
+            )
+            """,
+            """
+            CREATE TABLE kb_chats (
+                chat_id TEXT PRIMARY KEY,
+                conversation_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                bot_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                answer TEXT NOT NULL,
+                usage TEXT,
+                error TEXT,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX kb_chats_conversation ON kb_chats (conversation_id)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def pending(applied: set[int]) -> list[Migration]:
+    """The migrations not yet in ``applied``, in order."""
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+def too_new_message(found: int) -> str:
+    return (
+        f"the store's schema is version {found} but this kai-bridge knows versions up to {SCHEMA_VERSION}: "
+        "a newer kai-bridge has migrated this database; upgrade kai-bridge (or point store_url elsewhere)"
+    )

@@ -1,0 +1,68 @@
+"""Fixtures for the store tests: a fresh SQLite file or a fresh PostgreSQL schema per test."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+PG_HOST = "127.0.0.1:5432"
+PG_DB = "test"
+
+
+def _find_pg_user() -> tuple[str | None, str]:
+    """The first user the local server accepts (trust auth), or None and why not."""
+    reasons = []
+    for user in ("postgres", getpass.getuser()):
+        try:
+            with psycopg.connect(f"postgresql://{user}@{PG_HOST}/{PG_DB}", connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return user, ""
+        except psycopg.Error as exc:
+            reasons.append(f"{user}: {str(exc).strip().splitlines()[0]}")
+    return None, "; ".join(reasons)
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """``postgresql://USER@127.0.0.1:5432/test``; skips when the server is not reachable."""
+    user, why = _find_pg_user()
+    if user is None:
+        pytest.skip(f"PostgreSQL at {PG_HOST} db {PG_DB!r} not reachable ({why})")
+    return f"postgresql://{user}@{PG_HOST}/{PG_DB}"
+
+
+@pytest.fixture
+def pg_schema(pg_base_url: str) -> Iterator[str]:
+    """A schema of its own for one test, dropped afterwards."""
+    schema = f"kb_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(pg_base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str, pg_schema: str) -> str:
+    """A store URL whose tables land in the test's own schema (libpq ``options`` sets search_path)."""
+    return f"{pg_base_url}?options={quote(f'-csearch_path={pg_schema}')}"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same contract, once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'nested' / 'kai-bridge.db'}"
+    return str(request.getfixturevalue("pg_url"))

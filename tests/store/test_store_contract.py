@@ -1,0 +1,209 @@
+"""One contract, both backends: every test here runs against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+
+import psycopg
+import pytest
+
+from kai_bridge.errors import StoreError
+from kai_bridge.store import ChatRecord, Store, open_store
+from kai_bridge.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def chat(chat_id: str = "7400000000000000001", **changes: object) -> ChatRecord:
+    record = ChatRecord(
+        chat_id=chat_id,
+        conversation_id="7400000000000000100",
+        user_id="user-1",
+        bot_id="7400000000000000999",
+        status="completed",
+        answer="Ethiopian coffee is floral and bright.",
+        usage={"token_count": 42, "input_count": 30, "output_count": 12},
+        error=None,
+        updated_at=1_760_000_000.25,
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def raw_execute(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run one statement on the store's database behind the store's back; returns its rows."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            with conn:
+                return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+    with psycopg.connect(url, autocommit=True) as pg:
+        cursor = pg.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def test_a_conversation_never_set_is_none(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        assert await store.get_conversation(user_id="u", bot_id="b") is None
+
+
+async def test_a_set_conversation_is_read_back(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c1")
+        assert await store.get_conversation(user_id="u", bot_id="b") == "c1"
+
+
+async def test_setting_a_conversation_again_replaces_it(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c1")
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c2")
+        assert await store.get_conversation(user_id="u", bot_id="b") == "c2"
+
+
+async def test_conversations_are_kept_per_user_and_bot(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.set_conversation(user_id="u1", bot_id="b1", conversation_id="c11")
+        await store.set_conversation(user_id="u1", bot_id="b2", conversation_id="c12")
+        await store.set_conversation(user_id="u2", bot_id="b1", conversation_id="c21")
+        got = [
+            await store.get_conversation(user_id=u, bot_id=b)
+            for u, b in [("u1", "b1"), ("u1", "b2"), ("u2", "b1"), ("u2", "b2")]
+        ]
+        assert got == ["c11", "c12", "c21", None]
+
+
+async def test_a_deleted_conversation_is_gone_and_deleting_again_is_harmless(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c1")
+        await store.set_conversation(user_id="u", bot_id="other", conversation_id="c2")
+        await store.delete_conversation(user_id="u", bot_id="b")
+        await store.delete_conversation(user_id="u", bot_id="b")
+        assert await store.get_conversation(user_id="u", bot_id="b") is None
+        assert await store.get_conversation(user_id="u", bot_id="other") == "c2"
+
+
+async def test_an_unknown_chat_is_none(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        assert await store.get_chat(chat_id="nope") is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(chat(), id="completed-with-usage"),
+        pytest.param(chat(status="in_progress", answer="", usage=None), id="no-usage"),
+        pytest.param(chat(status="failed", answer="", error="4013 rate limited"), id="failed-with-error"),
+        pytest.param(chat(answer="埃塞俄比亚咖啡带有花香和柑橘的明亮酸质。☕" * 200), id="long-chinese-answer"),
+        pytest.param(chat(usage={}), id="empty-usage"),
+    ],
+)
+async def test_a_saved_chat_is_read_back_equal(store_url: str, record: ChatRecord) -> None:
+    async with open_store(store_url) as store:
+        await store.save_chat(record)
+        assert await store.get_chat(chat_id=record.chat_id) == record
+
+
+async def test_saving_a_chat_again_updates_every_field(store_url: str) -> None:
+    first = chat(status="in_progress", answer="", usage=None, updated_at=1.0)
+    second = chat(
+        conversation_id="c-other",
+        user_id="user-2",
+        bot_id="bot-2",
+        status="failed",
+        answer="partial",
+        usage={"token_count": 1},
+        error="boom",
+        updated_at=2.5,
+    )
+    async with open_store(store_url) as store:
+        await store.save_chat(first)
+        await store.save_chat(second)
+        assert await store.get_chat(chat_id=first.chat_id) == second
+
+
+async def test_chats_are_kept_apart_by_chat_id(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.save_chat(chat("a", answer="A"))
+        await store.save_chat(chat("b", answer="B"))
+        a, b = await store.get_chat(chat_id="a"), await store.get_chat(chat_id="b")
+        assert a is not None
+        assert b is not None
+        assert (a.answer, b.answer) == ("A", "B")
+
+
+async def test_data_survives_closing_and_reopening(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c1")
+        await store.save_chat(chat())
+    async with open_store(store_url) as store:
+        assert await store.get_conversation(user_id="u", bot_id="b") == "c1"
+        assert await store.get_chat(chat_id=chat().chat_id) == chat()
+
+
+async def test_many_concurrent_callers_all_get_their_writes_and_reads(store_url: str) -> None:
+    async with open_store(store_url) as store:
+
+        async def one(i: int) -> tuple[str | None, ChatRecord | None]:
+            await store.set_conversation(user_id=f"u{i}", bot_id="b", conversation_id=f"c{i}")
+            await store.save_chat(chat(f"chat-{i}", answer=f"answer {i}"))
+            return await store.get_conversation(user_id=f"u{i}", bot_id="b"), await store.get_chat(chat_id=f"chat-{i}")
+
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+        for i, (conversation, record) in enumerate(results):
+            assert conversation == f"c{i}"
+            assert record is not None
+            assert record.answer == f"answer {i}"
+
+
+async def test_two_stores_opening_a_fresh_database_at_once_both_work(store_url: str) -> None:
+    async with open_store(store_url) as one, open_store(store_url) as two:
+        await one.set_conversation(user_id="u", bot_id="b", conversation_id="from-one")
+        assert await two.get_conversation(user_id="u", bot_id="b") == "from-one"
+
+    async def open_and_ping() -> None:
+        async with open_store(store_url) as store:
+            await store.ping()
+
+    await asyncio.gather(*(open_and_ping() for _ in range(4)))
+
+
+async def test_ping_passes_on_an_open_store(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.ping()
+
+
+async def test_a_closed_store_refuses_work_with_a_store_error(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        pass
+    await store.close()  # closing twice is harmless
+    with pytest.raises(StoreError, match="closed"):
+        await store.ping()
+    with pytest.raises(StoreError, match="closed"):
+        await store.get_chat(chat_id="x")
+
+
+async def test_the_store_says_which_backend_it_is(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        assert isinstance(store, Store)
+        assert store.kind == ("sqlite" if store_url.startswith("sqlite") else "postgresql")
+        assert store.target
+
+
+async def test_a_database_migrated_by_a_newer_version_is_refused(store_url: str) -> None:
+    async with open_store(store_url):
+        pass
+    newer = SCHEMA_VERSION + 1
+    insert = "INSERT INTO kb_schema_version (version, description, applied_at) VALUES ({}, 'future', 0)"
+    raw_execute(store_url, insert.format(newer))
+    with pytest.raises(StoreError, match=rf"schema is version {newer}.*upgrade kai-bridge"):
+        async with open_store(store_url):
+            pass
+
+
+async def test_each_migration_is_recorded_once_however_often_the_store_is_opened(store_url: str) -> None:
+    for _ in range(3):
+        async with open_store(store_url) as store:
+            await store.ping()
+    rows = raw_execute(store_url, "SELECT version FROM kb_schema_version ORDER BY version")
+    assert [int(str(row[0])) for row in rows] == [m.version for m in MIGRATIONS]
