@@ -28,6 +28,7 @@ from kai_bridge.errors import (
     CozeRateLimitError,
     CozeServerError,
 )
+from kai_bridge.logs import redact as _redact
 
 __all__ = [
     "LOGID_HEADER",
@@ -45,14 +46,6 @@ LOGID_HEADER = "X-Tt-Logid"
 _EXCERPT = 200
 _MSG_MAX = 500
 
-# Things that look like credentials, whatever echoed them: JWTs, Coze tokens, PATs, PEM blocks.
-_SECRET_PATTERNS = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"\b(pat|czs|czu|sat)_[A-Za-z0-9_-]{8,}"),
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-)
-
 _HINTS: dict[int, str] = {
     4000: "the request was refused as invalid",
     4013: "rate limited by Coze; slow down",
@@ -69,10 +62,8 @@ _HINTS: dict[int, str] = {
 
 
 def redact(text: str) -> str:
-    """Replace anything that looks like a secret with ``<redacted>``."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub("<redacted>", text)
-    return text
+    """Mask anything in Coze-supplied text that looks like a secret (key, JWT, token)."""
+    return _redact(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,133 @@
+"""Backoff is full-jitter and capped; the breaker opens, fails fast, probes once, and closes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kai_bridge.coze.breaker import BreakerState, CircuitBreaker
+from kai_bridge.coze.retry import RetryPolicy, is_retryable
+from kai_bridge.errors import (
+    CircuitOpenError,
+    CozeAuthError,
+    CozeBadRequestError,
+    CozeRateLimitError,
+    CozeServerError,
+    CozeTransportError,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_ceiling_doubles_and_is_capped() -> None:
+    policy = RetryPolicy(max_retries=10, backoff_base=0.2, backoff_max=5.0)
+    assert [policy.delay(retry=n, rand=lambda: 1.0) for n in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+
+
+def test_backoff_is_full_jitter_between_zero_and_the_ceiling() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=100.0)
+    assert policy.delay(retry=3, rand=lambda: 0.0) == 0.0
+    assert policy.delay(retry=3, rand=lambda: 0.25) == 2.0
+
+
+def test_retry_after_wins_but_is_capped() -> None:
+    policy = RetryPolicy(retry_after_max=30.0)
+    assert policy.delay(retry=0, retry_after=7.0) == 7.0
+    assert policy.delay(retry=0, retry_after=3600.0) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        pytest.param(CozeRateLimitError("x", code=4013), True, id="rate-limit"),
+        pytest.param(CozeServerError("x", code=5000), True, id="server"),
+        pytest.param(CozeTransportError("x"), True, id="transport"),
+        pytest.param(CozeAuthError("x", code=4100), False, id="auth"),
+        pytest.param(CozeBadRequestError("x", code=4000), False, id="bad-request"),
+    ],
+)
+def test_only_transient_errors_are_retryable(exc: Exception, expected: bool) -> None:
+    assert is_retryable(exc) is expected
+
+
+def fail(breaker: CircuitBreaker, exc: Exception) -> None:
+    with pytest.raises(type(exc)), breaker.guard():
+        raise exc
+
+
+def test_breaker_opens_after_n_consecutive_failures_and_then_fails_fast() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, reset_timeout=10.0, clock=clock)
+    for _ in range(2):
+        fail(breaker, CozeTransportError("down"))
+    assert breaker.state is BreakerState.CLOSED
+    fail(breaker, CozeServerError("down", code=5000))
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 4.0
+    started = time.perf_counter()
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    assert time.perf_counter() - started < 0.01
+    assert info.value.retry_after == pytest.approx(6.0)
+    assert breaker.snapshot()["rejected_count"] == 1
+
+
+def test_client_errors_do_not_count_as_failures() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, clock=FakeClock())
+    for _ in range(5):
+        fail(breaker, CozeBadRequestError("nope", code=4000))
+        fail(breaker, CozeRateLimitError("slow", code=4013))
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_success_resets_the_consecutive_count() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, clock=FakeClock())
+    fail(breaker, CozeTransportError("x"))
+    with breaker.guard():
+        pass
+    fail(breaker, CozeTransportError("x"))
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_half_open_lets_exactly_one_probe_through_and_success_closes() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 5.0
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.before_call()  # the probe
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()  # everyone else while the probe is out
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.before_call()
+
+
+def test_failed_probe_reopens_for_a_full_reset_period() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 5.0
+    fail(breaker, CozeTransportError("still down"))
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 4.9
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+    assert breaker.snapshot()["opened_count"] == 2
+
+
+def test_a_cancelled_probe_frees_the_slot_for_another_probe() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 1.0
+    with pytest.raises(KeyboardInterrupt), breaker.guard():
+        raise KeyboardInterrupt
+    breaker.before_call()  # admitted: the slot was released
