@@ -1,0 +1,184 @@
+"""Conversation tools: thin doors over :class:`~kai_bridge.conversations.ConversationService`.
+
+Who is talking: the ``user_id`` argument, else the door's caller identity (an MCP session),
+else ``"default"``. While ``send_message`` streams, each text delta is reported as progress
+(message = the delta, progress = characters so far) and as a log line where the client asked
+for logs; the result holds the whole answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from kai_bridge.conversations import (
+    ChatResult,
+    ConversationInfo,
+    ConversationService,
+    MessageList,
+    SendResult,
+)
+from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, typed_tool
+
+__all__ = ["DEFAULT_USER_ID", "conversation_tools"]
+
+DEFAULT_USER_ID: Final = "default"
+
+CozeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
+
+_USER_ID_DOC = "whose conversation this is; defaults to your MCP session (or 'default')"
+_BOT_ID_DOC = "the Coze bot; defaults to the configured bot"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateConversationIn(_In):
+    user_id: UserId | None = Field(default=None, description=_USER_ID_DOC)
+    bot_id: CozeId | None = Field(default=None, description=_BOT_ID_DOC)
+
+
+class SendMessageIn(_In):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=10000, pattern=r"\S")] = Field(
+        description="what to say to the bot"
+    )
+    conversation_id: CozeId | None = Field(
+        default=None, description="continue this conversation; by default your current one (a new one the first time)"
+    )
+    bot_id: CozeId | None = Field(default=None, description=_BOT_ID_DOC)
+    user_id: UserId | None = Field(default=None, description=_USER_ID_DOC)
+
+
+class GetMessagesIn(_In):
+    conversation_id: CozeId | None = Field(default=None, description="by default your current conversation")
+    limit: int = Field(default=20, ge=1, le=50, description="messages per page (1-50)")
+    before_id: CozeId | None = Field(default=None, description="page back: the first_id of the previous page")
+    after_id: CozeId | None = Field(default=None, description="page forward: the last_id of the previous page")
+    order: Literal["asc", "desc"] = Field(default="desc", description="desc = newest first")
+    user_id: UserId | None = Field(default=None, description=_USER_ID_DOC)
+    bot_id: CozeId | None = Field(default=None, description=_BOT_ID_DOC)
+
+
+class CancelChatIn(_In):
+    conversation_id: CozeId
+    chat_id: CozeId
+
+
+class GetChatResultIn(_In):
+    chat_id: CozeId = Field(description="the chat_id returned by send_message (or shown in its error)")
+
+
+def _who(user_id: str | None, ctx: ToolContext) -> str:
+    return user_id or ctx.caller_id or DEFAULT_USER_ID
+
+
+def conversation_tools(service: ConversationService, *, send_timeout: float | None = None) -> list[Tool]:
+    """The five conversation tools over ``service``.
+
+    ``send_timeout`` bounds a whole send_message; by default a little more than the
+    service's own chat timeout, so the service's clearer timeout error wins.
+    """
+
+    async def create_conversation(params: CreateConversationIn, ctx: ToolContext) -> ConversationInfo:
+        return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
+
+    async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
+        chars = 0
+
+        async def on_delta(text: str) -> None:
+            nonlocal chars
+            chars += len(text)
+            await ctx.report_progress(chars, None, text)
+            await ctx.log("info", text)
+
+        return await service.send_message(
+            user_id=_who(params.user_id, ctx),
+            message=params.message,
+            conversation_id=params.conversation_id,
+            bot_id=params.bot_id,
+            on_delta=on_delta,
+        )
+
+    async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:
+        return await service.get_conversation_messages(
+            conversation_id=params.conversation_id,
+            user_id=_who(params.user_id, ctx),
+            bot_id=params.bot_id,
+            limit=params.limit,
+            before_id=params.before_id,
+            after_id=params.after_id,
+            order=params.order,
+        )
+
+    async def cancel_chat(params: CancelChatIn, ctx: ToolContext) -> ChatResult:
+        return await service.cancel_chat(conversation_id=params.conversation_id, chat_id=params.chat_id)
+
+    async def get_chat_result(params: GetChatResultIn, ctx: ToolContext) -> ChatResult:
+        return await service.get_chat_result(chat_id=params.chat_id)
+
+    timeout = send_timeout if send_timeout is not None else service.chat_timeout + 15.0
+    return [
+        typed_tool(
+            name="create_conversation",
+            title="New Coze conversation",
+            description=(
+                "Start a new conversation with the Coze bot and make it your current one; later send_message "
+                "calls without conversation_id continue it. Returns conversation_id."
+            ),
+            input_model=CreateConversationIn,
+            output_model=ConversationInfo,
+            annotations=ToolAnnotations(read_only=False, destructive=False, idempotent=False, open_world=True),
+            func=create_conversation,
+        ),
+        typed_tool(
+            name="send_message",
+            title="Send a message to the Coze bot",
+            description=(
+                "Send a message to the Coze bot and return its whole answer (streamed as progress while it "
+                "arrives). Continues your current conversation unless conversation_id is given. Local plugin "
+                "calls the bot makes are run by this bridge. If the call is interrupted, fetch the answer "
+                "later with get_chat_result(chat_id)."
+            ),
+            input_model=SendMessageIn,
+            output_model=SendResult,
+            annotations=ToolAnnotations(read_only=False, destructive=False, idempotent=False, open_world=True),
+            func=send_message,
+            timeout=timeout,
+        ),
+        typed_tool(
+            name="get_conversation_messages",
+            title="Read a Coze conversation",
+            description=(
+                "List messages of a conversation (your current one by default), newest first. Page with "
+                "before_id=first_id (older) or after_id=last_id (newer)."
+            ),
+            input_model=GetMessagesIn,
+            output_model=MessageList,
+            annotations=ToolAnnotations(read_only=True, destructive=False, idempotent=True, open_world=True),
+            func=get_conversation_messages,
+        ),
+        typed_tool(
+            name="cancel_chat",
+            title="Cancel a running Coze chat",
+            description="Cancel a chat that is still running (e.g. one that takes too long).",
+            input_model=CancelChatIn,
+            output_model=ChatResult,
+            annotations=ToolAnnotations(read_only=False, destructive=True, idempotent=True, open_world=True),
+            func=cancel_chat,
+        ),
+        typed_tool(
+            name="get_chat_result",
+            title="Fetch a chat's answer",
+            description=(
+                "Fetch the outcome of an earlier send_message by chat_id: status and the whole answer once "
+                "completed (useful when the original call was interrupted)."
+            ),
+            input_model=GetChatResultIn,
+            output_model=ChatResult,
+            annotations=ToolAnnotations(read_only=True, destructive=False, idempotent=True, open_world=True),
+            func=get_chat_result,
+        ),
+    ]
