@@ -23,7 +23,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -160,10 +160,12 @@ class CozeClient:
         http: httpx.AsyncClient,
         base_url: str | None = None,
         auth: TokenProvider | None = None,
+        bot_id: str | None = None,
+        workspace_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> CozeClient:
-        """A client as the settings say; ``base_url``/``auth`` override them (e.g. the sandbox)."""
+        """A client as the settings say; the keyword arguments override them (e.g. for the sandbox)."""
         base = base_url or settings.coze_api_base
         return cls(
             http=http,
@@ -177,8 +179,8 @@ class CozeClient:
             ),
             poll_interval=settings.coze_poll_interval,
             chat_timeout=settings.coze_chat_timeout,
-            bot_id=settings.coze_bot_id,
-            workspace_id=settings.coze_workspace_id,
+            bot_id=bot_id or settings.coze_bot_id,
+            workspace_id=workspace_id or settings.coze_workspace_id,
             clock=clock,
             sleep=sleep,
         )
@@ -189,6 +191,10 @@ class CozeClient:
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
 
     @property
     def auth(self) -> TokenProvider:
@@ -332,7 +338,7 @@ class CozeClient:
 
     async def _stream_events(
         self, *, path: str, params: Mapping[str, Any], body: Any, context: str
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         response = await self._open_stream(path=path, params=params, body=body, context=context)
         self.counters["streams"] += 1
         logid = logid_of(response)
@@ -597,7 +603,7 @@ class CozeClient:
         custom_variables: dict[str, str] | None = None,
         meta_data: dict[str, str] | None = None,
         auto_save_history: bool = True,
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """The chat's events as they arrive. Close it early with ``contextlib.aclosing``."""
         body = self._chat_body(bot_id=bot_id, user_id=user_id, messages=messages, stream=True,
                                custom_variables=custom_variables, meta_data=meta_data,
@@ -632,7 +638,7 @@ class CozeClient:
 
     def submit_tool_outputs_stream(
         self, *, conversation_id: str, chat_id: str, tool_outputs: list[ToolOutput]
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         body = {"tool_outputs": [t.model_dump() for t in tool_outputs], "stream": True}
         return self._stream_events(path="/v3/chat/submit_tool_outputs",
                                    params={"conversation_id": conversation_id, "chat_id": chat_id}, body=body,
