@@ -1,0 +1,22 @@
+"""Coffee knowledge that ships with the package: bilingual articles, CQI figures, an embedded index.
+
+``KnowledgeBase.load()`` builds everything from the packaged files (no network, no files
+outside the package); ``KnowledgeBase.query`` answers in Chinese or English with sources.
+``KnowledgeService`` adds the optional Coze bot backend.
+"""
+
+from kai_bridge.knowledge.base import KnowledgeBase
+from kai_bridge.knowledge.models import AltitudeRange, CqiFigure, KnowledgeAnswer, NamedCount, Passage
+from kai_bridge.knowledge.service import Backend, CozeAsker, KnowledgeService
+
+__all__ = [
+    "AltitudeRange",
+    "Backend",
+    "CozeAsker",
+    "CqiFigure",
+    "KnowledgeAnswer",
+    "KnowledgeBase",
+    "KnowledgeService",
+    "NamedCount",
+    "Passage",
+]

@@ -1,0 +1,73 @@
+"""The typed answer of the coffee knowledge tool (pydantic, used as the MCP tool's output schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AltitudeRange", "CqiFigure", "KnowledgeAnswer", "NamedCount", "Passage"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Passage(_Model):
+    """One article that matched, with its most relevant sentences."""
+
+    article_id: str = Field(description="stable article id, e.g. origin-ethiopia")
+    title: str = Field(description="article title in the answer's language")
+    category: str = Field(description="origin, species, processing, roasting, brewing, ...")
+    snippet: str = Field(description="the article's sentences most relevant to the query")
+    score: float = Field(description="relevance; higher is better, comparable within one answer")
+
+
+class NamedCount(_Model):
+    name: str
+    count: int
+
+
+class AltitudeRange(_Model):
+    """Altitude of the reviewed lots in metres, after dropping values outside 100-3500 m."""
+
+    samples: int = Field(description="lots with a usable altitude")
+    p10_m: int
+    p90_m: int
+    min_m: int
+    max_m: int
+
+
+class CqiFigure(_Model):
+    """Statistics of Coffee Quality Institute reviews for one country or processing method."""
+
+    kind: Literal["country", "process"]
+    key: str = Field(description="the exact CQI value, e.g. 'Ethiopia' or 'Natural / Dry'")
+    label: str = Field(description="display name in the answer's language")
+    source: str = Field(description="e.g. 'Coffee Quality Institute reviews (2018 scrape, n=44)'")
+    samples: int
+    species: dict[str, int] = Field(description="reviews per species (Arabica, Robusta)")
+    total_cup_points_mean: float
+    total_cup_points_median: float
+    total_cup_points_min: float
+    total_cup_points_max: float
+    attributes: dict[str, float] = Field(description="mean cupping attribute scores (0-10)")
+    varieties: list[NamedCount] = Field(description="most reviewed named varieties (top 3)")
+    processing: list[NamedCount] = Field(description="processing methods reviewed (countries only)")
+    altitude: AltitudeRange | None = Field(description="altitude p10-p90 and min-max, when recorded")
+    summary: str = Field(description="the figures in one line, in the answer's language")
+
+
+class KnowledgeAnswer(_Model):
+    """What ``coffee_knowledge_query`` returns."""
+
+    query: str
+    language: Literal["zh", "en"]
+    found: bool = Field(description="false when the knowledge base has nothing on the question")
+    answer: str = Field(description="a short answer composed from the best sources, or what is covered")
+    passages: list[Passage] = Field(default_factory=list)
+    figures: list[CqiFigure] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list, description="article ids and cqi:<name> entries")
+    backend: Literal["local", "coze"] = Field(
+        default="local", description="who composed the answer text: the local base or the Coze bot"
+    )
