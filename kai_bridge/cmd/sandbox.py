@@ -1,0 +1,142 @@
+"""``kai-bridge sandbox``: serve the Coze-compatible sandbox alone, for cozepy, curl or kai-bridge.
+
+Prints where it listens, the workspace and bot ids, and the registered JWT apps (app id and
+kid) to stdout, then serves until Ctrl-C or SIGTERM. PATs and the admin token are never
+printed back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from kai_bridge.errors import ConfigError
+from kai_bridge.sandbox import (
+    COFFEE_BOT_ID,
+    PLUGIN_BOT_ID,
+    TOOL_NAME,
+    FaultRule,
+    SandboxConfig,
+    public_key_kid,
+    start_sandbox,
+)
+
+__all__ = ["HELP", "add_arguments", "build_config", "run"]
+
+HELP = "run the Coze-compatible sandbox API (offline Coze for cozepy, curl and kai-bridge)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
+    parser.add_argument(
+        "--app-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="JWT OAuth app id (repeat, paired with --public-key)",
+    )
+    parser.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="PEM public key of the preceding --app-id; its fingerprint is the kid",
+    )
+    parser.add_argument("--pat", action="append", default=[], metavar="TOKEN", help="accept this personal access token")
+    parser.add_argument("--audience", help="required JWT aud (default: the Host the client connects to)")
+    parser.add_argument("--workspace-id", help="workspace id the bots live in")
+    parser.add_argument("--admin-token", help="enable /_sandbox/* admin routes, protected by this token")
+    parser.add_argument("--seed", type=int, help="seed the fault dice (deterministic faults)")
+    parser.add_argument(
+        "--chunk-delay-ms", type=float, default=20.0, help="pause between streamed answer chunks (default 20)"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='fault rule, e.g. \'{"route": "chat.create", "error_rate": 0.1}\' (repeatable)',
+    )
+
+
+def build_config(args: argparse.Namespace) -> SandboxConfig:
+    """The sandbox config the flags describe (raises ConfigError on bad flags or unreadable keys)."""
+    if len(args.app_id) != len(args.public_key):
+        raise ConfigError("give one --public-key for each --app-id (they are paired in order)")
+    apps: list[tuple[str, bytes]] = []
+    for app_id, path in zip(args.app_id, args.public_key, strict=True):
+        try:
+            pem = path.read_bytes()
+            public_key_kid(pem)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the public key file {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not a PEM RSA public key ('-----BEGIN PUBLIC KEY-----')") from exc
+        apps.append((app_id, pem))
+    faults: list[FaultRule] = []
+    for raw in args.fault:
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("a fault rule must be a JSON object")
+            faults.append(FaultRule.from_json(data))
+        except ValueError as exc:
+            raise ConfigError(f"bad --fault {raw!r}: {exc}") from exc
+    extra = {"workspace_id": args.workspace_id} if args.workspace_id else {}
+    try:
+        return SandboxConfig(
+            apps=apps,
+            pats=list(args.pat),
+            audience=args.audience,
+            admin_enabled=args.admin_token is not None,
+            admin_token=args.admin_token,
+            faults=faults,
+            seed=args.seed,
+            stream_chunk_delay=max(0.0, args.chunk_delay_ms) / 1000.0,
+            **extra,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"bad sandbox settings: {exc}") from exc
+
+
+async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with start_sandbox(config, host=host, port=port) as handle:
+        out = sys.stdout
+        print(f"Coze sandbox listening on {handle.base_url}", file=out)
+        print(f"  workspace id : {handle.workspace_id}", file=out)
+        print(f"  bot coffee   : {COFFEE_BOT_ID}  (Coffee Expert)", file=out)
+        print(f"  bot plugin   : {PLUGIN_BOT_ID}  (Coffee Expert (local plugin), tool {TOOL_NAME})", file=out)
+        print(f"  answers from : {handle.answerer}", file=out)
+        if handle.kids:
+            for kid, app_id in handle.kids.items():
+                print(f"  JWT app      : {app_id}  kid {kid}", file=out)
+        print(f"  PATs         : {len(config.pats)} configured", file=out)
+        print(f"  JWT aud      : {config.audience or handle.host_port + ' (the Host clients connect to)'}", file=out)
+        print(
+            f"  admin routes : {'on (/_sandbox/faults, /_sandbox/state)' if config.admin_enabled else 'off'}", file=out
+        )
+        if not handle.kids and not config.pats:
+            print("  note: no credentials registered; pass --pat TOKEN or --app-id ID --public-key FILE", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        await stop.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    try:
+        asyncio.run(_serve(config, host=args.host, port=args.port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0

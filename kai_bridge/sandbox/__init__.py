@@ -1,0 +1,48 @@
+"""A Coze-compatible sandbox: Coze's Open API paths, envelopes, SSE and JWT checks, offline.
+
+It is the default upstream when no Coze credentials are configured, the upstream of the
+project's tests and benchmarks, and a tool for developing without a network. The official SDK
+``cozepy`` works against it unchanged. It shares no code with ``kai_bridge.coze`` so each side
+checks the other.
+
+- :func:`create_app` builds the ASGI app (usable in-process with ``httpx.ASGITransport``);
+- :func:`start_sandbox` serves it on a real socket in the current event loop;
+- bots: :data:`COFFEE_BOT_ID` answers directly, :data:`PLUGIN_BOT_ID` calls the local plugin
+  ``coffee_knowledge_query`` through requires_action / submit_tool_outputs.
+"""
+
+from kai_bridge.sandbox.answers import Answerer, BuiltinAnswerer, KnowledgeAnswerer, answerer_name, default_answerer
+from kai_bridge.sandbox.app import create_app, sandbox_context
+from kai_bridge.sandbox.bots import TOOL_NAME
+from kai_bridge.sandbox.config import (
+    COFFEE_BOT_ID,
+    DEFAULT_WORKSPACE_ID,
+    PLUGIN_BOT_ID,
+    FaultRule,
+    RegisteredApp,
+    SandboxConfig,
+    public_key_kid,
+)
+from kai_bridge.sandbox.server import SandboxHandle, start_sandbox
+from kai_bridge.sandbox.state import SandboxState
+
+__all__ = [
+    "COFFEE_BOT_ID",
+    "DEFAULT_WORKSPACE_ID",
+    "PLUGIN_BOT_ID",
+    "TOOL_NAME",
+    "Answerer",
+    "BuiltinAnswerer",
+    "FaultRule",
+    "KnowledgeAnswerer",
+    "RegisteredApp",
+    "SandboxConfig",
+    "SandboxHandle",
+    "SandboxState",
+    "answerer_name",
+    "create_app",
+    "default_answerer",
+    "public_key_kid",
+    "sandbox_context",
+    "start_sandbox",
+]

@@ -1,0 +1,48 @@
+"""Counters a sandbox keeps about itself, readable in-process and through ``GET /_sandbox/state``.
+
+Tests use them to prove behaviour that is otherwise invisible to a client (for example that a
+cached JWT token led to exactly one token exchange for several API calls).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SandboxState"]
+
+
+@dataclass(slots=True)
+class SandboxState:
+    """Live counters; mutated only from the event loop that serves the sandbox."""
+
+    token_exchanges: int = 0
+    tokens_issued: int = 0
+    token_failures: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    auth_failures: int = 0
+    chats_created: int = 0
+    chats_completed: int = 0
+    chats_failed: int = 0
+    tool_outputs_submitted: int = 0
+    faults_injected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def requests_total(self) -> int:
+        return sum(self.requests.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "token_exchanges": self.token_exchanges,
+            "tokens_issued": self.tokens_issued,
+            "token_failures": dict(self.token_failures),
+            "requests_total": self.requests_total,
+            "requests": dict(self.requests),
+            "auth_failures": self.auth_failures,
+            "chats_created": self.chats_created,
+            "chats_completed": self.chats_completed,
+            "chats_failed": self.chats_failed,
+            "tool_outputs_submitted": self.tool_outputs_submitted,
+            "faults_injected": dict(self.faults_injected),
+        }
