@@ -561,12 +561,27 @@ class CozeClient:
         ChatTimeoutError raised. If the awaiting task is cancelled, the Coze chat is cancelled
         too (best effort) before the CancelledError propagates.
         """
-        interval = self._poll_interval if poll_interval is None else poll_interval
-        limit = self._chat_timeout if timeout is None else timeout
-        deadline = self._clock() + limit
         chat = await self.create_chat(bot_id=bot_id, user_id=user_id, messages=messages,
                                       conversation_id=conversation_id, custom_variables=custom_variables,
                                       meta_data=meta_data, auto_save_history=True)
+        return await self._poll(chat, poll_interval=poll_interval, limit_seconds=timeout)
+
+    async def poll_chat(
+        self,
+        *,
+        conversation_id: str,
+        chat_id: str,
+        poll_interval: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (on timeout the Coze chat is canceled too)
+    ) -> ChatPoll:
+        """Poll an existing chat (e.g. after a non-stream submit_tool_outputs) like create_and_poll."""
+        chat = await self.retrieve_chat(conversation_id=conversation_id, chat_id=chat_id)
+        return await self._poll(chat, poll_interval=poll_interval, limit_seconds=timeout)
+
+    async def _poll(self, chat: Chat, *, poll_interval: float | None, limit_seconds: float | None) -> ChatPoll:
+        interval = self._poll_interval if poll_interval is None else poll_interval
+        limit = self._chat_timeout if limit_seconds is None else limit_seconds
+        deadline = self._clock() + limit
         logid: str | None = None
         try:
             while not chat.status.is_terminal:
