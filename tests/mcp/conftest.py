@@ -1,0 +1,25 @@
+"""Fixtures for the MCP door tests: a bridge over the sandbox (see tests/tools/bridge.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kai_bridge.coze import CozeClient
+from kai_bridge.sandbox import SandboxHandle
+from tests.tools.bridge import Bridge, open_bridge, running_sandbox
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[SandboxHandle, CozeClient]]:
+    async with running_sandbox() as pair:
+        yield pair
+
+
+@pytest.fixture
+async def bridge(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[Bridge]:
+    handle, coze = upstream
+    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db") as opened:
+        yield opened
