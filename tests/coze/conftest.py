@@ -41,10 +41,14 @@ IN_PROCESS_BASE = "http://sandbox.test"
 
 
 class FakeClock:
+    """Time that moves only when told to (``advance``), or by ``step`` on every read."""
+
     def __init__(self, start: float) -> None:
         self.now = start
+        self.step = 0.0
 
     def __call__(self) -> float:
+        self.now += self.step
         return self.now
 
     def advance(self, seconds: float) -> None:

@@ -35,7 +35,8 @@ async def test_conversation_and_message_endpoints_round_trip(rig: Rig) -> None:
     messages = await client.list_messages(conversation_id=conv.id, order="asc")
     assert [m.content for m in messages.items] == ["你好", "耶加雪菲"]
     section = await client.clear_conversation(conversation_id=conv.id)
-    assert section.id and section.id != conv.last_section_id
+    assert section.id
+    assert section.id != conv.last_section_id
 
 
 async def test_iter_messages_walks_every_page(rig: Rig) -> None:
@@ -52,7 +53,8 @@ async def test_create_and_poll_returns_the_completed_chat_and_its_answer(rig: Ri
         bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("What is espresso?")]
     )
     assert result.chat.status is ChatStatus.COMPLETED
-    assert result.chat.usage is not None and result.chat.usage.output_count > 0
+    assert result.chat.usage is not None
+    assert result.chat.usage.output_count > 0
     assert "espresso" in result.answer.lower()
     listed = await rig.client.list_chat_messages(conversation_id=result.chat.conversation_id,
                                                  chat_id=result.chat.id)
@@ -97,7 +99,8 @@ async def test_requires_action_then_submit_tool_outputs_completes_the_chat(rig: 
         events = [e async for e in rig.client.submit_tool_outputs_stream(
             conversation_id=chat.conversation_id, chat_id=chat.id, tool_outputs=outputs)]
         final = next(e.chat for e in events if e.event is ChatEventType.CHAT_COMPLETED)
-        assert final is not None and final.id == chat.id
+        assert final is not None
+        assert final.id == chat.id
     else:
         resumed = await rig.client.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
                                                        tool_outputs=outputs)
@@ -112,7 +115,8 @@ async def test_bots_can_be_listed_and_retrieved(rig: Rig) -> None:
     page = await rig.client.list_bots(workspace_id=rig.workspace_id)
     assert {rig.bot_id, rig.plugin_bot_id} <= {b.id for b in page.items}
     bot = await rig.client.retrieve_bot(bot_id=rig.bot_id)
-    assert bot.id == rig.bot_id and bot.name
+    assert bot.id == rig.bot_id
+    assert bot.name
 
 
 async def test_unknown_conversation_is_not_found_with_a_logid(rig: Rig) -> None:
