@@ -42,7 +42,25 @@ class _TransportExposingH11(H11Protocol):
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves the host process's signal handlers alone."""
+    """A uvicorn server that leaves the host process's signal handlers alone and stops promptly."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        self._wake.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn's loop, but woken at once on exit instead of at the next 100 ms tick.
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Any:
@@ -131,7 +149,7 @@ async def start_sandbox(
         logger.info("sandbox listening on %s (answers: %s)", handle.base_url, handle.answerer)
         yield handle
     finally:
-        server.should_exit = True
+        server.request_exit()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=10)
         except TimeoutError:
