@@ -25,9 +25,8 @@ SNIPPET_CHARS = {"zh": 120, "en": 280}
 ANSWER_CHARS = {"zh": 220, "en": 520}
 
 # Asking "what is it like": favour sentences about taste (特点 -> 风味/口感 sentences).
-_PROFILE_QUERY = frozenset(
-    terms("特点 特色 特征 风味 口感 味道 喝起来 怎么样 characteristic characteristics profile flavor flavour taste")
-)
+_PROFILE_ZH = ("特点", "特色", "特征", "风味", "口感", "味道", "起来", "怎么样", "好喝")
+_PROFILE_EN = frozenset(terms("characteristic characteristics profile flavor flavour taste tastes like"))
 _PROFILE_SENTENCE = frozenset(
     terms(
         "风味 口感 香气 酸质 酸度 醇厚 甜感 花香 果香 余韵 茉莉 柑橘 浆果 巧克力 "
@@ -70,7 +69,7 @@ def _best_sentences(
     wanted = {t: w * index.idf.get(t, 0.0) for t, w in plan.weights.items()}
     for t, w in plan.expansion.items():
         wanted.setdefault(t, w * index.idf.get(t, 0.0))
-    profile = bool(_PROFILE_QUERY & plan.weights.keys())
+    profile = any(word in plan.text for word in _PROFILE_ZH) or bool(_PROFILE_EN & plan.weights.keys())
 
     def score(s: _Sentence) -> float:
         value = sum(wanted.get(t, 0.0) for t in s.terms)
@@ -176,9 +175,11 @@ def compose(
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
-    if any(index.credible(hit) for hit in hits[:top_k]):
+    about_coffee = index.about_coffee(plan)
+    if any(index.credible(hit, about_coffee=about_coffee) for hit in hits[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
-        kept = [(h, index.articles[h.doc]) for h in hits[:top_k] if h.score >= floor]
+        # Articles named in the question stay even when another one scores far higher.
+        kept = [(h, index.articles[h.doc]) for h in hits[:top_k] if h.score >= floor or h.alias]
     figures = _figures(plan=plan, passages=kept, cqi=cqi, language=language)
     if not kept and not figures:
         return KnowledgeAnswer(

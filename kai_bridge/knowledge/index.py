@@ -45,7 +45,11 @@ FIELD_BOOSTS = {"names": 3.0, "tags": 1.5, "body": 1.0}
 K1 = 1.2
 B = {"names": 0.3, "tags": 0.3, "body": 0.75}
 EXPANSION_WEIGHT = 0.3
-TYPO_WEIGHT = 0.8
+EXPANSION_COVERAGE = 0.3  # share of an alias span's coverage its other-language names earn
+TYPO_FACTOR = 0.8
+NEIGHBOUR_FACTOR = 0.7
+# Suffixes linking words of one family that the stemmer leaves apart.
+NEIGHBOUR_SUFFIXES = ("n", "an", "ian", "ean", "ese", "ity", "ic", "y", "ness", "er", "ist")
 ALIAS_BONUS = 6.0
 # Credibility gate (tuned on the labelled queries, including the off-topic set).
 MIN_COVERAGE_ALIAS = 0.3
@@ -53,6 +57,35 @@ MIN_COVERAGE_NAMED = 0.5
 MIN_COVERAGE_BODY = 0.8
 MIN_SCORE = 3.0
 COVERAGE_FLOOR = 0.4
+DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
+DOMAIN_SHARE = 0.5  # a term in the names of this share of articles means "coffee"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    """One term of the query and the index terms that may stand for it.
+
+    ``alternatives`` pairs index terms with a factor: the term itself (1.0), its typo
+    correction, its morphological neighbours (europe ~ european). Per article only the best
+    alternative counts, so a word never scores twice.
+    """
+
+    term: str
+    weight: float  # 1.0, or less for weak kinds (CJK unigrams)
+    idf: float  # its weight in coverage (see Index._unmatched_idf)
+    alternatives: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """The other language's names of the articles an alias hit named.
+
+    An article matching them mentions the named thing in the other language, so it is
+    credited with part of the coverage the alias span's words carry.
+    """
+
+    span_terms: frozenset[str]  # the query terms inside the alias span
+    terms: dict[str, float]
 
 
 @dataclass(slots=True)
@@ -60,12 +93,20 @@ class QueryPlan:
     """How a query was understood; kept for answers (sentence picking) and for debugging."""
 
     text: str
-    weights: dict[str, float]  # term -> query weight (original terms)
-    expansion: dict[str, float]  # term -> weight (from alias expansion)
+    terms: list[QueryTerm]
+    weights: dict[str, float]  # every index term the query may match -> weight (for sentence picking)
+    expansion: dict[str, float]  # term -> weight, all expansion terms (for sentence picking)
+    expansions: list[Expansion]  # one per alias hit
     corrections: dict[str, str]  # typed word -> vocabulary word
     alias_hits: list[PhraseHit[int]]
     units: list[str]
-    content_weight: float  # sum of weight x idf of the original terms
+    content_weight: float  # sum of weight x idf of the query terms
+
+    def mass(self, term: str) -> float:
+        for qt in self.terms:
+            if qt.term == term:
+                return qt.weight * qt.idf
+        return 0.0
 
 
 @dataclass(slots=True)
@@ -139,13 +180,15 @@ class Index:
             idf, postings = self.idf, self.postings
             for term, tf in pseudo.items():
                 postings[term].append((doc, idf[term] * tf * (k1 + 1) / (tf + k1)))
-        # Aliases (and titles) -> articles; each article's names in either language for expansion.
+        in_names = Counter(t for terms_ in self.name_terms for t in terms_ if len(t) > 1)
+        self.domain_terms = frozenset(t for t, c in in_names.items() if c >= DOMAIN_SHARE * n)
+        # Titles and aliases are matched in queries; only aliases (names, not descriptions) expand.
         alias_entries: list[tuple[str, int]] = []
         self._cross_names: list[tuple[list[Token], list[Token]]] = []
         for doc, article in enumerate(self.articles):
             alias_entries.extend((name, doc) for name in _names(article))
-            zh = [t for name in (article.title_zh, *article.aliases_zh) for t in tokens(name) if has_cjk(t[0])]
-            en = [t for name in (article.title_en, *article.aliases_en) for t in tokens(name) if not has_cjk(t[0])]
+            zh = [t for name in article.aliases_zh for t in tokens(name) if has_cjk(t[0])]
+            en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
             self._cross_names.append((zh, en))
         self.aliases: PhraseMatcher[int] = PhraseMatcher(alias_entries)
         # Typo targets: Latin words of names and tags only (surface -> stem).
@@ -182,33 +225,72 @@ class Index:
                 best = rank
         return best[2] if best else None
 
+    def _neighbours(self, term: str) -> list[str]:
+        """Index terms that differ from a Latin ``term`` by a derivational suffix
+        (europe ~ european, kenya ~ kenyan, acid ~ acidity, sweet ~ sweetness)."""
+        if len(term) < 4 or not term.isalpha():
+            return []
+        found = [term[: -len(x)] for x in NEIGHBOUR_SUFFIXES if term.endswith(x) and term[: -len(x)] in self.idf]
+        found += [term + x for x in NEIGHBOUR_SUFFIXES if term + x in self.idf]
+        if term.endswith("e"):  # the stemmer keeps a final e only on short words
+            found += [term[:-1] + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + x in self.idf]
+        return [t for t in found if len(t) >= 4]
+
     def plan(self, query: str) -> QueryPlan:
-        weights: dict[str, float] = {}
+        raw: dict[str, tuple[float, str]] = {}  # term -> (weight, surface)
+        for term, weight, surface in tokens(query):
+            if weight > raw.get(term, (0.0, ""))[0]:
+                raw[term] = (weight, surface)
         corrections: dict[str, str] = {}
-        for token in tokens(query):
-            term, weight, surface = token
-            if surface and term not in self.idf:
-                fixed = self.correct(surface)
-                if fixed is not None:
-                    corrections[surface] = fixed
-                    term, weight = self._typo_targets[fixed], TYPO_WEIGHT
-            weights[term] = max(weights.get(term, 0.0), weight)
+        query_terms: list[QueryTerm] = []
+        for term, (weight, surface) in raw.items():
+            alternatives: list[tuple[str, float]] = []
+            idf = self.idf.get(term)
+            if idf is not None:
+                alternatives.append((term, 1.0))
+            elif surface and (fixed := self.correct(surface)) is not None:
+                corrections[surface] = fixed
+                term_fixed = self._typo_targets[fixed]
+                alternatives.append((term_fixed, TYPO_FACTOR))
+                idf = self.idf[term_fixed]
+            if surface:
+                base = alternatives[0][0] if alternatives else term
+                for other in self._neighbours(base):
+                    if all(other != alt for alt, _ in alternatives):
+                        alternatives.append((other, NEIGHBOUR_FACTOR))
+                        if idf is None:
+                            idf = self.idf[other]
+            query_terms.append(
+                QueryTerm(term, weight, idf if idf is not None else self._unmatched_idf(term), tuple(alternatives))
+            )
+        weights: dict[str, float] = {}
+        for qt in query_terms:
+            for alt, factor in qt.alternatives:
+                weights[alt] = max(weights.get(alt, 0.0), qt.weight * factor)
         query_units = units(query)
         if corrections:
-            query_units = [stem(corrections.get(u, u)) if not has_cjk(u) else u for u in query_units]
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
             query_units = [fixed_units.get(u, u) for u in query_units]
         hits = [h for h in self.aliases.find(query_units) if not _only_stopwords(h.phrase)]
-        expansion: dict[str, float] = {}
+        masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
+        expansions: list[Expansion] = []
         for hit in hits:
             cjk = has_cjk(hit.phrase)
+            group: dict[str, float] = {}
             for doc in hit.payloads:
                 zh_tokens, en_tokens = self._cross_names[doc]
-                for token in en_tokens if cjk else zh_tokens:
-                    if token[0] not in weights:
-                        expansion[token[0]] = max(expansion.get(token[0], 0.0), EXPANSION_WEIGHT * token[1])
-        content = sum(w * self._unmatched_idf(t) for t, w in weights.items())
-        return QueryPlan(query, weights, expansion, corrections, hits, query_units, content)
+                for term, weight, _ in en_tokens if cjk else zh_tokens:
+                    if term not in weights and term not in self.domain_terms:
+                        group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
+            if group:
+                span = frozenset(_span_terms(query_units[hit.start : hit.end])) & masses.keys()
+                expansions.append(Expansion(span, group))
+        expansion: dict[str, float] = {}
+        for exp in expansions:
+            for term, weight in exp.terms.items():
+                expansion[term] = max(expansion.get(term, 0.0), weight)
+        content = sum(qt.weight * qt.idf for qt in query_terms)
+        return QueryPlan(query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content)
 
     def _unmatched_idf(self, term: str) -> float:
         """How much a query term weighs in coverage. Unknown terms weigh the most, except a
@@ -218,7 +300,7 @@ class Index:
         if idf is not None:
             return idf
         if len(term) == 2 and has_cjk(term):
-            return min(self.max_idf, self.idf.get(term[0], self.max_idf) + self.idf.get(term[1], self.max_idf))
+            return max(self.idf.get(term[0], self.max_idf), self.idf.get(term[1], self.max_idf))
         return self.max_idf
 
     # --- ranking ------------------------------------------------------------------------
@@ -226,19 +308,41 @@ class Index:
     def search(self, plan: QueryPlan, *, limit: int) -> list[Hit]:
         scores: dict[int, float] = {}
         covered: dict[int, float] = {}
-        for term, weight in plan.weights.items():
-            idf = self.idf.get(term, 0.0)
-            for doc, impact in self.postings.get(term, ()):
-                scores[doc] = scores.get(doc, 0.0) + weight * impact
-                covered[doc] = covered.get(doc, 0.0) + weight * idf
-        for term, weight in plan.expansion.items():
-            for doc, impact in self.postings.get(term, ()):
-                scores[doc] = scores.get(doc, 0.0) + weight * impact
+        # Only needed to credit expansions without counting a word twice.
+        matched: dict[int, set[str]] | None = {} if plan.expansions else None
+        for qt in plan.terms:
+            best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor) of the best alternative
+            for alt, factor in qt.alternatives:
+                for doc, impact in self.postings[alt]:
+                    value = qt.weight * factor * impact
+                    if value > best.get(doc, (0.0, 0.0))[0]:
+                        best[doc] = (value, factor)
+            mass = qt.weight * qt.idf
+            for doc, (value, factor) in best.items():
+                scores[doc] = scores.get(doc, 0.0) + value
+                covered[doc] = covered.get(doc, 0.0) + mass * factor
+                if matched is not None:
+                    matched.setdefault(doc, set()).add(qt.term)
+        if matched is not None:
+            masses = {qt.term: qt.weight * qt.idf for qt in plan.terms}
+            credited: dict[int, set[str]] = {}
+            for exp in plan.expansions:
+                reached: dict[int, float] = {}
+                for term, weight in exp.terms.items():
+                    for doc, impact in self.postings.get(term, ()):
+                        reached[doc] = max(reached.get(doc, 0.0), weight * impact)
+                for doc, value in reached.items():
+                    scores[doc] = scores.get(doc, 0.0) + value
+                    # The span's words this article did not match itself, credited once.
+                    done = matched.get(doc, set()) | credited.setdefault(doc, set())
+                    fresh = exp.span_terms - done
+                    credited[doc] |= fresh
+                    covered[doc] = covered.get(doc, 0.0) + EXPANSION_COVERAGE * sum(masses[t] for t in fresh)
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
             scores[doc] = scores.get(doc, 0.0) + ALIAS_BONUS * strength
         content = plan.content_weight or 1.0
-        strong = [t for t, w in plan.weights.items() if w >= 1.0 or len(t) > 1]
+        strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         hits: list[Hit] = []
         for doc, score in scores.items():
             coverage = min(1.0, covered.get(doc, 0.0) / content)
@@ -256,17 +360,23 @@ class Index:
         hits.sort(key=lambda h: (-h.score, self.articles[h.doc].id))
         return hits[:limit]
 
-    def credible(self, hit: Hit) -> bool:
+    def about_coffee(self, plan: QueryPlan) -> bool:
+        """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""
+        return any(qt.term in self.domain_terms for qt in plan.terms)
+
+    def credible(self, hit: Hit, *, about_coffee: bool) -> bool:
         """Whether a hit is good enough to answer from (the off-topic gate).
 
         Named in the query (alias) and explaining some of it; or matching it in its names or
-        tags and explaining half of it; or matching nearly all of it anywhere.
+        tags and explaining enough of it; or matching nearly all of it anywhere. A question
+        that says "coffee" needs less: it is on topic, only the wording is unusual.
         """
         if hit.alias and hit.coverage >= MIN_COVERAGE_ALIAS:
             return True
         if hit.raw < MIN_SCORE:
             return False
-        return hit.coverage >= (MIN_COVERAGE_NAMED if hit.named else MIN_COVERAGE_BODY)
+        need = MIN_COVERAGE_NAMED if hit.named else MIN_COVERAGE_BODY
+        return hit.coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 
 
 def _names(article: Article) -> list[str]:
@@ -277,14 +387,25 @@ def _only_stopwords(phrase: str) -> bool:
     return not has_cjk(phrase) and all(word in EN_STOPWORDS for word in phrase.split())
 
 
+def _span_terms(units_: list[str]) -> list[str]:
+    """The index terms a run of query units stands for (CJK chars + bigrams, Latin stems)."""
+    out: list[str] = []
+    for i, unit in enumerate(units_):
+        out.append(unit)
+        if has_cjk(unit) and i + 1 < len(units_) and has_cjk(units_[i + 1]):
+            out.append(unit + units_[i + 1])
+    return out
+
+
 def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:
     """Per article: (how much of the query its aliases explain, in (0, 1]; whether that counts
-    as being named). A hit inside a longer hit of another article (摩卡 inside 摩卡壶) is
-    shadowed: a small bonus, and not a naming.
+    as being named). "How much" is by idf mass, so "coffee history" explains less of "typica
+    coffee history" than "typica" does. A hit inside a longer hit of another article (摩卡
+    inside 摩卡壶) is shadowed: a small bonus, and not a naming.
     """
     if not plan.alias_hits:
         return {}
-    total = max(1, sum(1 for u in plan.units if has_cjk(u) or u not in EN_STOPWORDS))
+    total = plan.content_weight or 1.0
     strength: dict[int, tuple[float, bool]] = {}
     for hit in plan.alias_hits:
         length = hit.end - hit.start
@@ -295,7 +416,8 @@ def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:
             and not (other.payloads & hit.payloads)
             for other in plan.alias_hits
         )
-        share = min(1.0, length / total) / len(hit.payloads)
+        mass = sum(plan.mass(t) for t in set(_span_terms(plan.units[hit.start : hit.end])))
+        share = min(1.0, mass / total) / len(hit.payloads)
         value = (0.5 + 0.5 * share, True) if not shadowed else (0.2 * share, False)
         for doc in hit.payloads:
             strength[doc] = max(strength.get(doc, (0.0, False)), value)

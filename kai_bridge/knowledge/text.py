@@ -28,88 +28,28 @@ _COMBINING_RE = re.compile("[\u0300-\u036f]")  # accents on Latin letters (café
 # Chinese function words and question scaffolding. They are cut out (leaving a boundary, so
 # no bigram spans the gap) because they carry no topic and would otherwise match everywhere.
 # Longest first, so 为什么 goes before 什么.
-_ZH_STOP = sorted(
-    {
-        "为什么",
-        "怎么样",
-        "怎么办",
-        "是什么",
-        "有什么",
-        "有哪些",
-        "什么样",
-        "哪一个",
-        "请问",
-        "什么",
-        "怎么",
-        "怎样",
-        "如何",
-        "哪些",
-        "哪个",
-        "哪里",
-        "一下",
-        "介绍",
-        "关于",
-        "请你",
-        "告诉",
-        "我们",
-        "你们",
-        "他们",
-        "它们",
-        "这个",
-        "那个",
-        "这些",
-        "那些",
-        "以及",
-        "或者",
-        "还是",
-        "就是",
-        "可以",
-        "能否",
-        "是否",
-        "应该",
-        "需要",
-        "一些",
-        "一种",
-        "所谓",
-        # Single characters only where they are almost never part of a content word.
-        "的",
-        "了",
-        "吗",
-        "呢",
-        "吧",
-        "啊",
-        "呀",
-        "么",
-        "嘛",
-        "是",
-        "和",
-        "与",
-        "我",
-        "你",
-        "他",
-        "她",
-        "它",
-        "很",
-        "都",
-        "也",
-        "请",
-        "在",
-    },
-    key=len,
-    reverse=True,
+_ZH_STOP_TEXT = (
+    # Question scaffolding and pronouns.
+    "为什么 怎么样 怎么办 是什么 有什么 有哪些 什么样 哪一个 请问 什么 怎么 怎样 如何 哪些 哪个 "
+    "哪里 一下 介绍 关于 请你 告诉 我们 你们 他们 它们 这个 那个 这些 那些 以及 或者 还是 就是 "
+    "可以 能否 是否 应该 需要 一些 一种 所谓 "
+    # "X起来" (drinks/looks like): a frame around the topic, rare enough to outweigh it.
+    "喝起来 尝起来 闻起来 看起来 起来 "
+    # Single characters only where they are almost never part of a content word.
+    "的 了 吗 呢 吧 啊 呀 么 嘛 是 和 与 我 你 他 她 它 很 都 也 请 在"
 )
+_ZH_STOP = sorted(set(_ZH_STOP_TEXT.split()), key=len, reverse=True)
 _ZH_STOP_RE = re.compile("|".join(re.escape(word) for word in _ZH_STOP))
 
-EN_STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being
+_EN_STOP_TEXT = """a about above after again all also am an and any are as at be because been before being
     between both but by can could did do does doing down during each few for from further had has
     have having he her here hers him his how i if in into is it its itself just me more most my no
     nor not of off on once only or other our ours out own same she should so some such than
     that the their theirs them then there these they this those through to too until up very
     was we were what when where which while who whom why will with would you your yours tell
     please explain describe know want like get give much many way ways make made good best use
-    used using vs versus""".split()  # noqa: SIM905 - a word list reads better as text
-)
+    used using vs versus"""
+EN_STOPWORDS = frozenset(_EN_STOP_TEXT.split())
 # "over" and "under" are deliberately not stopwords: "pour over", "under extraction".
 
 
@@ -169,7 +109,10 @@ UNIGRAM_WEIGHT = 0.25
 
 def _cjk_tokens(run: str, out: list[Token]) -> None:
     for chunk in _ZH_STOP_RE.split(run):
-        if chunk:
+        if len(chunk) == 1:
+            # A character standing alone between function words is a word (很酸怎么办 -> 酸).
+            out.append((chunk, 1.0, ""))
+        elif chunk:
             out.extend([(ch, UNIGRAM_WEIGHT, "") for ch in chunk])
             out.extend([(chunk[i : i + 2], 1.0, "") for i in range(len(chunk) - 1)])
 
