@@ -244,7 +244,7 @@ class JWTAuth:
             )
             self.exchange_count += 1
             self.last_error = None
-            log.info("Coze access token obtained, valid for %.0fs", lifetime)
+            log.debug("Coze access token obtained, valid for %.0fs", lifetime)
             return token
 
     async def get_token(self) -> str:

@@ -155,7 +155,8 @@ def error_for(
     else:
         text = f"{head}Coze answered HTTP {http_status}: {msg or 'no message'}"
     hint = _HINTS.get(code) if code is not None else None
-    if hint and hint.lower() not in msg.lower():
+    # Coze's own words first; the hint only when they are terse (e.g. "authentication is invalid").
+    if hint and len(msg) < 60 and hint.lower() not in msg.lower():
         text += f" ({hint})"
     if cls is CozeRateLimitError:
         return CozeRateLimitError(
