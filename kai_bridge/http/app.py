@@ -157,7 +157,7 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
             body["sandbox"] = {
                 "base_url": getattr(sandbox, "base_url", None),
                 "workspace_id": getattr(sandbox, "workspace_id", None),
-                "bot_ids": dict(getattr(sandbox, "bot_ids", {}) or {}),
+                "bot_id": getattr(sandbox, "bot_id", None),
                 "warning": SANDBOX_WARNING,
             }
         return JSONResponse(body)
