@@ -3,7 +3,7 @@
 
 Reads the two Coffee Quality Institute review CSVs (``shared/data/cqi``, MIT, scraped in
 January 2018 by jldbc/coffee-quality-database) and writes
-``kai_bridge/knowledge/data/cqi_stats.json`` plus ``CQI_LICENSE`` (the MIT notice with a line
+``kai_bridge/knowledge/data/cqi_stats.json`` plus ``LICENSE-CQI`` (the MIT notice with a line
 saying what was derived). The package never reads the CSVs at run time; this script is run by
 hand when the derivation changes, and ``tests/knowledge/test_cqi_table.py`` fails when the
 shipped table no longer matches a fresh computation.
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CQI_DIR = REPO.parent / "shared" / "data" / "cqi"
 OUT_DIR = REPO / "kai_bridge" / "knowledge" / "data"
 OUT_TABLE = OUT_DIR / "cqi_stats.json"
-OUT_LICENSE = OUT_DIR / "CQI_LICENSE"
+OUT_LICENSE = OUT_DIR / "LICENSE-CQI"
 
 ALTITUDE_BOUNDS_M = (100.0, 3500.0)
 ATTRIBUTES = (
@@ -122,9 +122,7 @@ def _group_stats(rows: Sequence[Mapping[str, str]], *, with_processes: bool) -> 
             attributes[attribute] = _r(statistics.fmean(values))
     varieties = Counter(r["Variety"].strip() for r in rows if r["Variety"].strip() not in NOT_VARIETIES)
     low, high = ALTITUDE_BOUNDS_M
-    altitudes = sorted(
-        a for r in rows if (a := _number(r["altitude_mean_meters"])) is not None and low <= a <= high
-    )
+    altitudes = sorted(a for r in rows if (a := _number(r["altitude_mean_meters"])) is not None and low <= a <= high)
     altitude: dict[str, Any] = {"samples": len(altitudes)}
     if altitudes:
         altitude["min_m"] = round(altitudes[0])
@@ -181,7 +179,7 @@ def compute(*, cqi_dir: Path) -> dict[str, Any]:
             "repository": "https://github.com/jldbc/coffee-quality-database",
             "commit": "e3b22b2",
             "files": ["data/arabica_data_cleaned.csv", "data/robusta_data_cleaned.csv"],
-            "license": "MIT, Copyright (c) 2018 James LeDoux (see CQI_LICENSE)",
+            "license": "MIT, Copyright (c) 2018 James LeDoux (see LICENSE-CQI)",
         },
         "method": {
             "dropped_rows": len(raw) - len(rows),

@@ -99,14 +99,15 @@ def _join(parts: Sequence[str], language: str) -> str:
     return ("" if language == "zh" else " ").join(parts)
 
 
-def _direct_cqi(plan: QueryPlan, cqi: CqiTable) -> list[CqiKey]:
-    """Countries / processes named in the query, when the query is about coffee."""
+def _direct_cqi(plan: QueryPlan, cqi: CqiTable, *, answered: bool) -> list[CqiKey]:
+    """Countries / processes named in the query, when the query is about coffee: it found
+    articles, says "coffee", or is little more than the name itself."""
     hits = cqi.matcher.find(plan.units)
     if not hits:
         return []
     content_units = [u for u in plan.units if has_cjk(u) or u.isalnum()]
     named = sum(h.end - h.start for h in hits)
-    about_coffee = bool(plan.alias_hits) or bool(_COFFEE_CONTEXT & plan.weights.keys())
+    about_coffee = answered or bool(_COFFEE_CONTEXT & plan.weights.keys())
     if not about_coffee and named < 0.6 * max(1, len(content_units)):
         return []
     keys: list[CqiKey] = []
@@ -126,7 +127,7 @@ def _figures(
                 keys.append(CqiKey("country", article.cqi_country))
             if article.cqi_process:
                 keys.append(CqiKey("process", article.cqi_process))
-    keys.extend(_direct_cqi(plan, cqi))
+    keys.extend(_direct_cqi(plan, cqi, answered=bool(passages)))
     figures: list[CqiFigure] = []
     seen: set[CqiKey] = set()
     for key in keys:

@@ -1,7 +1,7 @@
 """Coffee Quality Institute figures: the derived table shipped in ``data/cqi_stats.json``.
 
 The table is built offline by ``scripts/build_cqi.py`` from the CQI review CSVs (MIT, see
-``data/CQI_LICENSE``); here it is only read, named in both languages and turned into
+``data/LICENSE-CQI``); here it is only read, named in both languages and turned into
 :class:`CqiFigure` objects with a one-line summary. Country and process names are matched in
 queries so "墨西哥咖啡评分" gets Mexico's figures even without a Mexico article.
 """

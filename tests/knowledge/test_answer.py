@@ -1,0 +1,135 @@
+"""KnowledgeBase.query on the shipped corpus: the answers a user sees."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kai_bridge.errors import KnowledgeError
+from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBase
+
+
+def test_seed_example_answers_from_the_ethiopia_article_with_cqi_figures(kb: KnowledgeBase) -> None:
+    answer = kb.query("埃塞俄比亚咖啡特点")
+    assert answer.found
+    assert answer.language == "zh"
+    assert answer.passages[0].article_id == "origin-ethiopia"
+    assert answer.passages[0].title == "埃塞俄比亚咖啡"
+    ethiopia = next(f for f in answer.figures if f.kind == "country" and f.key == "Ethiopia")
+    assert ethiopia.samples == 44
+    assert ethiopia.source == "Coffee Quality Institute reviews (2018 scrape, n=44)"
+    assert 80 < ethiopia.total_cup_points_mean < 90
+    assert "origin-ethiopia" in answer.sources
+    assert "cqi:Ethiopia" in answer.sources
+    # Chinese answer: the article's sentences plus one line of CQI figures.
+    assert "埃塞俄比亚" in answer.answer
+    assert "n=44" in answer.answer
+    # 特点 asks what it is like: the answer carries the flavour sentence.
+    assert any(word in answer.answer for word in ("茉莉", "蓝莓", "花香"))
+
+
+def test_english_question_gets_an_english_answer_with_english_titles(kb: KnowledgeBase) -> None:
+    answer = kb.query("What does Ethiopian coffee taste like?")
+    assert answer.language == "en"
+    assert answer.passages[0].article_id == "origin-ethiopia"
+    assert answer.passages[0].title == "Ethiopian coffee"
+    assert answer.answer.isascii() or "Ethiopia" in answer.answer
+    assert "CQI reviews (Ethiopia, 2018 scrape, n=44)" in answer.answer
+
+
+def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
+    answer = kb.query("埃塞俄比亚咖啡特点", language="en")
+    assert answer.language == "en"
+    assert answer.passages[0].title == "Ethiopian coffee"
+    assert "Ethiopia" in answer.answer
+    back = kb.query("Ethiopian coffee", language="zh")
+    assert back.language == "zh"
+    assert back.passages[0].title == "埃塞俄比亚咖啡"
+
+
+@pytest.mark.parametrize(
+    ("query", "language"),
+    [
+        pytest.param("今天北京天气怎么样", "zh", id="weather-zh"),
+        pytest.param("How to bake sourdough bread at home", "en", id="bread-en"),
+    ],
+)
+def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
+    answer = kb.query(query)
+    assert not answer.found
+    assert answer.language == language
+    assert answer.passages == []
+    assert answer.figures == []
+    assert answer.sources == []
+    covered = ("产地", "冲煮", "烘焙") if language == "zh" else ("origins", "brewing", "roasting")
+    assert all(word in answer.answer for word in covered)
+    assert query[:10] in answer.answer
+
+
+def test_process_question_carries_the_process_figures(kb: KnowledgeBase) -> None:
+    answer = kb.query("日晒处理法是什么")
+    assert answer.passages[0].article_id == "process-natural"
+    assert [f.key for f in answer.figures if f.kind == "process"] == ["Natural / Dry"]
+    assert "cqi-process:Natural / Dry" in answer.sources
+
+
+def test_country_named_without_an_article_still_gets_its_figures(kb: KnowledgeBase) -> None:
+    # Zambia has one CQI review and no article: the figures alone answer.
+    answer = kb.query("赞比亚咖啡评分")
+    assert answer.found
+    assert [f.key for f in answer.figures] == ["Zambia"]
+    assert answer.figures[0].samples == 1
+
+
+def test_country_name_in_an_off_topic_question_brings_no_figures(kb: KnowledgeBase) -> None:
+    assert not kb.query("中国股市行情").found
+
+
+def test_top_k_limits_passages_and_is_clamped(kb: KnowledgeBase) -> None:
+    assert len(kb.query("咖啡烘焙", top_k=1).passages) == 1
+    assert len(kb.query("咖啡烘焙", top_k=0).passages) == 1
+    assert len(kb.query("coffee", top_k=999).passages) <= 10
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_question_is_a_clear_knowledge_error(kb: KnowledgeBase, query: str) -> None:
+    with pytest.raises(KnowledgeError, match="empty"):
+        kb.query(query)
+
+
+def test_very_long_question_is_answered(kb: KnowledgeBase) -> None:
+    answer = kb.query("埃塞俄比亚咖啡特点 " + "咖啡 " * 5000)
+    assert answer.passages[0].article_id == "origin-ethiopia"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300))
+def test_any_text_gets_an_answer_or_the_empty_question_error(text: str) -> None:
+    kb = _shared()
+    try:
+        answer = kb.query(text)
+    except KnowledgeError:
+        assert not text.strip()
+        return
+    assert isinstance(answer, KnowledgeAnswer)
+    assert answer.answer
+    assert answer.found == bool(answer.passages or answer.figures)
+
+
+_KB: list[KnowledgeBase] = []
+
+
+def _shared() -> KnowledgeBase:
+    # hypothesis does not mix with function-scoped fixtures; load once here instead.
+    if not _KB:
+        _KB.append(KnowledgeBase.load())
+    return _KB[0]
+
+
+def test_answer_is_a_json_round_trippable_model(kb: KnowledgeBase) -> None:
+    answer = kb.query("Kenyan coffee")
+    again = KnowledgeAnswer.model_validate_json(answer.model_dump_json())
+    assert again == answer
+    schema = KnowledgeAnswer.model_json_schema()
+    assert {"query", "language", "found", "answer", "passages", "figures", "sources"} <= set(schema["properties"])

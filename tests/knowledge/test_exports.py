@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import kai_bridge.knowledge as knowledge
+
+
+def test_public_names_are_pinned() -> None:
+    assert knowledge.__all__ == [
+        "AltitudeRange",
+        "Backend",
+        "CozeAsker",
+        "CqiFigure",
+        "KnowledgeAnswer",
+        "KnowledgeBase",
+        "KnowledgeService",
+        "NamedCount",
+        "Passage",
+    ]
+    for name in knowledge.__all__:
+        assert getattr(knowledge, name) is not None
