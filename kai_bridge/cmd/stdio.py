@@ -21,6 +21,7 @@ from kai_bridge.config import Settings
 from kai_bridge.errors import ConfigError
 from kai_bridge.http.app import build_sidecar_app
 from kai_bridge.http.server import AppServer, bind_socket, url_of
+from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import McpExtension, build_mcp_server
 
 __all__ = ["HELP", "add_arguments", "run", "run_stdio"]
@@ -51,7 +52,7 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     from kai_bridge.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
-        server = build_mcp_server(runtime.registry, extensions=extensions)
+        server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
         sidecar = AppServer(build_sidecar_app(runtime), handle_signals=False) if sock is not None else None
         try:

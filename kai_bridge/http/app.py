@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from kai_bridge import __version__
 from kai_bridge.config import Settings
 from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, transport_security
+from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.tools.registry import ToolRegistry
 
@@ -205,11 +206,13 @@ def build_app(
 ) -> Starlette:
     """The ``serve`` app: MCP at ``settings.mcp_path`` plus the operator routes and ``extra_routes``.
 
+    The MCP server gets the knowledge resources/prompt first, then ``extensions`` (tests).
+
     Raises ConfigError when the settings would expose /mcp beyond loopback without a token.
     """
     settings = runtime.settings
     check_http_security(settings)
-    server = build_mcp_server(runtime.registry, extensions=extensions)
+    server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
     endpoint, manager = _mcp_endpoint(server, settings)
 
     @contextlib.asynccontextmanager
