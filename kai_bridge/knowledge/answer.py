@@ -18,7 +18,7 @@ from kai_bridge.knowledge.text import Language, has_cjk, sentences, terms
 __all__ = ["SentenceCache", "compose"]
 
 # A hit lower than this share of the best one is noise, not a related article.
-RELATIVE_CUTOFF = 0.25
+RELATIVE_CUTOFF = 0.15
 MAX_FIGURES = 3
 ANSWER_SENTENCES = 2
 SNIPPET_CHARS = {"zh": 120, "en": 280}
@@ -63,22 +63,35 @@ class SentenceCache:
         return found
 
 
-def _best_sentences(
-    sents: list[_Sentence], *, plan: QueryPlan, index: Index, count: int, max_chars: int
-) -> list[_Sentence]:
-    wanted = {t: w * index.idf.get(t, 0.0) for t, w in plan.weights.items()}
-    for t, w in plan.expansion.items():
-        wanted.setdefault(t, w * index.idf.get(t, 0.0))
-    profile = any(word in plan.text for word in _PROFILE_ZH) or bool(_PROFILE_EN & plan.weights.keys())
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """What makes a sentence relevant to this query: its terms' weights, and a taste bonus."""
 
-    def score(s: _Sentence) -> float:
-        value = sum(wanted.get(t, 0.0) for t in s.terms)
-        if profile:
-            value += 2.0 * len(_PROFILE_SENTENCE & s.terms)
-        # The lead sentence usually defines the subject: a small tie-breaking preference.
-        return value + (0.5 if s.position == 0 else 0.0)
+    items: tuple[tuple[str, float], ...]
+    profile: bool
 
-    ranked = sorted(sents, key=lambda s: (-score(s), s.position))
+    @classmethod
+    def of(cls, plan: QueryPlan, index: Index) -> _Wanted:
+        wanted = {t: w * index.idf.get(t, 0.0) for t, w in plan.weights.items()}
+        for t, w in plan.expansion.items():
+            wanted.setdefault(t, w * index.idf.get(t, 0.0))
+        profile = any(word in plan.text for word in _PROFILE_ZH) or bool(_PROFILE_EN & plan.weights.keys())
+        # Negligible weights (common characters) cannot change a choice; skip them.
+        return cls(tuple((t, w) for t, w in wanted.items() if w >= 0.05), profile)
+
+    def rank(self, sents: list[_Sentence]) -> list[_Sentence]:
+        def score(s: _Sentence) -> float:
+            value = sum(w for t, w in self.items if t in s.terms)
+            if self.profile:
+                value += 2.0 * len(_PROFILE_SENTENCE & s.terms)
+            # The lead sentence usually defines the subject: a small tie-breaking preference.
+            return value + (0.5 if s.position == 0 else 0.0)
+
+        return sorted(sents, key=lambda s: (-score(s), s.position))
+
+
+def _pick(ranked: list[_Sentence], *, count: int, max_chars: int) -> list[_Sentence]:
+    """The best ``count`` sentences within ``max_chars`` (the best one always), in text order."""
     chosen: list[_Sentence] = []
     used = 0
     for sentence in ranked:
@@ -188,15 +201,15 @@ def compose(
         )
     passages: list[Passage] = []
     answer_parts: list[str] = []
+    wanted = _Wanted.of(plan, index)
     for rank, (hit, article) in enumerate(kept):
-        sents = sentence_cache.get(article, language)
+        ranked = wanted.rank(sentence_cache.get(article, language))
         if rank == 0:
-            best = _best_sentences(
-                sents, plan=plan, index=index, count=ANSWER_SENTENCES, max_chars=ANSWER_CHARS[language]
+            lead = _join(
+                [s.text for s in _pick(ranked, count=ANSWER_SENTENCES, max_chars=ANSWER_CHARS[language])], language
             )
-            lead = _join([s.text for s in best], language)
             answer_parts.append(f"{article.title(language)}：{lead}" if language == "zh" else lead)
-        best = _best_sentences(sents, plan=plan, index=index, count=1, max_chars=SNIPPET_CHARS[language])
+        best = _pick(ranked, count=1, max_chars=SNIPPET_CHARS[language])
         passages.append(
             Passage(
                 article_id=article.id,

@@ -28,6 +28,7 @@ the author from the benchmark): see ``MEASUREMENTS`` below.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -50,13 +51,15 @@ TYPO_FACTOR = 0.8
 NEIGHBOUR_FACTOR = 0.7
 # Suffixes linking words of one family that the stemmer leaves apart.
 NEIGHBOUR_SUFFIXES = ("n", "an", "ian", "ean", "ese", "ity", "ic", "y", "ness", "er", "ist")
-ALIAS_BONUS = 6.0
+ALIAS_BONUS = 10.0
+NAMED_FLOOR = 0.25  # a named article scoring below this share of the best is not promoted
 # Credibility gate (tuned on the labelled queries, including the off-topic set).
 MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
 MIN_COVERAGE_BODY = 0.8
 MIN_SCORE = 3.0
 COVERAGE_FLOOR = 0.4
+NEGLIGIBLE = 0.01  # query terms weighing less than this (咖 in every article) are skipped
 DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
 DOMAIN_SHARE = 0.5  # a term in the names of this share of articles means "coffee"
 
@@ -280,7 +283,8 @@ class Index:
             for doc in hit.payloads:
                 zh_tokens, en_tokens = self._cross_names[doc]
                 for term, weight, _ in en_tokens if cjk else zh_tokens:
-                    if term not in weights and term not in self.domain_terms:
+                    # Whole words only: a lone character of a name says little.
+                    if weight >= 1.0 and term not in weights and term not in self.domain_terms:
                         group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
             if group:
                 span = frozenset(_span_terms(query_units[hit.start : hit.end])) & masses.keys()
@@ -306,59 +310,87 @@ class Index:
     # --- ranking ------------------------------------------------------------------------
 
     def search(self, plan: QueryPlan, *, limit: int) -> list[Hit]:
-        scores: dict[int, float] = {}
-        covered: dict[int, float] = {}
-        # Only needed to credit expansions without counting a word twice.
-        matched: dict[int, set[str]] | None = {} if plan.expansions else None
+        # Dense per-article arrays: the corpus is small, and list indexing is the fastest
+        # accumulator Python has (this loop is most of a query's cost).
+        n = len(self.articles)
+        scores = [0.0] * n
+        covered = [0.0] * n
         for qt in plan.terms:
+            mass = qt.weight * qt.idf
+            if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
+                continue
+            if len(qt.alternatives) == 1:
+                alt, factor = qt.alternatives[0]
+                weight, credit = qt.weight * factor, mass * factor
+                for doc, impact in self.postings[alt]:
+                    scores[doc] += weight * impact
+                    covered[doc] += credit
+                continue
             best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor) of the best alternative
             for alt, factor in qt.alternatives:
+                weight = qt.weight * factor
                 for doc, impact in self.postings[alt]:
-                    value = qt.weight * factor * impact
+                    value = weight * impact
                     if value > best.get(doc, (0.0, 0.0))[0]:
                         best[doc] = (value, factor)
-            mass = qt.weight * qt.idf
             for doc, (value, factor) in best.items():
-                scores[doc] = scores.get(doc, 0.0) + value
-                covered[doc] = covered.get(doc, 0.0) + mass * factor
-                if matched is not None:
-                    matched.setdefault(doc, set()).add(qt.term)
-        if matched is not None:
-            masses = {qt.term: qt.weight * qt.idf for qt in plan.terms}
+                scores[doc] += value
+                covered[doc] += mass * factor
+        if plan.expansions:
+            # Which articles matched each word inside an alias span, to credit only the rest.
+            by_term = {qt.term: qt for qt in plan.terms}
+            span_docs: dict[str, set[int]] = {}
+            for exp in plan.expansions:
+                for term in exp.span_terms:
+                    if term not in span_docs:
+                        span_docs[term] = {
+                            doc for alt, _ in by_term[term].alternatives for doc, _ in self.postings[alt]
+                        }
             credited: dict[int, set[str]] = {}
             for exp in plan.expansions:
                 reached: dict[int, float] = {}
                 for term, weight in exp.terms.items():
                     for doc, impact in self.postings.get(term, ()):
-                        reached[doc] = max(reached.get(doc, 0.0), weight * impact)
+                        if weight * impact > reached.get(doc, 0.0):
+                            reached[doc] = weight * impact
                 for doc, value in reached.items():
-                    scores[doc] = scores.get(doc, 0.0) + value
+                    scores[doc] += value
                     # The span's words this article did not match itself, credited once.
-                    done = matched.get(doc, set()) | credited.setdefault(doc, set())
-                    fresh = exp.span_terms - done
-                    credited[doc] |= fresh
-                    covered[doc] = covered.get(doc, 0.0) + EXPANSION_COVERAGE * sum(masses[t] for t in fresh)
+                    done = credited.setdefault(doc, set())
+                    for term in exp.span_terms - done:
+                        if doc not in span_docs[term]:
+                            qt = by_term[term]
+                            covered[doc] += EXPANSION_COVERAGE * qt.weight * qt.idf
+                        done.add(term)
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
-            scores[doc] = scores.get(doc, 0.0) + ALIAS_BONUS * strength
+            scores[doc] += ALIAS_BONUS * strength
         content = plan.content_weight or 1.0
+        coverage = [min(1.0, c / content) for c in covered]
+        # An article that explains more of the question ranks higher.
+        ranked = [
+            (score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage[doc]), doc)
+            for doc, score in enumerate(scores)
+            if score > 0.0
+        ]
+        # Articles the question names come first (it asked about them) unless they score far
+        # below the best; then by score; ties in article id order (= doc order).
+        floor = NAMED_FLOOR * max((item[0] for item in ranked), default=0.0)
+        final = dict((doc, value) for value, doc in ranked)
+        named = {doc for doc, (_, naming) in alias_docs.items() if naming and final.get(doc, 0.0) >= floor}
+        top = heapq.nsmallest(limit, ranked, key=lambda item: (item[1] not in named, -item[0], item[1]))
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
-        hits: list[Hit] = []
-        for doc, score in scores.items():
-            coverage = min(1.0, covered.get(doc, 0.0) / content)
-            hits.append(
-                Hit(
-                    doc,
-                    # An article that explains more of the question ranks higher.
-                    score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage),
-                    score,
-                    coverage,
-                    alias_docs.get(doc, (0.0, False))[1],
-                    any(t in self.name_terms[doc] for t in strong),
-                )
+        return [
+            Hit(
+                doc,
+                final,
+                scores[doc],
+                coverage[doc],
+                alias_docs.get(doc, (0.0, False))[1],
+                any(t in self.name_terms[doc] for t in strong),
             )
-        hits.sort(key=lambda h: (-h.score, self.articles[h.doc].id))
-        return hits[:limit]
+            for final, doc in top
+        ]
 
     def about_coffee(self, plan: QueryPlan) -> bool:
         """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""

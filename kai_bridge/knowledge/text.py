@@ -32,7 +32,9 @@ _ZH_STOP_TEXT = (
     # Question scaffolding and pronouns.
     "为什么 怎么样 怎么办 是什么 有什么 有哪些 什么样 哪一个 请问 什么 怎么 怎样 如何 哪些 哪个 "
     "哪里 一下 介绍 关于 请你 告诉 我们 你们 他们 它们 这个 那个 这些 那些 以及 或者 还是 就是 "
-    "可以 能否 是否 应该 需要 一些 一种 所谓 "
+    "可以 能否 是否 应该 需要 一些 一种 所谓 意思 "
+    # The comparison frame (A和B的区别): the topic is A and B, not "difference".
+    "有什么不一样 不一样 一样 区别 差别 差异 不同 "
     # "X起来" (drinks/looks like): a frame around the topic, rare enough to outweigh it.
     "喝起来 尝起来 闻起来 看起来 起来 "
     # Single characters only where they are almost never part of a content word.
@@ -48,7 +50,7 @@ _EN_STOP_TEXT = """a about above after again all also am an and any are as at be
     that the their theirs them then there these they this those through to too until up very
     was we were what when where which while who whom why will with would you your yours tell
     please explain describe know want like get give much many way ways make made good best use
-    used using vs versus"""
+    used using vs versus difference differences different differ compare compared comparison"""
 EN_STOPWORDS = frozenset(_EN_STOP_TEXT.split())
 # "over" and "under" are deliberately not stopwords: "pour over", "under extraction".
 

@@ -37,9 +37,10 @@ def test_shipped_corpus_loads_with_unique_ids_and_known_categories(kb: Knowledge
 
 
 def test_shipped_base_builds_in_well_under_a_second() -> None:
-    started = time.perf_counter()
+    # CPU time of this thread: other jobs sharing the machine must not make this flaky.
+    started = time.thread_time()
     KnowledgeBase.load()
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_custom_corpus_directory_is_used(tmp_path: Path) -> None:
