@@ -299,3 +299,35 @@ async def test_an_in_process_drop_raises_a_transport_error(key_pair: KeyPair) ->
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
         with pytest.raises(httpx.TransportError):
             await http.post("/v3/chat", json=chat_body("x"))
+
+
+async def test_with_a_chunk_delay_the_deltas_arrive_as_separate_writes(make_sandbox: SandboxFactory) -> None:
+    reads = 0
+    body = b""
+    async with (
+        make_sandbox(stream_chunk_delay=0.01) as handle,
+        httpx.AsyncClient(base_url=handle.base_url, headers=AUTH) as http,
+        http.stream("POST", "/v3/chat", json=chat_body("How do I brew pour-over coffee?")) as response,
+    ):
+        async for chunk in response.aiter_raw():
+            reads += 1
+            body += chunk
+
+    deltas = [f for f in parse_sse(body) if f.event == "conversation.message.delta"]
+    assert len(deltas) > 10
+    assert reads > 5
+
+
+@pytest.mark.parametrize("page_key", ["page_index", "page_num"])
+async def test_bot_list_pages_with_either_page_parameter(
+    sandbox: SandboxHandle, client: httpx.AsyncClient, page_key: str
+) -> None:
+    first = await client.get("/v1/bots", params={"workspace_id": sandbox.workspace_id, page_key: 1, "page_size": 1})
+    second = await client.get("/v1/bots", params={"workspace_id": sandbox.workspace_id, page_key: 2, "page_size": 1})
+
+    assert first.json()["data"]["total"] == 2
+    assert [b["id"] for b in first.json()["data"]["items"]] == [COFFEE_BOT_ID]
+    assert [b["id"] for b in second.json()["data"]["items"]] == [PLUGIN_BOT_ID]
+    item = first.json()["data"]["items"][0]
+    assert {"id", "name", "description", "icon_url", "is_published", "updated_at", "owner_user_id"} <= set(item)
+    assert isinstance(item["updated_at"], int)
