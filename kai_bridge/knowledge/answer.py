@@ -17,6 +17,8 @@ from kai_bridge.knowledge.text import Language, has_cjk, sentences, terms
 
 __all__ = ["SentenceCache", "compose"]
 
+# Origins named as examples when nothing is found (the best known ones, if present).
+_EXAMPLE_ORIGINS = ("origin-ethiopia", "origin-kenya", "origin-colombia", "origin-brazil", "origin-yunnan-china")
 # A hit lower than this share of the best one is noise, not a related article.
 RELATIVE_CUTOFF = 0.15
 MAX_FIGURES = 3
@@ -156,7 +158,10 @@ def _figures(
 def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     present = {a.category for a in index.articles}
     topics = [names for cat, names in CATEGORIES.items() if cat in present]
-    origins = [a for a in index.articles if a.category == "origin"][:6]
+    by_id = {a.id: a for a in index.articles}
+    origins = [by_id[i] for i in _EXAMPLE_ORIGINS if i in by_id] or [
+        a for a in index.articles if a.category == "origin"
+    ][:5]
     if language == "zh":
         listed = "、".join(zh for zh, _ in topics)
         examples = "、".join(a.title_zh for a in origins)
