@@ -194,7 +194,7 @@ class JWTAuth:
             response = await self._http.post(
                 url, json=body, headers={"Authorization": f"Bearer {self.sign_jwt()}"}
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise CozeTransportError(
                 f"Coze token exchange at {self._base_url} failed: {type(exc).__name__}"
                 + (f" ({exc})" if str(exc) else "")

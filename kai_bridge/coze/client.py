@@ -211,7 +211,8 @@ class CozeClient:
             headers["Accept"] = "text/event-stream"
         return headers
 
-    def _transport_error(self, exc: httpx.TransportError, context: str) -> CozeTransportError:
+    def _transport_error(self, exc: httpx.RequestError, context: str) -> CozeTransportError:
+        # RequestError = transport failures (connect, timeouts, protocol) plus decoding errors.
         detail = str(exc)
         kind = type(exc).__name__
         return CozeTransportError(
@@ -265,7 +266,7 @@ class CozeClient:
                         response = await self._http.request(
                             method, url, params=_drop_none(params or {}), json=body, headers=self._headers(token)
                         )
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:
                         raise self._transport_error(exc, context) from exc
                     return parse_envelope(response, context=context)
             except CozeAuthError as exc:
@@ -302,14 +303,14 @@ class CozeClient:
                     )
                     try:
                         response = await self._http.send(request, stream=True)
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:
                         raise self._transport_error(exc, context) from exc
                     ctype = response.headers.get("content-type", "")
                     if response.is_success and "event-stream" in ctype:
                         return response
                     try:
                         await response.aread()
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:
                         raise self._transport_error(exc, context) from exc
                     finally:
                         await response.aclose()
@@ -350,7 +351,7 @@ class CozeClient:
             while True:
                 try:
                     chunk = await anext(chunks, None)
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:
                     if ended:
                         break  # the answer is whole; only the trailing done was lost
                     self.counters["streams_cut"] += 1
