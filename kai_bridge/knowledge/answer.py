@@ -6,6 +6,7 @@ is exactly as right as the corpus and always traceable to its sources.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,13 @@ _PROFILE_SENTENCE = frozenset(
         "flavor flavour notes aroma acidity body sweetness floral fruity jasmine citrus berry chocolate"
     )
 )
+# Asking for a quantity: favour sentences that carry one.
+_NUMERIC_QUERY = re.compile(
+    r"多久|多长|多少|几分钟|几天|几度|比例|温度|how long|how much|how many|how hot|ratio|temperature", re.IGNORECASE
+)
+_NUMERIC_SENTENCE = re.compile(
+    r"\d|分钟|小时|秒|minute|second|hour|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE
+)
 # Words that make a bare country or process name a coffee question ("中国股市" is not).
 _COFFEE_CONTEXT = frozenset(
     terms("咖啡 咖啡豆 生豆 杯测 评分 产区 精品 coffee bean cupping score grade specialty arabica robusta")
@@ -46,6 +54,7 @@ class _Sentence:
     text: str
     terms: frozenset[str]
     position: int
+    numeric: bool  # carries a figure: a number, a duration, a temperature
 
 
 class SentenceCache:
@@ -59,7 +68,8 @@ class SentenceCache:
         found = self._cache.get(key)
         if found is None:
             found = [
-                _Sentence(text, frozenset(terms(text)), i) for i, text in enumerate(sentences(article.body(language)))
+                _Sentence(text, frozenset(terms(text)), i, _NUMERIC_SENTENCE.search(text) is not None)
+                for i, text in enumerate(sentences(article.body(language)))
             ]
             self._cache[key] = found
         return found
@@ -67,10 +77,13 @@ class SentenceCache:
 
 @dataclass(frozen=True, slots=True)
 class _Wanted:
-    """What makes a sentence relevant to this query: its terms' weights, and a taste bonus."""
+    """What makes a sentence relevant to this query: its terms' weights, plus a bonus for
+    taste sentences when it asks what something is like, and for sentences with figures
+    when it asks how long / how much."""
 
     items: tuple[tuple[str, float], ...]
     profile: bool
+    numeric: bool
 
     @classmethod
     def of(cls, plan: QueryPlan, index: Index) -> _Wanted:
@@ -78,14 +91,17 @@ class _Wanted:
         for t, w in plan.expansion.items():
             wanted.setdefault(t, w * index.idf.get(t, 0.0))
         profile = any(word in plan.text for word in _PROFILE_ZH) or bool(_PROFILE_EN & plan.weights.keys())
+        numeric = _NUMERIC_QUERY.search(plan.text) is not None
         # Negligible weights (common characters) cannot change a choice; skip them.
-        return cls(tuple((t, w) for t, w in wanted.items() if w >= 0.05), profile)
+        return cls(tuple((t, w) for t, w in wanted.items() if w >= 0.05), profile, numeric)
 
     def rank(self, sents: list[_Sentence]) -> list[_Sentence]:
         def score(s: _Sentence) -> float:
             value = sum(w for t, w in self.items if t in s.terms)
             if self.profile:
                 value += 2.0 * len(_PROFILE_SENTENCE & s.terms)
+            if self.numeric and s.numeric:
+                value += 2.0
             # The lead sentence usually defines the subject: a small tie-breaking preference.
             return value + (0.5 if s.position == 0 else 0.0)
 
