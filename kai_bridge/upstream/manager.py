@@ -418,7 +418,8 @@ class UpstreamManager:
             return
         link.reason = reason
         link.lost.set()
-        if upstream.link is link:
+        # While still connecting, the supervisor reports the failure itself (with the real cause).
+        if upstream.link is link and upstream.state is UpstreamState.CONNECTED:
             self._mark_failed(upstream, reason)
 
     def _mark_failed(self, upstream: _Upstream, reason: str) -> None:
