@@ -52,7 +52,7 @@ def admin_routes(ctx: SandboxContext) -> list[RouteSpec]:
         raw = await request.body()
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise ApiError(4000, BAD_JSON_MSG) from exc
         rules = _rules_from(body)
         if request.query_params.get("replace") in ("1", "true", "yes"):

@@ -53,7 +53,7 @@ class ParsedMessage:
 def _object_string_text(content: str) -> str:
     try:
         items = json.loads(content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError(4000, "Invalid parameter: object_string content must be a JSON array") from exc
     if not isinstance(items, list):
         raise ApiError(4000, "Invalid parameter: object_string content must be a JSON array")

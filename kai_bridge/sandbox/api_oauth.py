@@ -23,7 +23,7 @@ def oauth_routes(ctx: SandboxContext) -> list[RouteSpec]:
         body: Any
         try:
             body = json.loads(raw) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             body = None
         try:
             result = ctx.auth.exchange(

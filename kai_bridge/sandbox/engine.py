@@ -69,7 +69,7 @@ def answer_from_tool_output(output: str) -> str:
     """
     try:
         data = json.loads(output)
-    except ValueError:
+    except (ValueError, RecursionError):
         return output.strip()
     found = _find_text(data, depth=0)
     return found if found is not None else output.strip()

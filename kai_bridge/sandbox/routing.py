@@ -77,7 +77,7 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError(4000, BAD_JSON_MSG) from exc
     if not isinstance(data, dict):
         raise ApiError(4000, BAD_JSON_MSG)
