@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Annotated, Final, Literal, Protocol
 
@@ -36,14 +37,28 @@ class CoffeeQuery(BaseModel):
     )
 
 
-def coffee_knowledge_tool(knowledge: KnowledgeQuery) -> Tool:
-    """The tool over ``knowledge.query``."""
+def coffee_knowledge_tool(knowledge: KnowledgeQuery, *, cache_size: int = 256) -> Tool:
+    """The tool over ``knowledge.query``.
+
+    With the local backend (the embedded base, immutable once loaded) answers are pure
+    functions of (query, top_k, language), so the last ``cache_size`` are kept; a Coze
+    backend is asked every time.
+    """
+    cacheable = cache_size > 0 and getattr(knowledge, "backend", "local") == "local"
+    cache: OrderedDict[tuple[str, int, str | None], KnowledgeAnswer] = OrderedDict()
 
     async def run(params: CoffeeQuery, ctx: ToolContext) -> KnowledgeAnswer:
+        key = (params.query.strip(), params.top_k, params.language)
+        if cacheable and (hit := cache.get(key)) is not None:
+            cache.move_to_end(key)
+            return hit
         answer = knowledge.query(params.query, top_k=params.top_k, language=params.language)
-        if inspect.isawaitable(answer):
-            return await answer
-        return answer
+        result = await answer if inspect.isawaitable(answer) else answer
+        if cacheable:
+            cache[key] = result
+            if len(cache) > cache_size:
+                cache.popitem(last=False)
+        return result
 
     return typed_tool(
         name=COFFEE_KNOWLEDGE_QUERY,

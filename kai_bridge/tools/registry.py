@@ -35,6 +35,7 @@ __all__ = [
     "ToolContext",
     "ToolHandler",
     "ToolRegistry",
+    "inline_refs",
     "typed_tool",
     "validate_tool_name",
 ]
@@ -144,6 +145,43 @@ def _input_error_text(tool: str, problems: list[str]) -> str:
     return text
 
 
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with local ``#/$defs/...`` references replaced by their definitions.
+
+    Pydantic emits ``$defs`` + ``$ref`` for nested models. Inlined schemas validate several
+    times faster (every MCP client re-validates structured results against the output
+    schema) and suit clients that handle ``$ref`` poorly. A recursive schema cannot be
+    inlined and is returned unchanged.
+    """
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return schema
+
+    class _Recursive(Exception):
+        pass
+
+    def resolve(node: Any, stack: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, stack) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in stack or name not in defs:
+                raise _Recursive
+            target = resolve(defs[name], (*stack, name))
+            siblings = {k: resolve(v, stack) for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings}
+        return {k: resolve(v, stack) for k, v in node.items() if k != "$defs"}
+
+    try:
+        inlined = resolve(schema, ())
+    except _Recursive:
+        return schema
+    return inlined  # type: ignore[no-any-return]
+
+
 def typed_tool(
     *,
     name: str,
@@ -169,8 +207,8 @@ def typed_tool(
         name=name,
         title=title,
         description=description,
-        input_schema=input_model.model_json_schema(by_alias=True),
-        output_schema=output_model.model_json_schema(by_alias=True, mode="serialization"),
+        input_schema=inline_refs(input_model.model_json_schema(by_alias=True)),
+        output_schema=inline_refs(output_model.model_json_schema(by_alias=True, mode="serialization")),
         annotations=annotations,
         handler=handler,
         timeout=timeout,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from kai_bridge.errors import ChatFailedError, ToolError, ToolInputError, ToolNotFoundError
 from kai_bridge.tools import NullToolContext, Tool, ToolAnnotations, ToolContext, ToolRegistry, typed_tool
+from kai_bridge.tools.registry import inline_refs
 
 READ_ONLY = ToolAnnotations(read_only=True, destructive=False, idempotent=True, open_world=False)
 
@@ -255,3 +256,36 @@ async def test_non_object_arguments_are_an_input_error() -> None:
     registry.add(_echo_tool())
     with pytest.raises(ToolInputError, match="must be a JSON object"):
         await registry.call("echo", ["text"])  # type: ignore[arg-type]
+
+
+class Leaf(BaseModel):
+    value: int
+
+
+class Branch(BaseModel):
+    leaf: Leaf = Field(description="the leaf")
+    leaves: list[Leaf] = []
+
+
+class Node(BaseModel):
+    children: list[Node] = []
+
+
+def test_typed_tool_schemas_have_no_refs_when_the_models_are_not_recursive() -> None:
+    tool = typed_tool(name="tree", title="t", description="d", input_model=Branch, output_model=Branch,
+                      annotations=READ_ONLY, func=_never)
+    text = repr(tool.input_schema) + repr(tool.output_schema)
+    assert "$ref" not in text
+    assert "$defs" not in text
+    assert tool.input_schema["properties"]["leaf"]["description"] == "the leaf"
+    assert tool.input_schema["properties"]["leaves"]["items"]["properties"]["value"]["type"] == "integer"
+
+
+def test_recursive_models_keep_their_refs() -> None:
+    schema = inline_refs(Node.model_json_schema())
+    assert "$defs" in schema
+    assert schema == Node.model_json_schema()
+
+
+async def _never(params: Any, ctx: ToolContext) -> Any:  # pragma: no cover - schema-only tools
+    raise AssertionError
