@@ -9,6 +9,13 @@ checks the other.
 - :func:`start_sandbox` serves it on a real socket in the current event loop;
 - bots: :data:`COFFEE_BOT_ID` answers directly, :data:`PLUGIN_BOT_ID` calls the local plugin
   ``coffee_knowledge_query`` through requires_action / submit_tool_outputs.
+
+Choices where Coze's behaviour is unknown: HTTP statuses follow coze-js's pairing (400/4000,
+401/4100, 403/4101, 404/4200, 429/4013, 5xx/5000) plus 409 for 4016 (a chat already runs in
+the conversation) and 400 for 4104; an unknown bot is 4200 (404); an unknown path is 4200
+(404) and a wrong method 4000 (405), both as JSON; token-endpoint errors are 401
+(``invalid_client``) or 400 (``invalid_request``, ``unsupported_grant_type``); the grant body is
+checked before the JWT, so a refused grant does not use up the JWT's ``jti``.
 """
 
 from kai_bridge.sandbox.answers import Answerer, BuiltinAnswerer, KnowledgeAnswerer, answerer_name, default_answerer

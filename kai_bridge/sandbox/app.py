@@ -37,18 +37,23 @@ from kai_bridge.sandbox.faults import FaultEngine, RouteFaultMiddleware
 from kai_bridge.sandbox.routing import RouteSpec, logid_of, wrap
 from kai_bridge.sandbox.state import SandboxState
 from kai_bridge.sandbox.store import Store
-from kai_bridge.sandbox.wire import LOGID_SCOPE_KEY, IdGenerator, dumps, error_response, new_logid
+from kai_bridge.sandbox.wire import LOGID_SCOPE_KEY, ApiError, IdGenerator, dumps, error_response, new_logid
 
 __all__ = ["create_app", "sandbox_context"]
 
 logger = logging.getLogger(__name__)
 
 
-class LogidMiddleware:
-    """Adds ``X-Tt-Logid``; answers 5000 JSON for any unhandled exception (never re-raised)."""
+TOO_LARGE_MSG = "The request body is too large"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class LogidMiddleware:
+    """Adds ``X-Tt-Logid``, caps the request body size (413 with a Coze envelope), and answers
+    5000 JSON for any unhandled exception (never re-raised)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 4 * 1024 * 1024) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +63,12 @@ class LogidMiddleware:
         scope[LOGID_SCOPE_KEY] = logid
         header = (b"x-tt-logid", logid.encode("ascii"))
         started = False
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await _send_json(send, 413, {"code": 4000, "msg": TOO_LARGE_MSG, "detail": {"logid": logid}}, header)
+            return
+        if declared is None:
+            receive = _limited(receive, self.max_body_bytes)
 
         async def send_with_logid(message: Message) -> None:
             nonlocal started
@@ -76,15 +87,50 @@ class LogidMiddleware:
             )
             if started:
                 return  # mid-stream: the server closes the connection, as a real failure would
-            body = dumps({"code": 5000, "msg": "Server internal error, please retry later", "detail": {"logid": logid}})
-            await send_with_logid(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send_with_logid({"type": "http.response.body", "body": body, "more_body": False})
+            body = {"code": 5000, "msg": "Server internal error, please retry later", "detail": {"logid": logid}}
+            await _send_json(send, 500, body, header)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """A ``receive`` that refuses a chunked body once it grows past ``limit`` bytes."""
+    total = 0
+
+    async def limited_receive() -> Message:
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit:
+                raise ApiError(4000, TOO_LARGE_MSG, status=413)
+        return message
+
+    return limited_receive
+
+
+async def _send_json(send: Send, status: int, body: dict[str, object], logid_header: tuple[bytes, bytes]) -> None:
+    raw = dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                logid_header,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw, "more_body": False})
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -171,7 +217,7 @@ def create_app(
 
     app = Starlette(
         routes=_build_routes(ctx),
-        middleware=[Middleware(LogidMiddleware)],
+        middleware=[Middleware(LogidMiddleware, max_body_bytes=config.max_body_bytes)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

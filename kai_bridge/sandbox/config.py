@@ -144,6 +144,7 @@ class SandboxConfig:
     clock_skew_seconds: int = 60
     max_jwt_lifetime_seconds: int = 86400
     max_conversations: int = 10_000
+    max_body_bytes: int = 4 * 1024 * 1024
     follow_up: bool = True
 
     def __post_init__(self) -> None:
@@ -157,6 +158,8 @@ class SandboxConfig:
             raise ValueError("stream_chunk_words must be >= 1")
         if self.max_conversations < 1:
             raise ValueError("max_conversations must be >= 1")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes must be at least 1024")
         for app_id, _pem in self.apps:
             if not app_id:
                 raise ValueError("a registered app needs a non-empty app id")

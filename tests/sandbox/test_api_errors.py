@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -285,3 +286,34 @@ async def test_the_catch_all_turns_any_exception_into_a_5000_envelope() -> None:
     body = assert_coze_error(response, status=500, code=5000)
     assert "boom" not in body["msg"]
     assert "Traceback" not in response.text
+
+
+async def test_an_oversized_body_gets_a_json_413(make_sandbox: SandboxFactory) -> None:
+    async with (
+        make_sandbox(max_body_bytes=2048) as handle,
+        httpx.AsyncClient(base_url=handle.base_url, headers={"Authorization": f"Bearer {PAT}"}) as http,
+    ):
+        response = await http.post(
+            "/v3/chat",
+            json={"bot_id": COFFEE_BOT_ID, "user_id": "u", "additional_messages": [question_of(5000)]},
+        )
+
+    assert_coze_error(response, status=413, code=4000, contains="too large")
+
+
+def question_of(size: int) -> dict[str, str]:
+    return {"role": "user", "content": "x" * size, "content_type": "text"}
+
+
+async def test_an_oversized_chunked_body_gets_a_json_413(make_sandbox: SandboxFactory) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"bot_id": "' + b"1" * 1500
+        yield b"2" * 1500 + b'"}'
+
+    async with (
+        make_sandbox(max_body_bytes=2048) as handle,
+        httpx.AsyncClient(base_url=handle.base_url, headers={"Authorization": f"Bearer {PAT}"}) as http,
+    ):
+        response = await http.post("/v3/chat", content=chunks())
+
+    assert_coze_error(response, status=413, code=4000, contains="too large")
