@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
@@ -157,7 +157,7 @@ class ChatEngine:
 
         return queue, emit
 
-    def _spawn(self, chat: Chat, coro: Any, queue: asyncio.Queue[bytes | None] | None) -> None:
+    def _spawn(self, chat: Chat, coro: Coroutine[Any, Any, None], queue: asyncio.Queue[bytes | None] | None) -> None:
         async def runner() -> None:
             try:
                 await coro
