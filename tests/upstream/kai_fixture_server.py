@@ -1,7 +1,8 @@
 """A small, real KAI-style MCP server for the upstream tests (mcp 2.3.0 ``MCPServer``).
 
 Tools: ``echo`` (read-only, returns text), ``add`` (structured output model), ``greet`` (text
-content only, no output schema), ``pid`` (the server's process id), ``env`` (an environment variable), ``slow`` (sleeps, for
+content only, no output schema), ``pid`` (the server's process id), ``env`` (an environment variable), ``steps``
+(reports progress), ``slow`` (sleeps, for
 timeouts), ``fail`` (raises, for isError results) and ``grow`` (registers a new tool ``extra``
 and sends ``notifications/tools/list_changed``).
 
@@ -67,6 +68,12 @@ def build_server() -> MCPServer:
     async def pid() -> int:
         return os.getpid()
 
+    @mcp.tool(description="Report progress n times, then answer how many steps were done.")
+    async def steps(n: int, ctx: Context) -> int:
+        for i in range(1, n + 1):
+            await ctx.report_progress(i, n, f"step {i} of {n}")
+        return n
+
     @mcp.tool(description="The value of an environment variable of the server process ('' if unset).")
     async def env(name: str) -> str:
         return os.environ.get(name, "")
@@ -111,6 +118,9 @@ async def serve_http(port: int, token: str | None) -> None:
         app = BearerCheck(app, token=token)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # uvicorn does not set TCP_NODELAY on connections accepted from a socket handed to it; Linux
+    # copies it from the listener. Without it every reply waits ~40 ms for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(128)  # listening before PORT is printed: early clients queue instead of being refused
     config = uvicorn.Config(app, log_level="warning", lifespan="on")

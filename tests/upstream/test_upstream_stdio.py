@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,12 +14,12 @@ import anyio
 import pytest
 
 from kai_bridge.errors import ConfigError, ToolInputError, UpstreamToolError
-from kai_bridge.tools import ToolRegistry
+from kai_bridge.tools import ToolContext, ToolRegistry
 from kai_bridge.upstream import UpstreamManager, UpstreamState
 
 from .conftest import API_KEY, stdio_config
 
-EXPECTED = {"kai.add", "kai.echo", "kai.env", "kai.fail", "kai.greet", "kai.grow", "kai.pid", "kai.slow"}
+EXPECTED = {"kai.add", "kai.echo", "kai.env", "kai.fail", "kai.greet", "kai.grow", "kai.pid", "kai.slow", "kai.steps"}
 
 
 def manager(registry: ToolRegistry, *configs: object, **kw: object) -> UpstreamManager:
@@ -200,3 +201,34 @@ async def test_env_and_the_api_key_reach_a_stdio_upstream_but_never_the_diagnost
 def test_two_upstreams_with_one_name_are_a_config_error(registry: ToolRegistry) -> None:
     with pytest.raises(ConfigError, match=r"unique.*kai"):
         UpstreamManager(configs=[stdio_config(), stdio_config()], registry=registry)
+
+
+class RecordingContext(ToolContext):
+    def __init__(self) -> None:
+        self.progress: list[tuple[float, float | None, str | None]] = []
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        self.progress.append((progress, total, message))
+
+
+async def test_upstream_progress_reaches_the_callers_context(registry: ToolRegistry) -> None:
+    async with manager(registry, stdio_config()) as m:
+        assert await m.wait_ready(30)
+        ctx = RecordingContext()
+        assert await registry.call("kai.steps", {"n": 3}, ctx=ctx) == {"result": 3}
+        assert ctx.progress == [(1, 3, "step 1 of 3"), (2, 3, "step 2 of 3"), (3, 3, "step 3 of 3")]
+
+
+async def test_a_hung_upstream_is_found_by_the_heartbeat_and_replaced(registry: ToolRegistry) -> None:
+    async with manager(registry, stdio_config(), heartbeat_interval=0.2, connect_timeout=1.0) as m:
+        assert await m.wait_ready(30)
+        hung = (await registry.call("kai.pid", {}))["result"]
+        os.kill(hung, signal.SIGSTOP)  # alive but silent: only a ping can tell
+        try:
+            assert await m.wait_state("kai", UpstreamState.FAILED, UpstreamState.CONNECTING, timeout=15)
+            assert "did not answer a ping" in (m.diagnostics()[0]["last_error"] or "")
+            assert await m.wait_ready(30)
+            assert (await registry.call("kai.pid", {}))["result"] != hung
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGKILL)
