@@ -18,11 +18,12 @@ from typing import Any
 
 import anyio
 
-from kai_bridge.cmd.coze_session import open_coze_session
 from kai_bridge.config import Settings
 from kai_bridge.conversations import ConversationService
 from kai_bridge.coze import CozeClient, EnterMessage, collect_answer
+from kai_bridge.coze_upstream import open_coze_session
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
+from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import Store, open_store
 from kai_bridge.tools import ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
@@ -84,9 +85,12 @@ async def open_runtime(
     say = announce or logger.warning
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
-        session = await stack.enter_async_context(open_coze_session(settings, announce=say))
-        store = await stack.enter_async_context(open_store(settings.effective_store_url()))
         base = await anyio.to_thread.run_sync(KnowledgeBase.load)
+        # The sandbox's bots answer from the same (already loaded) knowledge base.
+        session = await stack.enter_async_context(
+            open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base))
+        )
+        store = await stack.enter_async_context(open_store(settings.effective_store_url()))
         knowledge_bot = settings.knowledge_bot_id or (session.bot_id if settings.knowledge_backend != "local" else None)
         asker = CozeBotAsker(coze=session.client, bot_id=knowledge_bot) if knowledge_bot else None
         knowledge = KnowledgeService(

@@ -14,7 +14,7 @@ import contextlib
 import sys
 
 from kai_bridge.cmd.common import settings_from_args
-from kai_bridge.cmd.coze_session import open_coze_session
+from kai_bridge.coze_upstream import open_coze_session
 from kai_bridge.coze.client import CozeClient
 from kai_bridge.coze.events import failed_error
 from kai_bridge.coze.models import Chat, ChatEventType, ChatStatus, EnterMessage, MessageType

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from kai_bridge.cmd.common import settings_from_args
-from kai_bridge.cmd.coze_session import CozeSession, open_coze_session
+from kai_bridge.coze_upstream import CozeSession, open_coze_session
 from kai_bridge.coze.auth import JWTAuth, PATAuth
 from kai_bridge.coze.client import CozeClient
 from kai_bridge.errors import CozeAPIError, CozeAuthError, CozeError

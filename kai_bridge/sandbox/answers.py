@@ -172,9 +172,10 @@ class KnowledgeAnswerer:
 
     name = "knowledge"
 
-    def __init__(self) -> None:
+    def __init__(self, base: Any = None) -> None:
+        """``base``: an already loaded KnowledgeBase to share; loaded on first use otherwise."""
         self._lock = threading.Lock()
-        self._kb: Any = None
+        self._kb: Any = base
         self._failed = False
         self._fallback = BuiltinAnswerer()
 

@@ -1,4 +1,4 @@
-"""A Coze client for one CLI command: real Coze when credentials are set, else the sandbox.
+"""The Coze upstream: real Coze when credentials are set, else the embedded sandbox.
 
 Without credentials (``settings.uses_sandbox``) the commands still work offline: an
 in-process sandbox is started with a key pair generated for this run, and the client uses
@@ -11,15 +11,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kai_bridge.config import Settings
 from kai_bridge.coze.auth import JWTAuth, auth_from_settings
 from kai_bridge.coze.client import CozeClient, build_http_client
 from kai_bridge.keys import generate_key_pair, load_private_key
 
+if TYPE_CHECKING:
+    from kai_bridge.sandbox import Answerer
+
 __all__ = ["CozeSession", "open_coze_session"]
 
-SANDBOX_APP_ID = "kai-bridge-cli"
+SANDBOX_APP_ID = "kai-bridge-embedded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +36,12 @@ class CozeSession:
 
 @contextlib.asynccontextmanager
 async def open_coze_session(
-    settings: Settings, *, announce: Callable[[str], None]
+    settings: Settings, *, announce: Callable[[str], None], answerer: Answerer | None = None
 ) -> AsyncIterator[CozeSession]:
+    """Open the HTTP client and the Coze client; start the sandbox first when it is the upstream.
+
+    ``answerer`` lets the caller share an already loaded knowledge base with the sandbox's bots.
+    """
     async with contextlib.AsyncExitStack() as stack:
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
@@ -53,6 +61,7 @@ async def open_coze_session(
                 SandboxConfig(apps=[(SANDBOX_APP_ID, pair.public_pem)]),
                 host=settings.sandbox_host,
                 port=settings.sandbox_port,
+                answerer=answerer,
             )
         )
         announce(
