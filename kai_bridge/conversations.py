@@ -12,6 +12,7 @@ away), the Coze chat is cancelled too and the record says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -142,6 +143,7 @@ class _Run:
     usage: UsageInfo | None = None
     rounds: int = 0
     chars: int = 0
+    first_write: asyncio.Task[None] | None = None  # the "in_progress" record, written beside the stream
 
     @property
     def answer(self) -> str:
@@ -385,7 +387,8 @@ class ConversationService:
                     if run.chat_id is None:
                         run.chat_id = chat.id
                         run.conversation_id = chat.conversation_id
-                        await self._record(run, status="in_progress", error=None)
+                        # Written while the answer streams on; every later record waits for it.
+                        run.first_write = asyncio.ensure_future(self._record_first(run))
                 if kind is ChatEventType.MESSAGE_DELTA and event.message is not None:
                     if _is_answer(event.message) and event.message.content:
                         run.streamed.add(event.message.id or "")
@@ -451,9 +454,20 @@ class ConversationService:
         return _json(result)
 
     # ---- records and cleanup -----------------------------------------------------------------
+    async def _record_first(self, run: _Run) -> None:
+        try:
+            await self._record(run, status="in_progress", error=None)
+        except KaiBridgeError as exc:
+            logger.warning("could not record chat %s as in progress: %s", run.chat_id, exc)
+
     async def _record(self, run: _Run, *, status: ChatState, error: str | None) -> None:
         if run.chat_id is None or run.conversation_id is None:
             return
+        first = run.first_write
+        if first is not None and not first.done() and asyncio.current_task() is not first:
+            # Records must land in order; the first one is short, so wait for it even when cancelled.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([first])
         await self._store.save_chat(
             ChatRecord(
                 chat_id=run.chat_id,
