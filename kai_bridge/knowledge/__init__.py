@@ -6,11 +6,13 @@ outside the package); ``KnowledgeBase.query`` answers in Chinese or English with
 """
 
 from kai_bridge.knowledge.base import KnowledgeBase
+from kai_bridge.knowledge.corpus import Article
 from kai_bridge.knowledge.models import AltitudeRange, CqiFigure, KnowledgeAnswer, NamedCount, Passage
 from kai_bridge.knowledge.service import Backend, CozeAsker, KnowledgeService
 
 __all__ = [
     "AltitudeRange",
+    "Article",
     "Backend",
     "CozeAsker",
     "CqiFigure",

@@ -53,6 +53,11 @@ class KnowledgeBase:
         return self._index.size
 
     @property
+    def articles(self) -> list[Article]:
+        """The loaded articles, sorted by id (for listing them, e.g. as MCP resources)."""
+        return list(self._index.articles)
+
+    @property
     def index(self) -> Index:
         return self._index
 

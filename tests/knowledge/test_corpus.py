@@ -31,6 +31,7 @@ def _write(root: Path, name: str, text: str) -> None:
 def test_shipped_corpus_loads_with_unique_ids_and_known_categories(kb: KnowledgeBase) -> None:
     articles = load_articles(shipped_corpus())
     assert len(articles) == kb.article_count > 0
+    assert articles == kb.articles
     assert len({a.id for a in articles}) == len(articles)
     assert {a.category for a in articles} <= CATEGORIES.keys()
     assert all(a.body_zh and a.body_en for a in articles)

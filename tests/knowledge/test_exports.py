@@ -6,6 +6,7 @@ import kai_bridge.knowledge as knowledge
 def test_public_names_are_pinned() -> None:
     assert knowledge.__all__ == [
         "AltitudeRange",
+        "Article",
         "Backend",
         "CozeAsker",
         "CqiFigure",
