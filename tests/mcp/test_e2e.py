@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 
 import anyio
@@ -166,3 +167,41 @@ def test_call_failures_are_one_line_on_stderr_with_a_nonzero_exit(
     last = done.stderr.strip().splitlines()[-1]
     assert message in last
     assert "Traceback" not in done.stderr
+
+
+async def test_stdio_serves_the_sidecar_health_next_to_mcp(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _ = upstream
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    env = bridge_env(handle, tmp_path, KAI_BRIDGE_STDIO_SIDECAR_PORT=str(port)).env
+    with anyio.fail_after(60):
+        async with Client(_stdio(env), mode="legacy") as client:
+            await client.list_tools()
+            async with httpx2.AsyncClient(timeout=10) as http:
+                health = await http.get(f"http://127.0.0.1:{port}/health")
+                ready = await http.get(f"http://127.0.0.1:{port}/ready")
+    assert health.status_code == 200
+    assert health.json()["service"] == "kai-bridge"
+    assert ready.status_code == 200
+
+
+async def test_stdio_runs_on_when_the_sidecar_port_is_taken(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _ = upstream
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = bridge_env(handle, tmp_path, KAI_BRIDGE_STDIO_SIDECAR_PORT=str(port)).env
+        errors = tmp_path / "stderr.txt"
+        with errors.open("w") as errlog, anyio.fail_after(60):
+            async with stdio_client(_stdio(env), errlog=errlog) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("coffee_knowledge_query", {"query": "espresso"})
+    assert not result.is_error
+    assert "sidecar not started" in errors.read_text()
