@@ -61,6 +61,7 @@ NEIGHBOUR_FACTOR = 0.7
 NEIGHBOUR_SUFFIXES = ("n", "an", "ian", "ean", "ese", "ity", "ic", "y", "ness", "er", "ist")
 ALIAS_BONUS = 10.0
 NAMED_FLOOR = 0.25  # a named article scoring below this share of the best is not promoted
+NAMED_MIN_COVERAGE = 0.2  # ... nor one explaining less than this share of the question
 # Credibility gate (tuned on the labelled queries, including the off-topic set).
 MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
@@ -385,7 +386,11 @@ class Index:
         # below the best; then by score; ties in article id order (= doc order).
         floor = NAMED_FLOOR * max((item[0] for item in ranked), default=0.0)
         final = dict((doc, value) for value, doc in ranked)
-        named = {doc for doc, (_, naming) in alias_docs.items() if naming and final.get(doc, 0.0) >= floor}
+        named = {
+            doc
+            for doc, (_, naming) in alias_docs.items()
+            if naming and final.get(doc, 0.0) >= floor and coverage[doc] >= NAMED_MIN_COVERAGE
+        }
         top = heapq.nsmallest(limit, ranked, key=lambda item: (item[1] not in named, -item[0], item[1]))
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         return [
