@@ -12,6 +12,7 @@ To keep the tables in their own schema, put ``options=-csearch_path%3Dmy_schema`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -174,9 +175,11 @@ class PostgresStore:
             except PoolClosed:
                 raise StoreError(f"the PostgreSQL store {self.target} is closed") from None
             except psycopg.OperationalError as exc:
-                # A pooled connection broken by a server restart: every statement here is idempotent,
-                # so one retry on a fresh connection is safe.
+                # Pooled connections broken by a server restart or failover: drop every dead one
+                # (not just this one), then retry once. Every statement here is idempotent.
                 if attempt == 1:
+                    with contextlib.suppress(psycopg.Error, PoolClosed):
+                        await self._pool.check()
                     continue
                 raise self._error(exc) from exc
             except psycopg.Error as exc:

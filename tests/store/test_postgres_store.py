@@ -40,7 +40,7 @@ async def test_tables_land_in_the_schema_named_by_the_url(pg_base_url: str, pg_u
 async def test_calls_succeed_after_the_server_drops_every_pooled_connection(pg_base_url: str, pg_url: str) -> None:
     app = f"kb_test_{uuid.uuid4().hex[:8]}"
     async with open_store(f"{pg_url}&application_name={app}") as store:
-        await store.save_chat(record("before"))
+        await asyncio.gather(*(store.save_chat(record(f"before-{i}")) for i in range(50)))  # grow the pool
         with psycopg.connect(pg_base_url, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -48,9 +48,9 @@ async def test_calls_succeed_after_the_server_drops_every_pooled_connection(pg_b
                 (app,),
             ).fetchone()
         assert killed is not None
-        assert killed[0] >= 1
-        await store.save_chat(record("after"))
-        assert await store.get_chat(chat_id="after") == record("after")
+        assert killed[0] >= 2
+        await asyncio.gather(*(store.save_chat(record(f"after-{i}")) for i in range(50)))
+        assert await store.get_chat(chat_id="after-49") == record("after-49")
         await store.ping()
 
 
