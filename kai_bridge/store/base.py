@@ -9,16 +9,23 @@ contract tests, so the rest of the package never knows which one it talks to.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["ChatRecord", "Store", "redact_url"]
+__all__ = ["ChatRecord", "Store", "redact_url", "storable"]
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRecord:
-    """The last known state of one Coze chat, as the bridge saw it. ``updated_at`` is epoch seconds."""
+    """The last known state of one Coze chat, as the bridge saw it. ``updated_at`` is epoch seconds.
+
+    Text is stored as both databases can hold it: a NUL character or a lone surrogate (which
+    ``json.loads`` lets through from a ``\\ud800`` escape) is read back as U+FFFD.
+    """
 
     chat_id: str
     conversation_id: str
@@ -72,6 +79,11 @@ def redact_url(url: str) -> str:
     return urlunsplit(masked)
 
 
+def storable(text: str) -> str:
+    """``text`` as SQLite and PostgreSQL can both store it: NUL and lone surrogates become U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text) if _UNSTORABLE.search(text) else text
+
+
 def scrub(text: str, *secrets: str | None) -> str:
     """``text`` with every non-empty secret replaced by ``***``."""
     for secret in secrets:
@@ -88,14 +100,14 @@ ChatRow = tuple[str, str, str, str, str, str, str | None, str | None, float]
 def chat_to_row(record: ChatRecord) -> ChatRow:
     usage = None if record.usage is None else json.dumps(record.usage, separators=(",", ":"), sort_keys=True)
     return (
-        record.chat_id,
-        record.conversation_id,
-        record.user_id,
-        record.bot_id,
-        record.status,
-        record.answer,
+        storable(record.chat_id),
+        storable(record.conversation_id),
+        storable(record.user_id),
+        storable(record.bot_id),
+        storable(record.status),
+        storable(record.answer),
         usage,
-        record.error,
+        None if record.error is None else storable(record.error),
         float(record.updated_at),
     )
 

@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, redact_url, row_to_chat, scrub
+from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, redact_url, row_to_chat, scrub, storable
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
 
 __all__ = ["PostgresStore"]
@@ -127,20 +127,22 @@ class PostgresStore:
 
     # ---- the Store protocol ------------------------------------------------------------------
     async def get_conversation(self, *, user_id: str, bot_id: str) -> str | None:
-        row = await self._fetchone(_SQL_GET_CONVERSATION, (user_id, bot_id))
+        row = await self._fetchone(_SQL_GET_CONVERSATION, (storable(user_id), storable(bot_id)))
         return None if row is None else cast(str, row[0])
 
     async def set_conversation(self, *, user_id: str, bot_id: str, conversation_id: str) -> None:
-        await self._execute(_SQL_SET_CONVERSATION, (user_id, bot_id, conversation_id, self._clock()))
+        await self._execute(
+            _SQL_SET_CONVERSATION, (storable(user_id), storable(bot_id), storable(conversation_id), self._clock())
+        )
 
     async def delete_conversation(self, *, user_id: str, bot_id: str) -> None:
-        await self._execute(_SQL_DELETE_CONVERSATION, (user_id, bot_id))
+        await self._execute(_SQL_DELETE_CONVERSATION, (storable(user_id), storable(bot_id)))
 
     async def save_chat(self, record: ChatRecord) -> None:
         await self._execute(_SQL_SAVE_CHAT, chat_to_row(record))
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None:
-        row = await self._fetchone(_SQL_GET_CHAT, (chat_id,))
+        row = await self._fetchone(_SQL_GET_CHAT, (storable(chat_id),))
         return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
 
     async def ping(self) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, row_to_chat
+from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, row_to_chat, storable
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
 
 __all__ = ["SQLiteStore"]
@@ -122,17 +122,19 @@ class SQLiteStore:
     # ---- the Store protocol ------------------------------------------------------------------
     async def get_conversation(self, *, user_id: str, bot_id: str) -> str | None:
         def fn(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(_SQL_GET_CONVERSATION, (user_id, bot_id)).fetchone()
+            row = conn.execute(_SQL_GET_CONVERSATION, (storable(user_id), storable(bot_id))).fetchone()
             return None if row is None else cast(str, row[0])
 
         return await self._submit(fn, write=False)
 
     async def set_conversation(self, *, user_id: str, bot_id: str, conversation_id: str) -> None:
-        params = (user_id, bot_id, conversation_id, self._clock())
+        params = (storable(user_id), storable(bot_id), storable(conversation_id), self._clock())
         await self._submit(lambda conn: conn.execute(_SQL_SET_CONVERSATION, params), write=True)
 
     async def delete_conversation(self, *, user_id: str, bot_id: str) -> None:
-        await self._submit(lambda conn: conn.execute(_SQL_DELETE_CONVERSATION, (user_id, bot_id)), write=True)
+        await self._submit(
+            lambda conn: conn.execute(_SQL_DELETE_CONVERSATION, (storable(user_id), storable(bot_id))), write=True
+        )
 
     async def save_chat(self, record: ChatRecord) -> None:
         row = chat_to_row(record)
@@ -140,7 +142,7 @@ class SQLiteStore:
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None:
         def fn(conn: sqlite3.Connection) -> ChatRecord | None:
-            row = conn.execute(_SQL_GET_CHAT, (chat_id,)).fetchone()
+            row = conn.execute(_SQL_GET_CHAT, (storable(chat_id),)).fetchone()
             return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
 
         return await self._submit(fn, write=False)

@@ -92,22 +92,24 @@ async def test_the_file_is_in_wal_mode_and_commits_are_fully_synced(tmp_path: Pa
 
 
 async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_path: Path) -> None:
-    async with open_store(f"sqlite:///{tmp_path / 'g.db'}") as store:
-        bad = record("bad", status=None)  # violates NOT NULL
+    store = await SQLiteStore.open(path=tmp_path / "g.db")
+    try:
+        duplicate = "INSERT INTO kb_schema_version (version, description, applied_at) VALUES (1, 'dup', 0)"
         goods = [record(f"good-{i}") for i in range(50)]
         results = await asyncio.gather(
             *(store.save_chat(r) for r in goods[:25]),
-            store.save_chat(bad),
+            store._submit(lambda conn: conn.execute(duplicate), write=True),  # fails inside the shared commit
             *(store.save_chat(r) for r in goods[25:]),
             return_exceptions=True,
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1
         assert isinstance(errors[0], StoreError)
-        assert "NOT NULL" in str(errors[0])
+        assert "UNIQUE constraint failed" in str(errors[0])
         for r in goods:
             assert await store.get_chat(chat_id=r.chat_id) == r
-        assert await store.get_chat(chat_id="bad") is None
+    finally:
+        await store.close()
 
 
 async def test_a_second_process_style_connection_sees_committed_writes(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ import sqlite3
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store import ChatRecord, Store, open_store
+from kai_bridge.store import ChatRecord, Store, connect_store, open_store
 from kai_bridge.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -207,3 +209,54 @@ async def test_each_migration_is_recorded_once_however_often_the_store_is_opened
             await store.ping()
     rows = raw_execute(store_url, "SELECT version FROM kb_schema_version ORDER BY version")
     assert [int(str(row[0])) for row in rows] == [m.version for m in MIGRATIONS]
+
+
+text = st.text(max_size=200)
+records = st.builds(
+    ChatRecord,
+    chat_id=st.text(min_size=1, max_size=40),
+    conversation_id=text,
+    user_id=text,
+    bot_id=text,
+    status=st.sampled_from(["created", "in_progress", "completed", "failed", "requires_action", "canceled"]),
+    answer=st.text(max_size=2000),
+    usage=st.none() | st.dictionaries(st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), max_size=5),
+    error=st.none() | text,
+    updated_at=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+
+
+def stored(value: str) -> str:
+    """What the contract says comes back: NUL and lone surrogates read back as U+FFFD."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
+
+
+def test_any_record_reads_back_the_same_on_both_backends(store_url: str) -> None:
+    loop = asyncio.new_event_loop()
+    store = loop.run_until_complete(connect_store(store_url))
+    try:
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(record=records, user_id=text, bot_id=text, conversation_id=text)
+        def roundtrip(record: ChatRecord, user_id: str, bot_id: str, conversation_id: str) -> None:
+            loop.run_until_complete(store.save_chat(record))
+            got = loop.run_until_complete(store.get_chat(chat_id=record.chat_id))
+            assert got == dataclasses.replace(
+                record,
+                chat_id=stored(record.chat_id),
+                conversation_id=stored(record.conversation_id),
+                user_id=stored(record.user_id),
+                bot_id=stored(record.bot_id),
+                answer=stored(record.answer),
+                error=None if record.error is None else stored(record.error),
+            )
+            loop.run_until_complete(
+                store.set_conversation(user_id=user_id, bot_id=bot_id, conversation_id=conversation_id)
+            )
+            found = loop.run_until_complete(store.get_conversation(user_id=user_id, bot_id=bot_id))
+            assert found == stored(conversation_id)
+
+        roundtrip()
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
