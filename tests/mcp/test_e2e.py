@@ -205,3 +205,40 @@ async def test_stdio_runs_on_when_the_sidecar_port_is_taken(
                 result = await session.call_tool("coffee_knowledge_query", {"query": "espresso"})
     assert not result.is_error
     assert "sidecar not started" in errors.read_text()
+
+
+async def test_stdio_writes_nothing_but_json_rpc_to_stdout_even_with_debug_logs(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _ = upstream
+    env = bridge_env(handle, tmp_path).env
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "send_message", "arguments": {"message": "What is a doppio?"}}},
+    ]
+    stderr = tmp_path / "stderr.txt"
+    messages: list[dict[str, object]] = []
+    with stderr.open("w") as err, anyio.fail_after(60):
+        process = await anyio.open_process([*COMMAND, "--debug", "stdio", "--no-sidecar"], env=env, cwd=REPO,
+                                           stderr=err)
+        async with process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            await process.stdin.send("".join(json.dumps(r) + "\n" for r in requests).encode())
+            buffer = b""
+            # stdin stays open until the answer is in: EOF means "client gone" and cancels the call.
+            while not any(m.get("id") == 2 for m in messages):
+                buffer += await process.stdout.receive()
+                *complete, buffer = buffer.split(b"\n")
+                messages.extend(json.loads(line) for line in complete if line.strip())
+            await process.stdin.aclose()
+            await process.wait()
+    assert all(message.get("jsonrpc") == "2.0" for message in messages)
+    answer = next(message for message in messages if message.get("id") == 2)
+    result = answer["result"]
+    assert isinstance(result, dict)
+    assert result["structuredContent"]["answer"]
+    assert "DEBUG" in stderr.read_text()  # the logs went somewhere: stderr
