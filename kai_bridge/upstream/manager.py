@@ -259,7 +259,7 @@ class UpstreamManager:
                     "transport": _transport_kind(u.config),
                     "target": _safe_target(u.config),
                     "state": u.state.value,
-                    "tools": len(u.tools),
+                    "tool_count": len(u.tools),
                     "tool_names": sorted(u.tools),
                     "skipped_tools": list(u.skipped),
                     "last_error": u.last_error,

@@ -50,7 +50,7 @@ async def test_with_a_wrong_api_key_the_upstream_fails_with_a_credentials_error_
         assert diag["last_error"] == (
             "the upstream refused the credentials (HTTP 401): check the api_key configured for upstream 'kai'"
         )
-        assert diag["tools"] == 0
+        assert diag["tool_count"] == 0
         assert len(registry) == 0
         assert wrong not in json.dumps(diag)
 
@@ -111,7 +111,7 @@ async def test_diagnostics_describe_each_upstream_and_contain_no_secret(
         "transport": "http",
         "target": http_server.url,
         "state": "connected",
-        "tools": 9,
+        "tool_count": 9,
         "tool_names": [
             "kai.add",
             "kai.echo",

@@ -172,7 +172,7 @@ async def test_startup_does_not_wait_for_an_upstream_that_cannot_start(registry:
             assert await m.wait_state("broken", UpstreamState.FAILED, timeout=10)
             broken_diag = next(d for d in m.diagnostics() if d["name"] == "broken")
             assert broken_diag["last_error"] == "cannot start 'kai-server-binary': command not found"
-            assert broken_diag["tools"] == 0
+            assert broken_diag["tool_count"] == 0
             assert await registry.call("kai.echo", {"text": "ok"}) == {"result": "ok"}
 
 
