@@ -75,6 +75,8 @@ async def _doctor(args: argparse.Namespace) -> int:
             except KaiBridgeError as exc:
                 failures += 1
                 print(_line(False, name, redact(str(exc))))
+        if runtime.settings.upstreams:
+            await runtime.upstreams.wait_ready(args.timeout)
         for upstream in runtime.upstreams.diagnostics():
             ok = upstream.get("state") == "connected"
             failures += 0 if ok else 1
