@@ -320,6 +320,9 @@ class ConversationService:
             hint = f"the chat may still finish: fetch it later with get_chat_result(chat_id='{run.chat_id}')"
             await self._record(run, status="in_progress", error=f"{exc}; {hint}")
             raise ChatError(f"{exc}; {hint}", chat_id=run.chat_id, conversation_id=run.conversation_id) from exc
+        except ChatCanceledError as exc:
+            await self._record(run, status="canceled", error=str(exc))
+            raise
         except KaiBridgeError as exc:
             await self._record(run, status="failed", error=str(exc))
             raise
@@ -409,9 +412,15 @@ class ConversationService:
                     raise failed_error(chat, error=event.error, logid=event.logid)
                 elif kind is ChatEventType.DONE:
                     break
+        if not completed and chat is not None and str(chat.status) != "canceled":
+            # The stream ended early: ask Coze why (someone may have canceled the chat).
+            try:
+                chat = await self._coze.retrieve_chat(conversation_id=chat.conversation_id, chat_id=chat.id)
+            except CozeError as exc:
+                logger.info("could not look up chat %s after its stream ended: %s", chat.id, exc)
         if chat is not None and str(chat.status) == "canceled":
-            raise ChatCanceledError(f"the Coze chat {chat.id} was canceled", chat_id=chat.id,
-                                    conversation_id=chat.conversation_id)
+            raise ChatCanceledError(f"the Coze chat {chat.id} was canceled (cancel_chat or the Coze console)",
+                                    chat_id=chat.id, conversation_id=chat.conversation_id)
         if not completed or run.chat_id is None:
             raise ChatError(
                 "the Coze chat stream ended before the chat completed",

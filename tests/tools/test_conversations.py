@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from kai_bridge.coze import CozeClient
-from kai_bridge.errors import KnowledgeError, ToolError, ToolInputError
+from kai_bridge.errors import ChatCanceledError, KnowledgeError, ToolError, ToolInputError
 from kai_bridge.sandbox import PLUGIN_BOT_ID, SandboxHandle
 from kai_bridge.store import ChatRecord, Store
 from kai_bridge.tools import NullToolContext, ToolContext
@@ -248,3 +248,37 @@ def _collect(into: list[str]):  # type: ignore[no-untyped-def]
         into.append(text)
 
     return on_delta
+
+
+async def test_a_chat_canceled_by_cancel_chat_ends_send_message_as_canceled(tmp_path: Path) -> None:
+    from tests.tools.bridge import running_sandbox
+
+    holder: dict[str, _NotifyingStore] = {}
+
+    def wrap(store: Store) -> Store:
+        holder["store"] = _NotifyingStore(store, "in_progress")
+        return holder["store"]  # type: ignore[return-value]
+
+    outcome: list[BaseException] = []
+    async with running_sandbox(stream_chunk_delay=0.05) as (handle, coze), open_bridge(
+        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", store_wrapper=wrap
+    ) as bridge:
+
+        async def send() -> None:
+            try:
+                await bridge.conversations.send_message(user_id="kim", message="Explain espresso extraction")
+            except ChatCanceledError as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send)
+                await holder["store"].event.wait()
+                running = holder["store"].records[-1]
+                canceled = await bridge.conversations.cancel_chat(conversation_id=running.conversation_id,
+                                                                  chat_id=running.chat_id)
+        final = await bridge.conversations.get_chat_result(chat_id=running.chat_id)
+    assert canceled.status == "canceled"
+    assert len(outcome) == 1
+    assert final.status == "canceled"
+    assert "canceled" in (final.error or "")
