@@ -2,14 +2,16 @@
 
 Chosen by measurement over (a) SQLite FTS5 with the trigram tokenizer + bm25() and (b) this
 design, with ``scripts/bench/bench_knowledge.py --compare-fts5`` on the 2-core machine
-(88 articles, 248 answerable + 16 off-topic labelled queries, other jobs running: load
-average ~5, so wall-clock tails are inflated; CPU time is the cost of a query itself)::
+(88 articles; 248 answerable + 16 off-topic labelled queries; other jobs running, load
+average ~2)::
 
-    engine                         build      p50       recall@1  recall@3  MRR    off-topic clean
-    (b) BM25F bigrams + stems       ~160 ms*  0.56 ms   0.940     0.988     0.965  1.00
-    (a) FTS5 trigram + bm25         129 ms    0.21 ms   0.827     0.903     0.874  0.25
-    * CPU time of the index build; the whole load (TOML + CQI + index) is ~260 ms CPU.
-    (b) query CPU time p50 0.54 ms, p99 1.5 ms; wall p99 under that load ~10 ms for both.
+    engine                        index build  p50       p99       recall@1  recall@3  MRR    off-topic clean
+    (b) BM25F bigrams + stems     188 ms       0.42 ms   1.06 ms   0.944     0.988     0.967  1.00
+    (a) FTS5 trigram + bm25        47 ms       0.26 ms   0.84 ms   0.827     0.903     0.874  0.25
+
+    (b) whole load (TOML + CQI table + index): 223 ms. Under a load average of 5 the same
+    run gave p50 0.56 ms and wall p99 ~10 ms for both engines (CPU p99 1.5 ms): the tail is
+    the scheduler, not the query.
 
 FTS5 is faster, but trigrams cannot match a two-character Chinese word at all (手冲, 拿铁,
 日晒, 酸质 are each shorter than a trigram), have no stemming, no notion of a name in the
