@@ -29,6 +29,7 @@ from kai_bridge.sandbox.api_bots import bot_routes
 from kai_bridge.sandbox.api_chat import chat_routes
 from kai_bridge.sandbox.api_conversations import conversation_routes
 from kai_bridge.sandbox.api_oauth import oauth_routes
+from kai_bridge.sandbox.api_users import user_routes
 from kai_bridge.sandbox.auth import AuthService
 from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.context import SandboxContext
@@ -156,6 +157,7 @@ def _build_routes(ctx: SandboxContext) -> list[Route]:
         *bot_routes(ctx),
         *conversation_routes(ctx),
         *chat_routes(ctx),
+        *user_routes(ctx),
     ]
     routes = [
         Route(

@@ -7,6 +7,7 @@ the sandbox.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from cozepy import (
     ChatEventType,
     ChatStatus,
     Coze,
+    CozeAPIError,
     JWTAuth,
     JWTOAuthApp,
     Message,
@@ -26,6 +28,7 @@ from cozepy import (
     SyncHTTPClient,
     TokenAuth,
     ToolOutput,
+    User,
 )
 
 from kai_bridge.keys import KeyPair
@@ -325,3 +328,28 @@ async def test_jwt_auth_caches_its_token_across_calls(
     assert sandbox.state.token_exchanges == 1
     assert sandbox.state.tokens_issued == 1
     assert sandbox.state.requests["bots.list"] == 3
+
+
+async def test_users_me_answers_who_the_token_belongs_to_and_refuses_a_wrong_token(
+    sandbox: SandboxHandle, oauth_app: JWTOAuthApp, http: SyncHTTPClient
+) -> None:
+    def flow() -> tuple[User, User, User, CozeAPIError]:
+        with_pat = coze_with(PAT, sandbox.base_url, http).users.me()
+        with_jwt = Coze(auth=JWTAuth(oauth_app=oauth_app), base_url=sandbox.base_url, http_client=http).users.me()
+        again = Coze(auth=JWTAuth(oauth_app=oauth_app), base_url=sandbox.base_url, http_client=http).users.me()
+        with pytest.raises(CozeAPIError) as refused:
+            coze_with("pat_not_configured_here", sandbox.base_url, http).users.me()
+        return with_pat, with_jwt, again, refused.value
+
+    with_pat, with_jwt, again, refused = await in_thread(flow)
+
+    assert re.fullmatch(r"\d{19}", with_pat.user_id)
+    assert re.fullmatch(r"\d{19}", with_jwt.user_id)
+    assert with_jwt.user_id != with_pat.user_id, "an OAuth app and a PAT are different users"
+    assert with_jwt.user_id == again.user_id, "the same app is the same user on every token"
+    assert APP_ID in with_jwt.user_name
+    assert with_pat.nick_name
+    assert with_pat.avatar_url.startswith("https://")
+    assert refused.code == 4101
+    assert refused.logid
+    assert sandbox.state.requests["users.me"] == 4
