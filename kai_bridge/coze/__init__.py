@@ -32,6 +32,7 @@ from kai_bridge.coze.models import (
     ToolCall,
     ToolOutput,
     Usage,
+    User,
 )
 from kai_bridge.coze.retry import RetryPolicy
 
@@ -65,6 +66,7 @@ __all__ = [
     "ToolCall",
     "ToolOutput",
     "Usage",
+    "User",
     "auth_from_settings",
     "build_http_client",
     "collect_answer",

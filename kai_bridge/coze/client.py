@@ -51,6 +51,7 @@ from kai_bridge.coze.models import (
     MessageRole,
     Section,
     ToolOutput,
+    User,
 )
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.coze.streaming import SSEDecoder
@@ -672,16 +673,21 @@ class CozeClient:
         env = await self._call("GET", f"/v1/bots/{bot_id}", idempotent=True, context="retrieve_bot")
         return _validate(Bot, env.data, context="retrieve_bot", logid=env.logid)
 
+    # ---- users -----------------------------------------------------------------------------
+    async def get_me(self) -> User:
+        """The Coze user the token belongs to (``GET /v1/users/me``): proves a token works without any id."""
+        env = await self._call("GET", "/v1/users/me", idempotent=True, context="get_me")
+        return _validate(User, env.data, context="get_me", logid=env.logid)
+
     # ---- health ----------------------------------------------------------------------------
     async def ping(self) -> None:
-        """A cheap authenticated call: the configured bot, else the workspace's bots, else a token."""
+        """A cheap authenticated call: the configured bot, else the workspace's bots, else who am I."""
         if self._bot_id:
             await self.retrieve_bot(bot_id=self._bot_id)
         elif self._workspace_id:
             await self.list_bots(workspace_id=self._workspace_id, page_size=1)
         else:
-            with self._breaker.guard():
-                await self._auth.get_token()
+            await self.get_me()
 
     def diagnostics(self) -> dict[str, Any]:
         """State for /diagnostics/coze: no secrets (no token, key, JWT or PAT)."""

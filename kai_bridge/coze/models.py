@@ -38,6 +38,7 @@ __all__ = [
     "ToolCallFunction",
     "ToolOutput",
     "Usage",
+    "User",
 ]
 
 
@@ -263,6 +264,15 @@ class Bot(_Model):
 class BotPage(_Model):
     items: list[Bot] = Field(default_factory=list)
     total: int = 0
+
+
+class User(_Model):
+    """``GET /v1/users/me``: the Coze user the access token (or PAT) belongs to."""
+
+    user_id: str
+    user_name: str = ""
+    nick_name: str = ""
+    avatar_url: str = ""
 
 
 class ChatEventError(_Model):

@@ -98,5 +98,6 @@ def test_public_names_are_pinned() -> None:
         "ChatStatus", "CircuitBreaker", "Conversation", "ConversationPage", "CozeClient", "EnterMessage",
         "JWTAuth", "LastError", "Message", "MessageContentType", "MessagePage", "MessageRole", "MessageType",
         "PATAuth", "RequiredAction", "RetryPolicy", "Section", "TokenProvider", "ToolCall", "ToolOutput", "Usage",
+        "User",
         "auth_from_settings", "build_http_client", "collect_answer",
     }
