@@ -2,8 +2,8 @@
 
 Prints an access token (to stdout: handing it over is the command's purpose) and its expiry
 (to stderr, or both as JSON with ``--json``). ``--validate [TOKEN]`` checks a given token,
-or a freshly fetched one, with a cheap authenticated call and says valid or invalid with
-the reason; the exit code is 0 for valid, 1 otherwise. The token never goes to the logs.
+or a freshly fetched one, with a cheap authenticated call (read the configured bot, else the
+workspace's bots, else ``/v1/users/me``) and says valid or invalid with the reason; the exit code is 0 for valid, 1 otherwise. The token never goes to the logs.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from kai_bridge.cmd.common import settings_from_args
-from kai_bridge.coze_upstream import CozeSession, open_coze_session
 from kai_bridge.coze.auth import JWTAuth, PATAuth
 from kai_bridge.coze.client import CozeClient
+from kai_bridge.coze_upstream import CozeSession, open_coze_session
 from kai_bridge.errors import CozeAPIError, CozeAuthError, CozeError
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -57,7 +57,11 @@ async def _fetch(session: CozeSession) -> dict[str, Any]:
 
 
 async def _check(session: CozeSession, token: str) -> tuple[bool, str]:
-    """Use ``token`` (and only it) for one cheap call. Returns (valid, reason)."""
+    """Use ``token`` (and only it) for one cheap call. Returns (valid, reason).
+
+    The call reads the configured bot, else the workspace's bots, else ``/v1/users/me`` (who
+    the token belongs to), so a token can be checked with no bot or workspace configured.
+    """
     probe = CozeClient(
         http=session.client.http,
         base_url=session.client.base_url,
@@ -65,17 +69,26 @@ async def _check(session: CozeSession, token: str) -> tuple[bool, str]:
         bot_id=session.bot_id,
         workspace_id=session.workspace_id,
     )
-    if session.bot_id is None and session.workspace_id is None:
-        return False, "cannot check: set coze_bot_id or coze_workspace_id so there is a call to make with the token"
     try:
-        await probe.ping()
+        if session.bot_id is not None or session.workspace_id is not None:
+            await probe.ping()
+            what = f"read bot {session.bot_id}" if session.bot_id else f"read workspace {session.workspace_id}"
+        else:
+            user = await probe.get_me()
+            name = user.nick_name or user.user_name or "?"
+            what = f"read the token's user with /v1/users/me: {name} (user_id {user.user_id})"
     except CozeAuthError as exc:
-        return False, str(exc)
+        reason = str(exc)
+        if session.bot_id is None and session.workspace_id is None and exc.code == 4101:
+            reason += (
+                "; if this token should work, it may lack the permission to read its user: "
+                "set coze_bot_id to check it with a bot read instead"
+            )
+        return False, reason
     except CozeAPIError as exc:
         # Coze accepted the token (no auth error) but refused the call for another reason.
         return True, f"the token was accepted (the probe call itself answered: {exc})"
-    what = f"bot {session.bot_id}" if session.bot_id else f"workspace {session.workspace_id}"
-    return True, f"an authenticated call succeeded (read {what})"
+    return True, f"an authenticated call succeeded ({what})"
 
 
 async def _validate(session: CozeSession, given: str | None) -> tuple[bool, str]:

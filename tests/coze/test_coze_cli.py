@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kai_bridge.sandbox import COFFEE_BOT_ID
+from kai_bridge.sandbox import COFFEE_BOT_ID, PLUGIN_BOT_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -136,6 +137,66 @@ async def test_an_invalid_token_is_reported_invalid_with_exit_code_1(
     assert run.code == 1
     assert run.out.startswith("invalid: ")
     assert "4101" in run.out
+
+
+async def test_token_validate_without_bot_or_workspace_asks_who_the_token_belongs_to(
+    tmp_path: Path, keys: tuple[Path, str], sandbox_url: str
+) -> None:
+    env = jwt_env(tmp_path, keys, sandbox_url)
+    del env["KAI_BRIDGE_COZE_BOT_ID"]
+
+    fresh = await kai("token", "--validate", env=env, cwd=tmp_path)
+    assert fresh.code == 0, fresh.out + fresh.err
+    assert fresh.out.startswith("valid: ")
+    assert "/v1/users/me" in fresh.out
+    assert re.search(r"user_id \d{19}", fresh.out)
+
+    wrong = await kai("token", "--validate", "pat_not_a_real_token_42", "--json", env=env, cwd=tmp_path)
+    assert wrong.code == 1
+    verdict = json.loads(wrong.out)
+    assert verdict["valid"] is False
+    assert "4101" in verdict["reason"]
+    assert "cannot check" not in wrong.out + fresh.out
+
+
+async def test_the_plugin_bot_answers_through_the_local_tool_and_the_next_chat_continues_the_conversation(
+    tmp_path: Path, keys: tuple[Path, str], sandbox_url: str
+) -> None:
+    env = jwt_env(tmp_path, keys, sandbox_url)
+    question = "埃塞俄比亚咖啡特点"
+    local = await kai("call", "coffee_knowledge_query", json.dumps({"query": question}), env=env, cwd=tmp_path)
+    assert local.code == 0, local.err
+    expected = json.loads(local.out)["answer"]
+
+    first = await kai("chat", question, "--bot-id", PLUGIN_BOT_ID, env=env, cwd=tmp_path)
+    assert first.code == 0, first.err
+    assert first.out.strip() == expected.strip(), "the plugin bot answers from the locally run tool"
+    assert re.search(r"conversation_id=\d+ chat_id=\d+ status=completed tokens: input=\d+ .* rounds=1$",
+                     first.err, re.MULTILINE)
+    conversation_id = re.search(r"conversation_id=(\d+)", first.err).group(1)  # type: ignore[union-attr]
+
+    follow = await kai("chat", "水洗和日晒有什么区别？", "--bot-id", PLUGIN_BOT_ID, "--no-stream",
+                       env=env, cwd=tmp_path)
+    assert follow.code == 0, follow.err
+    assert re.search(r"[\u4e00-\u9fff]", follow.out)
+    assert f"conversation_id={conversation_id} " in follow.err, "the same user's next chat continues"
+    assert "rounds=1" in follow.err
+    assert "gone upstream" not in follow.err
+    for run in (first, follow):
+        assert "Traceback" not in run.err
+
+
+async def test_the_plugin_bot_works_with_the_in_process_sandbox_run_after_run(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    first = await kai("chat", "埃塞俄比亚咖啡特点", "--bot-id", PLUGIN_BOT_ID, env=env, cwd=tmp_path)
+    assert first.code == 0, first.err
+    assert "埃塞俄比亚" in first.out
+    assert "rounds=1" in first.err
+    # The stored conversation died with the first run's sandbox: a new one, said so, no failure.
+    second = await kai("chat", "那适合怎么冲煮？", "--bot-id", PLUGIN_BOT_ID, env=env, cwd=tmp_path)
+    assert second.code == 0, second.err
+    assert "rounds=1" in second.err
+    assert "is gone upstream (the in-process sandbox starts empty on every run)" in second.err
 
 
 async def test_chat_without_credentials_uses_the_in_process_sandbox(tmp_path: Path) -> None:
