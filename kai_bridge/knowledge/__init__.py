@@ -7,7 +7,15 @@ outside the package); ``KnowledgeBase.query`` answers in Chinese or English with
 
 from kai_bridge.knowledge.base import KnowledgeBase
 from kai_bridge.knowledge.corpus import Article
-from kai_bridge.knowledge.models import AltitudeRange, CqiFigure, KnowledgeAnswer, NamedCount, Passage
+from kai_bridge.knowledge.models import (
+    AltitudeRange,
+    CqiFigure,
+    CqiFigureBrief,
+    KnowledgeAnswer,
+    KnowledgeBrief,
+    NamedCount,
+    Passage,
+)
 from kai_bridge.knowledge.service import Backend, CozeAsker, KnowledgeService
 
 __all__ = [
@@ -16,8 +24,10 @@ __all__ = [
     "Backend",
     "CozeAsker",
     "CqiFigure",
+    "CqiFigureBrief",
     "KnowledgeAnswer",
     "KnowledgeBase",
+    "KnowledgeBrief",
     "KnowledgeService",
     "NamedCount",
     "Passage",

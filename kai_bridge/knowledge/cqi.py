@@ -89,6 +89,9 @@ _ATTRIBUTE_ZH = {
 }
 
 
+_MAX_CACHED_FIGURES = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class CqiKey:
     kind: Kind
@@ -112,6 +115,8 @@ class CqiTable:
         for key in self._processes:
             entries.extend((name, CqiKey("process", key)) for name in PROCESS_NAMES.get(key, ("", ()))[1])
         self.matcher: PhraseMatcher[CqiKey] = PhraseMatcher(entries)
+        # Figures are frozen and the table never changes: each is built once per language.
+        self._figures: dict[tuple[Kind, str, str], CqiFigure | None] = {}
 
     @classmethod
     def load_shipped(cls) -> CqiTable:
@@ -134,6 +139,15 @@ class CqiTable:
         return key in (self._countries if kind == "country" else self._processes)
 
     def figure(self, *, kind: Kind, key: str, language: str) -> CqiFigure | None:
+        cache_key = (kind, key, language)
+        if cache_key in self._figures:
+            return self._figures[cache_key]
+        figure = self._build_figure(kind=kind, key=key, language=language)
+        if len(self._figures) < _MAX_CACHED_FIGURES:  # keys come from the table's own names: a bound for safety
+            self._figures[cache_key] = figure
+        return figure
+
+    def _build_figure(self, *, kind: Kind, key: str, language: str) -> CqiFigure | None:
         stats = (self._countries if kind == "country" else self._processes).get(key)
         if stats is None:
             return None

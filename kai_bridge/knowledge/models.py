@@ -1,4 +1,13 @@
-"""The typed answer of the coffee knowledge tool (pydantic, used as the MCP tool's output schema)."""
+"""The typed answers of the coffee knowledge base (pydantic).
+
+:class:`KnowledgeAnswer` is the rich in-process answer (full CQI figure objects).
+:class:`KnowledgeBrief` is what the ``coffee_knowledge_query`` tool returns and declares as
+its output schema: the same answer, passages and sources, with each CQI figure cut to its
+headline (:class:`CqiFigureBrief`). Every MCP client re-validates a tool's structured result
+against its output schema, and with ``jsonschema`` that costs about 5 µs per value checked:
+a full figure (species, ten attributes, varieties, altitude) is ~40 values, its headline 8.
+The figure's one-line ``summary`` still carries the detail as text.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AltitudeRange", "CqiFigure", "KnowledgeAnswer", "NamedCount", "Passage"]
+__all__ = ["AltitudeRange", "CqiFigure", "CqiFigureBrief", "KnowledgeAnswer", "KnowledgeBrief", "NamedCount", "Passage"]
 
 
 class _Model(BaseModel):
@@ -58,8 +67,32 @@ class CqiFigure(_Model):
     summary: str = Field(description="the figures in one line, in the answer's language")
 
 
+class CqiFigureBrief(_Model):
+    """The headline of a :class:`CqiFigure` (what the tool returns; ``summary`` has the rest as text)."""
+
+    key: str = Field(description="the exact CQI value, e.g. 'Ethiopia' or 'Natural / Dry'")
+    label: str = Field(description="display name in the answer's language")
+    source: str = Field(description="e.g. 'Coffee Quality Institute reviews (2018 scrape, n=44)'")
+    samples: int = Field(description="reviews counted")
+    total_cup_points_mean: float
+    total_cup_points_median: float
+    summary: str = Field(description="the figures in one line (scores, top attributes, altitude, varieties)")
+
+    @classmethod
+    def of(cls, figure: CqiFigure) -> CqiFigureBrief:
+        return cls(
+            key=figure.key,
+            label=figure.label,
+            source=figure.source,
+            samples=figure.samples,
+            total_cup_points_mean=figure.total_cup_points_mean,
+            total_cup_points_median=figure.total_cup_points_median,
+            summary=figure.summary,
+        )
+
+
 class KnowledgeAnswer(_Model):
-    """What ``coffee_knowledge_query`` returns."""
+    """A coffee question answered from the base (in-process; the tool returns :meth:`brief`)."""
 
     query: str
     language: Literal["zh", "en"]
@@ -67,6 +100,34 @@ class KnowledgeAnswer(_Model):
     answer: str = Field(description="a short answer composed from the best sources, or what is covered")
     passages: list[Passage] = Field(default_factory=list)
     figures: list[CqiFigure] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list, description="article ids and cqi:<name> entries")
+    backend: Literal["local", "coze"] = Field(
+        default="local", description="who composed the answer text: the local base or the Coze bot"
+    )
+
+    def brief(self) -> KnowledgeBrief:
+        """This answer as the tool returns it: every field kept, each figure cut to its headline."""
+        return KnowledgeBrief(
+            query=self.query,
+            language=self.language,
+            found=self.found,
+            answer=self.answer,
+            passages=self.passages,
+            figures=[CqiFigureBrief.of(figure) for figure in self.figures],
+            sources=self.sources,
+            backend=self.backend,
+        )
+
+
+class KnowledgeBrief(_Model):
+    """What ``coffee_knowledge_query`` returns: a :class:`KnowledgeAnswer` with brief figures."""
+
+    query: str
+    language: Literal["zh", "en"]
+    found: bool = Field(description="false when the knowledge base has nothing on the question")
+    answer: str = Field(description="a short answer composed from the best sources, or what is covered")
+    passages: list[Passage] = Field(default_factory=list)
+    figures: list[CqiFigureBrief] = Field(default_factory=list, description="CQI review statistics named or implied")
     sources: list[str] = Field(default_factory=list, description="article ids and cqi:<name> entries")
     backend: Literal["local", "coze"] = Field(
         default="local", description="who composed the answer text: the local base or the Coze bot"

@@ -9,7 +9,7 @@ from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kai_bridge.knowledge.models import KnowledgeAnswer
+from kai_bridge.knowledge.models import KnowledgeAnswer, KnowledgeBrief
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, typed_tool
 
 __all__ = ["COFFEE_KNOWLEDGE_QUERY", "CoffeeQuery", "KnowledgeQuery", "coffee_knowledge_tool"]
@@ -40,20 +40,21 @@ class CoffeeQuery(BaseModel):
 def coffee_knowledge_tool(knowledge: KnowledgeQuery, *, cache_size: int = 256) -> Tool:
     """The tool over ``knowledge.query``.
 
-    With the local backend (the embedded base, immutable once loaded) answers are pure
-    functions of (query, top_k, language), so the last ``cache_size`` are kept; a Coze
-    backend is asked every time.
+    The tool returns :meth:`KnowledgeAnswer.brief` (figures cut to their headline: a lean
+    output schema is cheaper for every client to validate). With the local backend (the
+    embedded base, immutable once loaded) answers are pure functions of (query, top_k,
+    language), so the last ``cache_size`` are kept; a Coze backend is asked every time.
     """
     cacheable = cache_size > 0 and getattr(knowledge, "backend", "local") == "local"
-    cache: OrderedDict[tuple[str, int, str | None], KnowledgeAnswer] = OrderedDict()
+    cache: OrderedDict[tuple[str, int, str | None], KnowledgeBrief] = OrderedDict()
 
-    async def run(params: CoffeeQuery, ctx: ToolContext) -> KnowledgeAnswer:
+    async def run(params: CoffeeQuery, ctx: ToolContext) -> KnowledgeBrief:
         key = (params.query.strip(), params.top_k, params.language)
         if cacheable and (hit := cache.get(key)) is not None:
             cache.move_to_end(key)
             return hit
         answer = knowledge.query(params.query, top_k=params.top_k, language=params.language)
-        result = await answer if inspect.isawaitable(answer) else answer
+        result = (await answer if inspect.isawaitable(answer) else answer).brief()
         if cacheable:
             cache[key] = result
             if len(cache) > cache_size:
@@ -71,7 +72,7 @@ def coffee_knowledge_tool(knowledge: KnowledgeQuery, *, cache_size: int = 256) -
             "sources. found=false means the base has nothing on the question."
         ),
         input_model=CoffeeQuery,
-        output_model=KnowledgeAnswer,
+        output_model=KnowledgeBrief,
         annotations=ToolAnnotations(read_only=True, destructive=False, idempotent=True, open_world=False),
         func=run,
     )

@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 
 from kai_bridge.errors import ToolInputError
-from kai_bridge.knowledge import KnowledgeAnswer
+from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBrief
 from kai_bridge.tools import ToolRegistry
 from kai_bridge.tools.coffee import coffee_knowledge_tool
 from tests.tools.bridge import knowledge_base, knowledge_service
@@ -40,7 +40,27 @@ async def test_answers_in_the_language_of_the_question_with_sources() -> None:
     assert en["language"] == "en"
     assert len(en["passages"]) == 1
     assert en["sources"]
-    KnowledgeAnswer.model_validate(zh)
+    KnowledgeBrief.model_validate(zh)
+
+
+async def test_the_tool_returns_each_cqi_figure_as_its_headline_and_keeps_sources() -> None:
+    knowledge = knowledge_service()
+    full = await knowledge.query("what is a washed process", top_k=3, language=None)
+    result = await _registry(knowledge).call("coffee_knowledge_query", {"query": "what is a washed process"})
+    assert full.figures, "the washed-process question should carry CQI figures"
+    figure = full.figures[0]
+    assert result["figures"][0] == {
+        "key": figure.key,
+        "label": figure.label,
+        "source": figure.source,
+        "samples": figure.samples,
+        "total_cup_points_mean": figure.total_cup_points_mean,
+        "total_cup_points_median": figure.total_cup_points_median,
+        "summary": figure.summary,
+    }
+    assert result["sources"] == full.sources
+    assert result["answer"] == full.answer
+    assert result["passages"] == [p.model_dump(mode="json") for p in full.passages]
 
 
 async def test_the_sync_knowledge_base_works_as_well_as_the_async_service() -> None:
