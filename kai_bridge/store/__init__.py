@@ -1,7 +1,8 @@
 """Durable state shared by the bridge's doors and replicas: conversations and chat outcomes.
 
 ``open_store(url)`` picks the backend from the URL: ``sqlite:///path/to.db`` (embedded, the
-default; parent directories are created) or ``postgresql://...`` (several replicas share one
+default; parent directories are created; ``?synchronous=full`` makes each commit survive a
+power cut too, not only a process crash) or ``postgresql://...`` (several replicas share one
 database). Both satisfy the :class:`Store` protocol and the same contract tests.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from typing import cast
+from urllib.parse import parse_qs, urlsplit
 
 from kai_bridge.errors import StoreError
 from kai_bridge.store.base import ChatRecord, Store, redact_url
 from kai_bridge.store.postgres import PostgresStore
-from kai_bridge.store.sqlite import SQLiteStore
+from kai_bridge.store.sqlite import DEFAULT_SYNCHRONOUS, SQLiteStore, Synchronous
 
 __all__ = ["ChatRecord", "PostgresStore", "SQLiteStore", "Store", "connect_store", "open_store", "redact_url"]
 
@@ -39,8 +41,13 @@ async def connect_store(
                 f"invalid SQLite store URL {redact_url(url)!r}: use sqlite:///relative/path.db, "
                 "sqlite:////absolute/path.db or sqlite:///:memory:"
             )
-        path = url[len(_SQLITE_PREFIX) :].split("?", 1)[0]
-        return await SQLiteStore.open(path=path, clock=clock, busy_timeout=connect_timeout)
+        path, _, query = url[len(_SQLITE_PREFIX) :].partition("?")
+        synchronous = parse_qs(query).get("synchronous", [DEFAULT_SYNCHRONOUS])[-1].lower()
+        if synchronous not in ("normal", "full"):
+            raise StoreError(f"invalid SQLite store URL: synchronous must be normal or full, not {synchronous!r}")
+        return await SQLiteStore.open(
+            path=path, clock=clock, busy_timeout=connect_timeout, synchronous=cast(Synchronous, synchronous)
+        )
     if scheme in ("postgresql", "postgres"):
         return await PostgresStore.open(url=url, clock=clock, connect_timeout=connect_timeout)
     # Only the scheme is echoed: a URL we cannot parse is one we cannot safely redact.

@@ -76,19 +76,36 @@ async def test_opening_creates_missing_parent_directories(tmp_path: Path) -> Non
     assert path.is_file()
 
 
-async def test_the_file_is_in_wal_mode_and_commits_are_fully_synced(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "expected"),
+    [
+        pytest.param("", 1, id="default-normal"),  # WAL + NORMAL: survives kill -9 (test above)
+        pytest.param("?synchronous=full", 2, id="full-on-request"),  # fsync per commit: survives power loss
+        pytest.param("?synchronous=NORMAL", 1, id="normal-any-case"),
+    ],
+)
+async def test_the_file_is_in_wal_mode_with_the_synchronous_level_the_url_asks_for(
+    tmp_path: Path, suffix: str, expected: int
+) -> None:
     path = tmp_path / "s.db"
-    async with open_store(f"sqlite:///{path}") as store:
+    async with open_store(f"sqlite:///{path}{suffix}") as store:
         assert isinstance(store, SQLiteStore)
         sync = await store._submit(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0], write=False)
         busy = await store._submit(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], write=False)
-        assert sync == 2  # FULL
+        assert sync == expected
         assert busy >= 1000
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+async def test_an_unknown_synchronous_level_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="synchronous must be normal or full"):
+        async with open_store(f"sqlite:///{tmp_path / 'x.db'}?synchronous=off"):
+            pass
+    assert not (tmp_path / "x.db").exists()
 
 
 async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_path: Path) -> None:
