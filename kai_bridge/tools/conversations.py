@@ -1,15 +1,24 @@
 """Conversation tools: thin doors over :class:`~kai_bridge.conversations.ConversationService`.
 
 Who is talking: the ``user_id`` argument, else the door's caller identity (an MCP session),
-else ``"default"``. While ``send_message`` streams, each text delta is reported as progress
-(message = the delta, progress = characters so far) and as a log line where the client asked
-for logs; the result holds the whole answer.
+else ``"default"``. While ``send_message`` streams, the answer's text is reported as progress
+(message = the new text, progress = characters so far) and as a log line where the client
+asked for logs; the result holds the whole answer. Deltas are not sent one notification each:
+:class:`DeltaRelay` sends whatever text has arrived whenever the previous notification is out,
+so a slow stream is forwarded delta by delta while a burst (a fast bot, a busy client) goes out
+in a few notifications instead of dozens. Text is not dropped or reordered: the messages
+concatenate to the answer, and all of them are sent before the result (if sending fails, the
+client is gone or broken: the rest is dropped and the call still completes).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Final, Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kai_bridge.conversations import (
@@ -21,7 +30,9 @@ from kai_bridge.conversations import (
 )
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, typed_tool
 
-__all__ = ["DEFAULT_USER_ID", "conversation_tools"]
+__all__ = ["DEFAULT_USER_ID", "DeltaRelay", "conversation_tools", "relay_deltas"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_USER_ID: Final = "default"
 
@@ -75,6 +86,79 @@ def _who(user_id: str | None, ctx: ToolContext) -> str:
     return user_id or ctx.caller_id or DEFAULT_USER_ID
 
 
+class DeltaRelay:
+    """Forwards streamed text to a tool context as progress and log lines, coalescing bursts.
+
+    :meth:`push` only queues (it never waits on the client); :meth:`run` sends everything
+    queued so far as one notification, then again for what arrived meanwhile, until
+    :meth:`close` and the queue is empty. Progress is the number of characters sent so far.
+    """
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self._ctx = ctx
+        self._pending: list[str] = []
+        self._wake = anyio.Event()
+        self._closed = False
+        self.chars = 0
+        self.notifications = 0
+
+    async def push(self, text: str) -> None:
+        if self._closed:
+            raise RuntimeError("the delta relay is closed")
+        self._pending.append(text)
+        self._wake.set()
+
+    def close(self) -> None:
+        """No more text: :meth:`run` returns once what is queued has been sent."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        failed = False
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            while self._pending:
+                text = "".join(self._pending)
+                self._pending.clear()
+                self.chars += len(text)
+                if failed:
+                    continue
+                try:
+                    await self._ctx.report_progress(self.chars, None, text)
+                    await self._ctx.log("info", text)
+                except Exception:
+                    # Progress is best effort: the answer still comes back as the result.
+                    logger.warning("streaming progress to the caller failed; the rest is dropped", exc_info=True)
+                    failed = True
+                else:
+                    self.notifications += 1
+            if self._closed:
+                return
+
+
+@asynccontextmanager
+async def relay_deltas(ctx: ToolContext) -> AsyncIterator[Callable[[str], Awaitable[None]]]:
+    """``async with relay_deltas(ctx) as on_delta:`` — text pushed inside is all sent on a clean exit.
+
+    On an error the relay stops without flushing (the call failed anyway) and the error comes
+    out as it was raised, not wrapped in an exception group; cancellation passes through.
+    """
+    relay = DeltaRelay(ctx)
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(relay.run)
+        try:
+            yield relay.push
+        except Exception as exc:
+            error = exc
+            tg.cancel_scope.cancel()
+        finally:
+            relay.close()
+    if error is not None:
+        raise error
+
+
 def conversation_tools(service: ConversationService, *, send_timeout: float | None = None) -> list[Tool]:
     """The five conversation tools over ``service``.
 
@@ -86,21 +170,14 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
         return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
-        chars = 0
-
-        async def on_delta(text: str) -> None:
-            nonlocal chars
-            chars += len(text)
-            await ctx.report_progress(chars, None, text)
-            await ctx.log("info", text)
-
-        return await service.send_message(
-            user_id=_who(params.user_id, ctx),
-            message=params.message,
-            conversation_id=params.conversation_id,
-            bot_id=params.bot_id,
-            on_delta=on_delta,
-        )
+        async with relay_deltas(ctx) as on_delta:
+            return await service.send_message(
+                user_id=_who(params.user_id, ctx),
+                message=params.message,
+                conversation_id=params.conversation_id,
+                bot_id=params.bot_id,
+                on_delta=on_delta,
+            )
 
     async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:
         return await service.get_conversation_messages(

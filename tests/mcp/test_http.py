@@ -22,7 +22,7 @@ from kai_bridge.errors import ConfigError
 from kai_bridge.http.security import check_http_security, is_loopback
 from kai_bridge.sandbox import SandboxHandle
 from tests.mcp.http_harness import serving
-from tests.tools.bridge import Bridge, open_bridge
+from tests.tools.bridge import Bridge, open_bridge, running_sandbox
 
 TOKEN = "test-token-0123456789abcdef"
 INIT = {
@@ -64,8 +64,9 @@ async def test_a_handshake_era_session_lists_and_calls_tools(upstream: tuple[San
         assert result.structured_content["found"] is True
 
 
-async def test_a_2026_client_streams_send_message_progress_over_http(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> None:
-    async with secured_server(upstream, tmp_path) as (_, base):
+async def test_a_2026_client_streams_send_message_progress_over_http(tmp_path: Path) -> None:
+    # Chunks 10 ms apart: a burst would (rightly) be coalesced into one notification.
+    async with running_sandbox(stream_chunk_delay=0.01) as paced, secured_server(paced, tmp_path) as (_, base):
         deltas: list[str] = []
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -153,7 +153,7 @@ async def test_messages_of_a_user_without_conversation_is_a_clear_error(bridge: 
         await bridge.conversations.get_conversation_messages(user_id="nobody")
 
 
-async def test_the_send_message_tool_reports_each_delta_as_progress(bridge: Bridge) -> None:
+async def test_the_send_message_tool_reports_the_streamed_answer_as_progress_in_order(bridge: Bridge) -> None:
     progress: list[tuple[float, str | None]] = []
     logs: list[str] = []
 
