@@ -43,7 +43,8 @@ class Store(Protocol):
     """The state store. All methods are safe to call concurrently from one event loop.
 
     Every method raises :class:`~kai_bridge.errors.StoreError` (with a message free of
-    credentials) when the database cannot do what was asked. A write that returned is durable.
+    credentials) when the database cannot do what was asked. A write that returned is durable:
+    it survives a crash of the process (kill -9).
     """
 
     kind: str  # "sqlite" | "postgresql"

@@ -4,9 +4,11 @@
     .venv/bin/python scripts/bench/bench_store.py [--n 2000] [--concurrent 10000] [--pg URL]
 
 Sequential rows are the mean latency of one awaited call (``save_chat`` is an upsert with a
-durable commit: SQLite WAL + synchronous=NORMAL by default, which survives kill -9; add
-``?synchronous=full`` to the URL for an fsync per commit). Concurrent rows start ``--concurrent`` calls at once: SQLite group-commits queued writes, PostgreSQL spreads them
-over its pool. PostgreSQL runs in a scratch schema that is dropped afterwards; it is skipped
+durable commit: SQLite WAL + synchronous=NORMAL by default, which survives kill -9, run inline
+on the event loop; add ``?synchronous=full`` to the URL for an fsync per commit on the writer
+thread, with group commit). Concurrent rows start ``--concurrent`` calls at once: SQLite runs
+them one after another inline (or group-commits them on its thread with FULL), PostgreSQL
+spreads them over its pool. PostgreSQL runs in a scratch schema that is dropped afterwards; it is skipped
 when the server is not reachable.
 """
 

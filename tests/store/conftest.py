@@ -57,12 +57,15 @@ def pg_url(pg_base_url: str, pg_schema: str) -> str:
 
 @pytest.fixture(
     params=[
-        pytest.param("sqlite", id="sqlite"),
+        pytest.param("sqlite", id="sqlite"),  # NORMAL: calls from the loop run inline
+        pytest.param("sqlite-full", id="sqlite-full"),  # FULL: every call through the writer thread
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The same contract, once per backend."""
+    """The same contract, once per backend (and per SQLite path)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('store') / 'nested' / 'kai-bridge.db'}"
+    if request.param == "sqlite-full":
+        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'nested' / 'kai-bridge.db'}?synchronous=full"
     return str(request.getfixturevalue("pg_url"))

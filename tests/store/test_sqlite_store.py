@@ -7,10 +7,12 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+import kai_bridge.store.sqlite as sqlite_module
 from kai_bridge.errors import StoreError
 from kai_bridge.store import ChatRecord, SQLiteStore, open_store
 
@@ -90,10 +92,18 @@ async def test_the_file_is_in_wal_mode_with_the_synchronous_level_the_url_asks_f
     path = tmp_path / "s.db"
     async with open_store(f"sqlite:///{path}{suffix}") as store:
         assert isinstance(store, SQLiteStore)
-        sync = await store._submit(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0], write=False)
-        busy = await store._submit(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], write=False)
-        assert sync == expected
-        assert busy >= 1000
+        await store.ping()  # the writer thread is idle now: its connection may be read here
+        writer = store._conn
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == expected
+        assert writer.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+        inline = store._inline
+        if expected == 2:  # FULL: every call goes through the writer thread (group commit)
+            assert inline is None
+        else:  # NORMAL: the loop's own connection never waits for a lock and never checkpoints
+            assert inline is not None
+            assert inline.execute("PRAGMA synchronous").fetchone()[0] == expected
+            assert inline.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+            assert inline.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -109,7 +119,7 @@ async def test_an_unknown_synchronous_level_is_refused_before_anything_is_create
 
 
 async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_path: Path) -> None:
-    store = await SQLiteStore.open(path=tmp_path / "g.db")
+    store = await SQLiteStore.open(path=tmp_path / "g.db", synchronous="full")  # the group-commit path
     try:
         duplicate = "INSERT INTO kb_schema_version (version, description, applied_at) VALUES (1, 'dup', 0)"
         goods = [record(f"good-{i}") for i in range(50)]
@@ -127,6 +137,76 @@ async def test_one_failing_write_does_not_fail_the_writes_committed_with_it(tmp_
             assert await store.get_chat(chat_id=r.chat_id) == r
     finally:
         await store.close()
+
+
+async def test_calls_from_the_opening_loop_run_inline_and_other_connections_see_the_writes(tmp_path: Path) -> None:
+    path = tmp_path / "inline.db"
+    async with open_store(f"sqlite:///{path}") as store:
+        assert isinstance(store, SQLiteStore)
+        await store.save_chat(record("one"))
+        await store.set_conversation(user_id="u", bot_id="b", conversation_id="c1")
+        assert await store.get_chat(chat_id="one") == record("one")
+        assert store.inline_calls == 3
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("SELECT chat_id FROM kb_chats").fetchall() == [("one",)]
+        finally:
+            other.close()
+        # Another event loop (in another thread) goes through the writer thread, and sees the same data.
+        seen = await asyncio.to_thread(asyncio.run, store.get_conversation(user_id="u", bot_id="b"))
+        assert seen == "c1"
+        assert store.inline_calls == 3
+
+
+async def test_a_write_that_finds_the_database_locked_waits_on_the_thread_and_keeps_call_order(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    async with open_store(f"sqlite:///{path}") as store:
+        assert isinstance(store, SQLiteStore)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            blocker.execute("INSERT INTO kb_conversations VALUES ('x', 'y', 'z', 0)")
+            write = asyncio.create_task(store.save_chat(record("late")))
+            await asyncio.sleep(0)  # one loop step: the task tries inline, meets the lock, queues
+            assert store._queued_from_home == 1
+            # Queued behind the write, not run inline ahead of it: it sees the record.
+            read = asyncio.create_task(store.get_chat(chat_id="late"))
+            await asyncio.sleep(0)
+            assert not write.done()
+            blocker.execute("COMMIT")
+        finally:
+            blocker.close()
+        async with asyncio.timeout(10):
+            await write
+            assert await read == record("late")
+        assert await store.get_conversation(user_id="x", bot_id="y") == "z"
+        assert store._queued_from_home == 0
+
+
+async def test_inline_commits_hand_wal_checkpoints_to_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = threading.Event()
+    results: list[tuple[int, int, int]] = []
+
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        results.append(tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()))
+        done.set()
+
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(sqlite_module, "_checkpoint", checkpoint)
+    async with open_store(f"sqlite:///{tmp_path / 'wal.db'}") as store:
+        for i in range(4):
+            await store.save_chat(record(f"c{i}"))
+        assert results == []
+        await store.save_chat(record("c4"))
+        assert await asyncio.to_thread(done.wait, 10)
+    busy, wal_frames, checkpointed = results[0]
+    assert busy == 0
+    assert wal_frames > 0
+    assert checkpointed == wal_frames  # the whole WAL went into the database file
 
 
 async def test_a_second_process_style_connection_sees_committed_writes(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def chat(chat_id: str = "7400000000000000001", **changes: object) -> ChatRecord:
 def raw_execute(url: str, sql: str) -> list[tuple[object, ...]]:
     """Run one statement on the store's database behind the store's back; returns its rows."""
     if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn = sqlite3.connect(url.removeprefix("sqlite:///").partition("?")[0])
         try:
             with conn:
                 return conn.execute(sql).fetchall()
