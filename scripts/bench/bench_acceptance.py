@@ -569,7 +569,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> Results:
     (tmp / "bridge.pub").write_bytes(bridge_pair.public_pem)
     (tmp / "cozepy.pub").write_bytes(cozepy_pair.public_pem)
     (tmp / "bridge.key").write_bytes(bridge_pair.private_pem)
-    admin_token = secrets.token_urlsafe(24)
+    admin_token = secrets.token_hex(24)  # hex: a urlsafe token may start with "-", which argparse takes for a flag
     sandbox_cmd = [*CLI, "sandbox", "--port", "0", "--chunk-delay-ms", str(args.chunk_delay_ms),
                    "--admin-token", admin_token,
                    "--app-id", OUR_APP, "--public-key", str(tmp / "bridge.pub"),
