@@ -164,7 +164,8 @@ class Recovery:
 
 
 def _class_key(text: str) -> str:
-    return re.sub(r"\d+(\.\d+)?", "#", text)
+    """Errors of one kind differ only in numbers and logids."""
+    return re.sub(r"\d+(\.\d+)?", "#", re.sub(r"logid=\w+", "logid=", text))
 
 
 def analyse_recovery(outcomes: Sequence[Outcome], *, injected: float, cleared: float, settle: int) -> Recovery:

@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BREAKER = "tool 'send_message' failed: Coze is unavailable: the last 5 calls failed; next try in 9.9s"
 DROPPED = "tool 'send_message' failed: stream_chat: no answer from Coze (RemoteProtocolError)"
+SERVER_ERROR = "tool 'send_message' failed: Coze error 5000: Server internal error (code=5000, logid={})"
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +56,11 @@ def test_recovery_is_not_claimed_without_a_settled_run(bench: ModuleType, tail: 
     rec = bench.analyse_recovery(outcomes, injected=0.5, cleared=3.5, settle=3)
     assert rec.first_ok_s == pytest.approx(4.1 - 3.5)
     assert rec.sustained_s is None
+
+
+def test_failures_that_differ_only_in_logid_or_numbers_are_one_kind(bench: ModuleType) -> None:
+    outcomes = [*calls(bench, "-", error=SERVER_ERROR.format("2026112514534830946275")),
+                *calls(bench, "-", start=1, error=SERVER_ERROR.format("20261125145348511ACC96")),
+                *calls(bench, "-", start=2, error=BREAKER.replace("9.9", "8.7"))]
+    rec = bench.analyse_recovery(outcomes, injected=0.0, cleared=5.0, settle=1)
+    assert [(c.under_fault, c.after_clear) for c in rec.classes] == [(2, 0), (1, 0)]
