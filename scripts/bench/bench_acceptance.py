@@ -453,7 +453,7 @@ async def fault_run(session: ClientSession, *, sandbox: str, admin_token: str, b
                     recovered.set()
                     return
             next_at = max(next_at + interval, time.perf_counter())
-            await anyio.sleep(next_at - time.perf_counter())
+            await anyio.sleep(max(0.0, next_at - time.perf_counter()))
 
     async with httpx.AsyncClient(timeout=10) as admin:
         async with anyio.create_task_group() as tg:
