@@ -1,7 +1,7 @@
 """``kai-bridge stdio``: MCP over stdin/stdout for desktop agents, with the operator sidecar.
 
-stdout is the MCP wire: nothing else may write to it (logs go to stderr and files; the SDK
-also points fd 1 at stderr while serving). The sidecar (/health, /ready, /diagnostics) runs
+stdout is the MCP wire: nothing else may write to it (logs go to stderr and files; the
+transport also points fd 1 at stderr while serving, see :mod:`kai_bridge.mcp.stdio`). The sidecar (/health, /ready, /diagnostics) runs
 in the same event loop on ``settings.stdio_sidecar_port``; if that port is taken (a second
 desktop agent started another copy), the MCP server runs on without it.
 """
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-from mcp.server.stdio import stdio_server
 
 from kai_bridge.config import Settings
 from kai_bridge.errors import ConfigError
@@ -23,6 +22,7 @@ from kai_bridge.http.app import build_sidecar_app
 from kai_bridge.http.server import AppServer, bind_socket, url_of
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import McpExtension, build_mcp_server
+from kai_bridge.mcp.stdio import stdio_transport
 
 __all__ = ["HELP", "add_arguments", "run", "run_stdio"]
 
@@ -60,7 +60,7 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
                 if sidecar is not None and sock is not None:
                     logger.info("sidecar listening on %s", url_of(sock, "/health"))
                     tg.start_soon(sidecar.serve, [sock])
-                async with stdio_server() as (read_stream, write_stream):
+                async with stdio_transport() as (read_stream, write_stream):
                     await server.run(read_stream, write_stream, server.create_initialization_options())
                 logger.info("stdin closed: stopping")
                 if sidecar is not None:
