@@ -10,6 +10,7 @@ themselves.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -123,6 +124,12 @@ async def open_runtime(
             len(registry.list()),
             len(settings.upstreams),
         )
+        # Everything built so far lives as long as the runtime (the knowledge index alone is
+        # ~150k objects): frozen, it is no longer re-scanned by every collection that per-call
+        # garbage triggers (measured on a new coffee question: 0.72 -> 0.52 ms).
+        gc.collect()
+        gc.freeze()
+        stack.callback(gc.unfreeze)
         yield Runtime(
             settings=settings,
             coze=session.client,
