@@ -364,9 +364,15 @@ class CozeClient:
                     event = chat_event_from_sse(sse, logid=logid)
                     count += 1
                     ended = ended or event.event in _STREAM_END
-                    yield event
                     if event.event is ChatEventType.DONE:
-                        return  # Coze closes after done; no need to wait for it
+                        # Read the body's end before handing over done (the reader may stop
+                        # there): a response read to its end returns its connection to the
+                        # pool, so the next chat skips a TCP (and TLS) handshake.
+                        if chunk is not None:
+                            await _finish_body(chunks)
+                        yield event
+                        return
+                    yield event
                 if chunk is None:
                     break
         finally:
@@ -702,6 +708,23 @@ class CozeClient:
                 "backoff_max": self._retry.backoff_max,
             },
         }
+
+
+# After done, Coze ends the body at once; anything longer or slower is not worth waiting for.
+_DRAIN_MAX_BYTES = 64 * 1024
+_DRAIN_TIMEOUT = 0.5
+
+
+async def _finish_body(chunks: AsyncIterator[bytes]) -> None:
+    """Consume what is left of a stream after done; give up (the connection is then dropped)
+    after ``_DRAIN_MAX_BYTES`` or ``_DRAIN_TIMEOUT`` seconds, or on a transport error."""
+    seen = 0
+    with contextlib.suppress(httpx.HTTPError, asyncio.TimeoutError):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            async for chunk in chunks:
+                seen += len(chunk)
+                if seen > _DRAIN_MAX_BYTES:
+                    return
 
 
 _STREAM_END = frozenset(
