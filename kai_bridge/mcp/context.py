@@ -66,6 +66,17 @@ class McpToolContext(ToolContext):
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             logger.debug("progress dropped: the client's stream is closed")
 
+    @property
+    def can_report(self) -> bool:
+        if self._allowed_levels():
+            return True
+        meta = self._rctx.meta
+        if meta is not None and meta.get("progress_token") is not None:
+            return True
+        # A 2026-07-28 client in the same process gets progress through a direct callback
+        # that the request does not show: assume it listens.
+        return self._rctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
     def _allowed_levels(self) -> frozenset[LoggingLevel]:
         if self._allowed is None:
             rctx = self._rctx

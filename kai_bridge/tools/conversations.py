@@ -170,6 +170,13 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
         return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
+        if not ctx.can_report:  # nobody to stream to: no relay to run
+            return await service.send_message(
+                user_id=_who(params.user_id, ctx),
+                message=params.message,
+                conversation_id=params.conversation_id,
+                bot_id=params.bot_id,
+            )
         async with relay_deltas(ctx) as on_delta:
             return await service.send_message(
                 user_id=_who(params.user_id, ctx),

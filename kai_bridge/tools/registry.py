@@ -77,6 +77,15 @@ class ToolContext:
 
     caller_id: str | None = None
 
+    @property
+    def can_report(self) -> bool:
+        """Whether :meth:`report_progress` or :meth:`log` may reach the caller at all.
+
+        True unless the door knows it has nowhere to send them; a tool may then skip
+        preparing progress (the answer is the same either way).
+        """
+        return True
+
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress of the current call; a no-op where the door has nowhere to send it."""
         return None
@@ -91,6 +100,10 @@ class NullToolContext(ToolContext):
 
     def __init__(self, *, caller_id: str | None = None) -> None:
         self.caller_id = caller_id
+
+    @property
+    def can_report(self) -> bool:
+        return False
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]

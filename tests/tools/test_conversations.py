@@ -282,3 +282,19 @@ async def test_a_chat_canceled_by_cancel_chat_ends_send_message_as_canceled(tmp_
     assert len(outcome) == 1
     assert final.status == "canceled"
     assert "canceled" in (final.error or "")
+
+
+async def test_the_send_message_tool_sends_no_progress_where_the_door_cannot_report(bridge: Bridge) -> None:
+    calls: list[str] = []
+
+    class Mute(ToolContext):
+        @property
+        def can_report(self) -> bool:
+            return False
+
+        async def report_progress(self, p: float, total: float | None = None, message: str | None = None) -> None:
+            calls.append(message or "")
+
+    result = await bridge.registry.call("send_message", {"message": "What is a cortado?"}, ctx=Mute())
+    assert result["answer"]
+    assert calls == []
