@@ -53,7 +53,7 @@ cleanup() {
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  [[ -n "$WORK" ]] && rm -rf "$WORK"
+  if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
