@@ -69,7 +69,7 @@ def load_private_key(pem: bytes, *, source: str) -> rsa.RSAPrivateKey:
     except (ValueError, TypeError) as exc:
         raise ConfigError(
             f"the Coze private key from {source} is not a readable unencrypted PEM private key "
-            "(expected '-----BEGIN PRIVATE KEY-----' or '-----BEGIN RSA PRIVATE KEY-----')"
+            "(expected a PEM file starting with a '-----BEGIN ... PRIVATE KEY-----' line)"
         ) from exc
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"the Coze private key from {source} is not an RSA key; Coze JWT OAuth needs RS256")

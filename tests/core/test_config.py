@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_bad_settings_raise_config_error_naming_the_setting(environ: dict[str, s
 
 
 def test_secret_values_never_appear_in_config_errors() -> None:
-    secret = "pat_SUPERSECRETVALUE1234567890"
+    secret = "pat_" + secrets.token_hex(16)
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"KAI_BRIDGE_COZE_PAT": secret, "KAI_BRIDGE_COZE_APP_ID": "7"})
     assert secret not in str(info.value)

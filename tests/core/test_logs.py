@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ from kai_bridge.logs import configure_logging, redact
 @pytest.mark.parametrize(
     "secret",
     [
-        pytest.param("pat_AbCdEfGhIjKlMnOpQrStUvWxYz012345", id="pat"),
-        pytest.param("czs_0123456789abcdefABCDEF", id="service-token"),
+        pytest.param("pat_" + secrets.token_hex(16), id="pat"),
+        pytest.param("czs_" + secrets.token_hex(12), id="service-token"),
         pytest.param("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl", id="jwt"),
     ],
 )

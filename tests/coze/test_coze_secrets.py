@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 
 import pytest
 
@@ -47,7 +48,7 @@ async def test_a_full_jwt_session_with_failures_logs_no_secret(
     await rig.clear_faults()
     tokens.append(await rig.auth.get_token())
 
-    pat = "pat_0123456789abcdefghijklmnopqrstuvwxyz"
+    pat = "pat_" + secrets.token_hex(20)  # made at test time, never a literal token
     pat_client = CozeClient(http=rig.http, base_url=rig.base_url, auth=PATAuth(token=pat),
                             retry=RetryPolicy.none())
     with pytest.raises(KaiBridgeError) as refused:
