@@ -74,6 +74,7 @@ _VERSION = "0.1.0"
 USER_AGENT = f"kai-bridge/{_VERSION} python/{sys.version_info.major}.{sys.version_info.minor}"
 
 M = TypeVar("M", bound=BaseModel)
+_T = TypeVar("_T")
 
 # Errors that prove the request never reached Coze (no byte of it was sent), so even a
 # non-idempotent call (chat create) may be sent again.
@@ -244,17 +245,8 @@ class CozeClient:
                     self._retry.max_retries, delay)
         await self._sleep(delay)
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        idempotent: bool,
-        context: str,
-    ) -> Envelope:
-        url = self._base_url + path
+    async def _authed(self, send: Callable[[str], Awaitable[_T]], *, idempotent: bool, context: str) -> _T:
+        """Run ``send(token)`` behind the breaker: one re-mint on 401/4100, backoff where a repeat is safe."""
         retry = 0
         reauthed = False
         while True:
@@ -263,13 +255,7 @@ class CozeClient:
             try:
                 with self._breaker.guard():
                     token = await self._auth.get_token()
-                    try:
-                        response = await self._http.request(
-                            method, url, params=_drop_none(params or {}), json=body, headers=self._headers(token)
-                        )
-                    except httpx.RequestError as exc:
-                        raise self._transport_error(exc, context) from exc
-                    return parse_envelope(response, context=context)
+                    return await send(token)
             except CozeAuthError as exc:
                 if token is not None and self._wants_reauth(exc, already=reauthed):
                     reauthed = True
@@ -289,54 +275,59 @@ class CozeClient:
                 await self._backoff(exc, retry=retry, context=context)
                 retry += 1
 
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool,
+        context: str,
+    ) -> Envelope:
+        url = self._base_url + path
+
+        async def send(token: str) -> Envelope:
+            try:
+                response = await self._http.request(
+                    method, url, params=_drop_none(params or {}), json=body, headers=self._headers(token)
+                )
+            except httpx.RequestError as exc:
+                raise self._transport_error(exc, context) from exc
+            return parse_envelope(response, context=context)
+
+        return await self._authed(send, idempotent=idempotent, context=context)
+
     async def _open_stream(self, *, path: str, params: Mapping[str, Any], body: Any, context: str) -> httpx.Response:
         url = self._base_url + path
-        retry = 0
-        reauthed = False
-        while True:
-            token: str | None = None
-            self.counters["requests"] += 1
+
+        async def send(token: str) -> httpx.Response:
+            request = self._http.build_request(
+                "POST", url, params=_drop_none(params), json=body, headers=self._headers(token, stream=True)
+            )
             try:
-                with self._breaker.guard():
-                    token = await self._auth.get_token()
-                    request = self._http.build_request(
-                        "POST", url, params=_drop_none(params), json=body, headers=self._headers(token, stream=True)
-                    )
-                    try:
-                        response = await self._http.send(request, stream=True)
-                    except httpx.RequestError as exc:
-                        raise self._transport_error(exc, context) from exc
-                    ctype = response.headers.get("content-type", "")
-                    if response.is_success and "event-stream" in ctype:
-                        return response
-                    try:
-                        await response.aread()
-                    except httpx.RequestError as exc:
-                        raise self._transport_error(exc, context) from exc
-                    finally:
-                        await response.aclose()
-                    parse_envelope(response, context=context)
-                    raise CozeAPIError(
-                        f"{context}: expected an event stream, Coze answered {ctype or 'no content type'}",
-                        http_status=response.status_code,
-                        logid=logid_of(response),
-                    )
-            except CozeAuthError as exc:
-                if token is not None and self._wants_reauth(exc, already=reauthed):
-                    reauthed = True
-                    self.counters["reauths"] += 1
-                    self._auth.invalidate(token)
-                    continue
-                self.counters["errors"] += 1
-                raise
-            except CozeError as exc:
-                # A stream that got an answer may have started a chat: only refusals before
-                # any work (429) or connect errors are repeated.
-                if token is None or retry >= self._retry.max_retries or not self._may_retry(exc, idempotent=False):
-                    self.counters["errors"] += 1
-                    raise
-                await self._backoff(exc, retry=retry, context=context)
-                retry += 1
+                response = await self._http.send(request, stream=True)
+            except httpx.RequestError as exc:
+                raise self._transport_error(exc, context) from exc
+            ctype = response.headers.get("content-type", "")
+            if response.is_success and "event-stream" in ctype:
+                return response
+            try:
+                await response.aread()
+            except httpx.RequestError as exc:
+                raise self._transport_error(exc, context) from exc
+            finally:
+                await response.aclose()
+            parse_envelope(response, context=context)
+            raise CozeAPIError(
+                f"{context}: expected an event stream, Coze answered {ctype or 'no content type'}",
+                http_status=response.status_code,
+                logid=logid_of(response),
+            )
+
+        # A stream that got an answer may have started a chat: only refusals before any work
+        # (429) or connect errors are repeated, hence idempotent=False.
+        return await self._authed(send, idempotent=False, context=context)
 
     async def _stream_events(
         self, *, path: str, params: Mapping[str, Any], body: Any, context: str
