@@ -48,6 +48,7 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0, le=3600)
+    required: bool = False  # true: the bridge is not ready (/ready 503) while this upstream is down
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamConfig:

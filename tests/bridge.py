@@ -1,28 +1,29 @@
-"""A real bridge for tests: the sandbox on a socket, the Coze client with JWT, SQLite, the knowledge base.
+"""A real bridge for tests, opened by the real composition root (``kai_bridge.runtime.open_runtime``).
 
-Nothing here is a fake: the Coze upstream is the sandbox speaking the real wire, the store
-is SQLite in a temporary directory, the knowledge base is the shipped one.
+Nothing here is a fake and nothing is wired by hand: the sandbox runs on a socket with a key
+pair generated at test time, and the root is pointed at it through the settings, exactly as
+it would be pointed at Coze (JWT OAuth, ``coze_api_base`` = the sandbox). The store is SQLite
+in the test's directory; the shipped knowledge base is loaded once per session and handed to
+the root (:class:`~kai_bridge.runtime.RuntimeParts`), since it is immutable.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from kai_bridge.config import Settings, load_settings
-from kai_bridge.conversations import ConversationService
 from kai_bridge.coze import CozeClient
 from kai_bridge.coze.auth import JWTAuth
 from kai_bridge.keys import KeyPair, generate_key_pair, load_private_key
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
+from kai_bridge.runtime import Runtime, RuntimeParts, open_runtime
 from kai_bridge.sandbox import COFFEE_BOT_ID, KnowledgeAnswerer, SandboxConfig, SandboxHandle, start_sandbox
-from kai_bridge.store import Store, open_store
-from kai_bridge.tools import ToolRegistry, build_registry
+from kai_bridge.store import Store
 
 APP_ID = "kai-bridge-tests"
 
@@ -55,7 +56,7 @@ def knowledge_service() -> KnowledgeService:
 async def running_sandbox(config: SandboxConfig | None = None, **options: Any) -> AsyncIterator[
     tuple[SandboxHandle, CozeClient]
 ]:
-    """A sandbox with a freshly generated key pair registered, and a Coze client using it."""
+    """A sandbox with the test key registered, and a Coze client of the test's own (to look upstream)."""
     pair = key_pair()
     cfg = config or SandboxConfig(apps=[(APP_ID, pair.public_pem)], follow_up=False, **options)
     async with start_sandbox(cfg, answerer=_ANSWERER) as handle, httpx.AsyncClient(timeout=30) as http:
@@ -69,54 +70,57 @@ async def running_sandbox(config: SandboxConfig | None = None, **options: Any) -
         yield handle, CozeClient(http=http, base_url=handle.base_url, auth=auth, bot_id=COFFEE_BOT_ID)
 
 
-@dataclass
-class Bridge:
-    """The pieces a door needs, shaped like ``kai_bridge.runtime.Runtime``."""
-
-    settings: Settings
-    registry: ToolRegistry
-    coze: CozeClient
-    store: Store
-    knowledge: KnowledgeService
-    conversations: ConversationService
-    sandbox: SandboxHandle | None
-    upstreams: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+def bridge_settings(*, sandbox: SandboxHandle, db_path: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings that point the root at ``sandbox`` as if it were Coze (JWT OAuth with the test key)."""
+    pair = key_pair()
+    values: dict[str, Any] = {
+        "coze_api_base": sandbox.base_url,
+        "coze_app_id": APP_ID,
+        "coze_kid": pair.kid,
+        "coze_private_key": pair.private_pem.decode(),
+        "coze_bot_id": COFFEE_BOT_ID,
+        "coze_workspace_id": sandbox.workspace_id,
+        "store_url": f"sqlite:///{db_path}",
+        "data_dir": db_path.parent,
+        "log_dir": db_path.parent,
+        "requires_action_max_rounds": 3,
+        "coze_chat_timeout": 30.0,
+        **(overrides or {}),
+    }
+    return load_settings(environ={}, overrides=values)
 
 
 @contextlib.asynccontextmanager
 async def open_bridge(
     *,
-    coze: CozeClient,
-    sandbox: SandboxHandle | None,
+    sandbox: SandboxHandle,
     db_path: Path,
-    bot_id: str = COFFEE_BOT_ID,
-    max_rounds: int = 3,
-    chat_timeout: float = 30.0,
-    settings_overrides: dict[str, Any] | None = None,
+    settings_overrides: Mapping[str, Any] | None = None,
     plugin_tools: bool = True,
-    store_wrapper: Any = None,
-) -> AsyncIterator[Bridge]:
-    """A bridge over ``coze`` with SQLite at ``db_path``. ``plugin_tools=False`` leaves out the coffee tool."""
-    settings = load_settings(
-        environ={},
-        overrides={"store_url": f"sqlite:///{db_path}", "data_dir": db_path.parent, "log_dir": db_path.parent,
-                   **(settings_overrides or {})},
-        check_files=False,
-    )
-    async with open_store(settings.effective_store_url()) as raw_store:
-        store = store_wrapper(raw_store) if store_wrapper is not None else raw_store
-        registry = ToolRegistry(default_timeout=settings.tool_timeout)
-        service = ConversationService(
-            coze=coze, store=store, registry=registry, default_bot_id=bot_id, max_rounds=max_rounds,
-            chat_timeout=chat_timeout,
-        )
-        knowledge = knowledge_service()
-        build_registry(knowledge=knowledge, conversations=service)
+    wrap_store: Callable[[Store], Store] | None = None,
+) -> AsyncIterator[Runtime]:
+    """The runtime over ``sandbox`` with SQLite at ``db_path``; ``plugin_tools=False`` leaves out the coffee tool."""
+    settings = bridge_settings(sandbox=sandbox, db_path=db_path, overrides=settings_overrides)
+    parts = RuntimeParts(knowledge_base=knowledge_base(), wrap_store=wrap_store)
+    async with open_runtime(settings, announce=lambda _: None, parts=parts) as runtime:
         if not plugin_tools:
-            registry.remove("coffee_knowledge_query")
-        yield Bridge(settings=settings, registry=registry, coze=coze, store=store, knowledge=knowledge,
-                     conversations=service, sandbox=sandbox)
+            runtime.registry.remove("coffee_knowledge_query")
+        yield runtime
+
+
+@contextlib.asynccontextmanager
+async def open_embedded(*, db_path: Path, settings_overrides: Mapping[str, Any] | None = None) -> AsyncIterator[Runtime]:
+    """The runtime as a new user gets it: no Coze credentials, so the root starts the embedded sandbox."""
+    values: dict[str, Any] = {
+        "store_url": f"sqlite:///{db_path}",
+        "data_dir": db_path.parent,
+        "log_dir": db_path.parent,
+        **(settings_overrides or {}),
+    }
+    settings = load_settings(environ={}, overrides=values)
+    parts = RuntimeParts(knowledge_base=knowledge_base())
+    async with open_runtime(settings, announce=lambda _: None, parts=parts) as runtime:
+        yield runtime
 
 
 def concat(parts: Sequence[str]) -> str:

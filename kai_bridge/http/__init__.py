@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from kai_bridge.http.app import HttpRuntime, build_app, build_sidecar_app, operator_routes
+from kai_bridge.http.app import build_app, build_sidecar_app, operator_routes
 from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, is_loopback, transport_security
 
 __all__ = [
     "BearerAuthMiddleware",
-    "HttpRuntime",
     "build_app",
     "build_sidecar_app",
     "check_http_security",
