@@ -94,7 +94,7 @@ class Settings(BaseModel):
     coze_backoff_base: float = Field(default=0.2, ge=0)
     coze_backoff_max: float = Field(default=5.0, ge=0)
     coze_breaker_failures: int = Field(default=5, ge=1)
-    coze_breaker_reset: float = Field(default=10.0, gt=0)
+    coze_breaker_reset: float = Field(default=1.0, gt=0)
     coze_poll_interval: float = Field(default=1.0, gt=0)
     coze_chat_timeout: float = Field(default=120.0, gt=0)
 
