@@ -101,6 +101,9 @@ class Settings(BaseModel):
     # --- HTTP server (/mcp + sidecar) ---
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8080, ge=0, le=65535)
+    server_request_timeout: float = Field(default=30.0, gt=0, le=3600)  # a request must arrive whole within
+    server_keep_alive_timeout: float = Field(default=5.0, ge=1, le=3600)  # idle keep-alive connections
+    server_max_connections: int = Field(default=1000, ge=1)  # beyond it new requests get 503
     mcp_path: str = "/mcp"
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
