@@ -12,6 +12,7 @@ outputs are submitted back, for at most ``max_rounds`` rounds. If the caller is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from kai_bridge.conversations.models import (
     usage_of,
 )
 from kai_bridge.conversations.plugins import PluginRunner, run_tool_calls
+from kai_bridge.conversations.queue import ConversationQueue
 from kai_bridge.conversations.records import ChatRecorder, ChatRun
 from kai_bridge.coze import (
     Chat,
@@ -76,6 +78,7 @@ class ConversationService:
         coze: CozeClient,
         store: Store,
         plugins: PluginRunner,
+        queue: ConversationQueue | None = None,
         default_bot_id: str,
         max_rounds: int,
         chat_timeout: float,
@@ -87,6 +90,7 @@ class ConversationService:
         self._store = store
         self._plugins = plugins
         self._records = ChatRecorder(store=store, clock=clock)
+        self._queue = queue or ConversationQueue(store=store)
         self.default_bot_id = default_bot_id
         self.max_rounds = max_rounds
         self.chat_timeout = chat_timeout
@@ -205,66 +209,105 @@ class ConversationService:
     ) -> SendResult:
         """Send ``message`` and stream the reply; see the module docstring for the whole contract.
 
-        Raises ChatFailedError, ChatTimeoutError (the chat is canceled upstream), ChatError
-        (too many plugin rounds), or CozeError subclasses; all carry the Coze logid when known.
+        Sends into one conversation are queued, one at a time, in arrival order (up to
+        ``chat_timeout`` of waiting, then ChatError), and then the chat has ``chat_timeout``
+        itself. Raises ChatFailedError, ChatTimeoutError (the chat is canceled upstream),
+        ChatError (too many plugin rounds, waited too long), or CozeError subclasses; all carry
+        the Coze logid when known.
         """
         bot = bot_id or self.default_bot_id
-        stored = False
-        if conversation_id is None:
-            conversation_id = await self._store.get_conversation(user_id=user_id, bot_id=bot)
-            stored = conversation_id is not None
-        run = ChatRun(user_id=user_id, bot_id=bot, conversation_id=conversation_id)
-        try:
-            with anyio.move_on_after(self.chat_timeout) as deadline:
-                try:
-                    await self._converse(run, message, on_delta)
-                except CozeNotFoundError:
-                    if not stored or run.chat_id is not None:
-                        raise
-                    # The stored conversation is gone upstream (deleted, or a fresh sandbox):
-                    # start a new one instead of failing the user forever.
-                    logger.info("stored conversation %s of user %s is gone; starting a new one",
-                                conversation_id, user_id)
-                    run.conversation_id = None
-                    await self._converse(run, message, on_delta)
-        except anyio.get_cancelled_exc_class():
-            await self._abandon(run, status=ChatStatus.CANCELED, error="canceled: the caller stopped waiting")
-            raise
-        except CozeTransportError as exc:
-            if run.chat_id is None:
+        async with contextlib.AsyncExitStack() as held:
+            if conversation_id is None:
+                # The user's slot is held while their current conversation is found or made, so
+                # two first messages at once do not make two conversations.
+                async with self._queue.hold(f"user:{bot}:{user_id}", timeout=self.chat_timeout):
+                    conversation_id = await self._current_or_new(user_id=user_id, bot_id=bot)
+                    await held.enter_async_context(self._hold(conversation_id))
+                explicit = False
+            else:
+                await held.enter_async_context(self._hold(conversation_id))
+                explicit = True
+            run = ChatRun(user_id=user_id, bot_id=bot, conversation_id=conversation_id)
+            try:
+                with anyio.move_on_after(self.chat_timeout) as deadline:
+                    try:
+                        await self._converse(run, message, on_delta)
+                    except CozeNotFoundError:
+                        if explicit or run.chat_id is not None:
+                            raise
+                        # The stored conversation is gone upstream (deleted, or a fresh sandbox):
+                        # start a new one instead of failing the user forever.
+                        logger.info("stored conversation %s of user %s is gone; starting a new one",
+                                    conversation_id, user_id)
+                        replacement = await self._replace_conversation(user_id=user_id, bot_id=bot,
+                                                                       gone=conversation_id)
+                        await held.enter_async_context(self._hold(replacement))
+                        run.conversation_id = replacement
+                        await self._converse(run, message, on_delta)
+            except anyio.get_cancelled_exc_class():
+                await self._abandon(run, status=ChatStatus.CANCELED, error="canceled: the caller stopped waiting")
                 raise
-            # The stream broke but the chat may well finish upstream: keep it "in_progress" so
-            # get_chat_result refreshes it from Coze later.
-            hint = f"the chat may still finish: fetch it later with get_chat_result(chat_id='{run.chat_id}')"
-            await self._records.record(run, status=ChatStatus.IN_PROGRESS, error=f"{exc}; {hint}")
-            raise ChatError(f"{exc}; {hint}", chat_id=run.chat_id, conversation_id=run.conversation_id) from exc
-        except ChatCanceledError as exc:
-            await self._records.record(run, status=ChatStatus.CANCELED, error=str(exc))
-            raise
-        except KaiBridgeError as exc:
-            await self._records.record(run, status=ChatStatus.FAILED, error=str(exc))
-            raise
-        if deadline.cancelled_caught:
-            await self._abandon(run, status=ChatStatus.FAILED, error=f"timed out after {self.chat_timeout:g} s")
-            raise ChatTimeoutError(
-                f"the Coze chat did not finish within {self.chat_timeout:g} s and was canceled"
-                + (f"; the partial answer is kept under chat_id {run.chat_id}" if run.chat_id else ""),
-                chat_id=run.chat_id,
+            except CozeTransportError as exc:
+                if run.chat_id is None:
+                    raise
+                # The stream broke but the chat may well finish upstream: keep it "in_progress" so
+                # get_chat_result refreshes it from Coze later.
+                hint = f"the chat may still finish: fetch it later with get_chat_result(chat_id='{run.chat_id}')"
+                await self._records.record(run, status=ChatStatus.IN_PROGRESS, error=f"{exc}; {hint}")
+                raise ChatError(f"{exc}; {hint}", chat_id=run.chat_id, conversation_id=run.conversation_id) from exc
+            except ChatCanceledError as exc:
+                await self._records.record(run, status=ChatStatus.CANCELED, error=str(exc))
+                raise
+            except KaiBridgeError as exc:
+                await self._records.record(run, status=ChatStatus.FAILED, error=str(exc))
+                raise
+            if deadline.cancelled_caught:
+                await self._abandon(run, status=ChatStatus.FAILED, error=f"timed out after {self.chat_timeout:g} s")
+                raise ChatTimeoutError(
+                    f"the Coze chat did not finish within {self.chat_timeout:g} s and was canceled"
+                    + (f"; the partial answer is kept under chat_id {run.chat_id}" if run.chat_id else ""),
+                    chat_id=run.chat_id,
+                    conversation_id=run.conversation_id,
+                )
+            if run.chat_id is None or run.conversation_id is None:  # _converse returns only once both are known
+                raise ChatError("the Coze chat stream carried no chat id")
+            await self._records.record(run, status=ChatStatus.COMPLETED, error=None)
+            if explicit:
+                # A conversation named by the caller becomes their current one.
+                await self._store.set_conversation(user_id=user_id, bot_id=bot, conversation_id=run.conversation_id)
+            return SendResult(
+                answer=run.answer,
                 conversation_id=run.conversation_id,
+                chat_id=run.chat_id,
+                bot_id=bot,
+                usage=run.usage,
+                rounds=run.rounds,
             )
-        if run.chat_id is None or run.conversation_id is None:  # _converse returns only once both are known
-            raise ChatError("the Coze chat stream carried no chat id")
-        await self._records.record(run, status=ChatStatus.COMPLETED, error=None)
-        if not stored or conversation_id != run.conversation_id:
-            await self._store.set_conversation(user_id=user_id, bot_id=bot, conversation_id=run.conversation_id)
-        return SendResult(
-            answer=run.answer,
-            conversation_id=run.conversation_id,
-            chat_id=run.chat_id,
-            bot_id=bot,
-            usage=run.usage,
-            rounds=run.rounds,
-        )
+
+    def _hold(self, conversation_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._queue.hold(f"conversation:{conversation_id}", timeout=self.chat_timeout)
+
+    async def _current_or_new(self, *, user_id: str, bot_id: str) -> str:
+        """The user's current conversation, or a new one made current now (before any chat in it).
+
+        Made first and explicitly (not by the chat create): a chat in a known conversation can be
+        checked for after a failed create, so it is never sent twice (see ``CozeClient.stream_chat``).
+        """
+        current = await self._store.get_conversation(user_id=user_id, bot_id=bot_id)
+        if current is not None:
+            return current
+        conversation = await self._coze.create_conversation(bot_id=bot_id)
+        await self._store.set_conversation(user_id=user_id, bot_id=bot_id, conversation_id=conversation.id)
+        return conversation.id
+
+    async def _replace_conversation(self, *, user_id: str, bot_id: str, gone: str) -> str:
+        """A new current conversation for the user, unless another send already replaced ``gone``."""
+        current = await self._store.get_conversation(user_id=user_id, bot_id=bot_id)
+        if current is not None and current != gone:
+            return current
+        conversation = await self._coze.create_conversation(bot_id=bot_id)
+        await self._store.set_conversation(user_id=user_id, bot_id=bot_id, conversation_id=conversation.id)
+        return conversation.id
 
     # ---- the stream loop ---------------------------------------------------------------------
     async def _converse(self, run: ChatRun, message: str, on_delta: OnDelta | None) -> None:

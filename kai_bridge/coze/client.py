@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from kai_bridge.coze.models import (
     BotPage,
     Chat,
     ChatEvent,
+    ChatEventType,
     ChatPoll,
     ChatRequest,
     ChatStatus,
@@ -45,9 +47,19 @@ from kai_bridge.coze.models import (
 )
 from kai_bridge.coze.pipeline import CozePipeline, drop_none
 from kai_bridge.coze.retry import RetryPolicy
-from kai_bridge.errors import ChatCanceledError, ChatTimeoutError, CozeAPIError, CozeError
+from kai_bridge.errors import (
+    ChatCanceledError,
+    ChatTimeoutError,
+    CozeAPIError,
+    CozeError,
+    CozeServerError,
+    CozeTransportError,
+)
 
-__all__ = ["CozeClient"]
+__all__ = ["SEND_TAG_KEY", "CozeClient"]
+
+#: The ``meta_data`` key that marks a question sent by this client, to tell whether a failed create started a chat.
+SEND_TAG_KEY = "kai_bridge_send"
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +147,9 @@ class CozeClient:
                 "name": name,
             }
         )
-        env = await self._pipe.call("POST", "/v1/conversation/create", body=body, idempotent=False,
+        # Repeated after a failure, a create can at worst leave an empty conversation behind,
+        # which costs nothing: it is retried like a read (a chat create never is, see stream_chat).
+        env = await self._pipe.call("POST", "/v1/conversation/create", body=body, idempotent=True,
                                     context="create_conversation")
         return _validate(Conversation, env.data, context="create_conversation", logid=env.logid)
 
@@ -307,9 +321,76 @@ class CozeClient:
         return ChatPoll(chat=chat, messages=messages_out)
 
     def stream_chat(self, request: ChatRequest) -> AsyncGenerator[ChatEvent, None]:
-        """The chat's events as they arrive. Close it early with ``contextlib.aclosing``."""
+        """The chat's events as they arrive. Close it early with ``contextlib.aclosing``.
+
+        In an existing conversation a failed create is never blindly repeated: the question is
+        tagged (``meta_data``), and when the create fails in a way that may have reached Coze
+        (a 5xx, a connection lost after sending) the conversation is searched for the tag. Not
+        there: Coze did not start the chat, so it is sent again (backoff, ``max_retries``).
+        There: the chat that did start is followed by polling, as events of the same shape.
+        Without a conversation id nothing can be searched, and the create is not repeated.
+        """
+        if request.conversation_id is None or not request.messages:
+            return self._open_chat_stream(request)
+        return self._stream_chat_checked(request, request.conversation_id)
+
+    def _open_chat_stream(self, request: ChatRequest) -> AsyncGenerator[ChatEvent, None]:
         return self._pipe.stream_events(path="/v3/chat", params={"conversation_id": request.conversation_id},
                                         body=request.body(stream=True), context="stream_chat")
+
+    async def _stream_chat_checked(self, request: ChatRequest, conversation_id: str) -> AsyncGenerator[ChatEvent, None]:
+        tag = secrets.token_hex(12)
+        *context, question = request.messages
+        tagged = dataclasses.replace(request, messages=[*context, question.tagged(SEND_TAG_KEY, tag)])
+        retry = 0
+        while True:
+            events = self._open_chat_stream(tagged)
+            try:
+                first = await anext(events)
+            except (CozeServerError, CozeTransportError) as exc:
+                await events.aclose()
+                if retry >= self._pipe.retry.max_retries:
+                    raise
+                self._pipe.counters["chat_creates_checked"] += 1
+                started = await self._find_tagged(conversation_id=conversation_id, tag=tag)
+                if started is not None:
+                    self._pipe.counters["chat_creates_resumed"] += 1
+                    log.warning("stream_chat: the create failed (%s) but Coze started chat %s; following it",
+                                type(exc).__name__, started)
+                    async with contextlib.aclosing(self._follow(conversation_id=conversation_id,
+                                                                chat_id=started)) as followed:
+                        async for event in followed:
+                            yield event
+                    return
+                await self._pipe.backoff(exc, retry=retry, context="stream_chat (not started: sending again)")
+                retry += 1
+                continue
+            async with contextlib.aclosing(events):
+                yield first
+                async for event in events:
+                    yield event
+            return
+
+    async def _find_tagged(self, *, conversation_id: str, tag: str) -> str | None:
+        """The chat id of the newest message carrying ``tag``, if Coze has one."""
+        page = await self.list_messages(conversation_id=conversation_id, order="desc", limit=20)
+        for message in page.items:
+            if (message.meta_data or {}).get(SEND_TAG_KEY) == tag and message.chat_id:
+                return message.chat_id
+        return None
+
+    async def _follow(self, *, conversation_id: str, chat_id: str) -> AsyncGenerator[ChatEvent, None]:
+        """A started chat as stream events, by polling: created, then its end (answers, or the pause)."""
+        chat = await self.retrieve_chat(conversation_id=conversation_id, chat_id=chat_id)
+        yield ChatEvent(event=ChatEventType.CHAT_CREATED, chat=chat)
+        poll = await self._poll(chat, poll_interval=None, limit_seconds=None)
+        if poll.chat.status is ChatStatus.REQUIRES_ACTION:
+            yield ChatEvent(event=ChatEventType.CHAT_REQUIRES_ACTION, chat=poll.chat)
+            return
+        for message in poll.messages:
+            yield ChatEvent(event=ChatEventType.MESSAGE_COMPLETED, message=message)
+        yield ChatEvent(event=ChatEventType.CHAT_COMPLETED, chat=poll.chat)
+        yield ChatEvent(event=ChatEventType.DONE)
 
     async def stream_and_collect(self, request: ChatRequest) -> ChatPoll:
         """A streamed chat drained to its whole answer (raises ChatFailedError on failure)."""

@@ -216,6 +216,10 @@ class EnterMessage(_Model):
     def assistant(cls, content: str) -> EnterMessage:
         return cls(role=MessageRole.ASSISTANT, type=MessageType.ANSWER, content=content)
 
+    def tagged(self, key: str, value: str) -> EnterMessage:
+        """A copy with ``key: value`` added to its ``meta_data`` (Coze keeps and returns it)."""
+        return self.model_copy(update={"meta_data": {**(self.meta_data or {}), key: value}})
+
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 

@@ -120,6 +120,8 @@ class CozePipeline:
             "errors": 0,
             "streams": 0,
             "streams_cut": 0,
+            "chat_creates_checked": 0,  # a chat create failed after sending: was it started?
+            "chat_creates_resumed": 0,  # ... it was: followed instead of sent again
         }
 
     # ---- policy ----------------------------------------------------------------------------
@@ -153,7 +155,8 @@ class CozePipeline:
             and (exc.code == 4100 or (exc.code is None and exc.http_status == 401))
         )
 
-    async def _backoff(self, exc: CozeError, *, retry: int, context: str) -> None:
+    async def backoff(self, exc: CozeError, *, retry: int, context: str) -> None:
+        """Wait before retry number ``retry`` (0-based) of a call that failed with ``exc``."""
         retry_after = exc.retry_after if isinstance(exc, CozeRateLimitError) else None
         delay = self.retry.delay(retry=retry, retry_after=retry_after, rand=self._rand)
         self.counters["retries"] += 1
@@ -188,7 +191,7 @@ class CozePipeline:
                 ):
                     self.counters["errors"] += 1
                     raise
-                await self._backoff(exc, retry=retry, context=context)
+                await self.backoff(exc, retry=retry, context=context)
                 retry += 1
 
     # ---- JSON calls ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
+__all__ = ["LEASE_DELETE", "LEASE_UPSERT", "SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -56,6 +56,16 @@ SAVE_CHAT_GUARD = (
 )
 
 
+#: ``acquire_lease``'s upsert, both backends (placeholders aside): it takes a free or expired
+#: lease, or extends one the same owner holds, and RETURNING yields a row only when it did.
+LEASE_UPSERT = (
+    "INSERT INTO kb_leases (name, owner, expires_at) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE kb_leases.expires_at <= {p} OR kb_leases.owner = excluded.owner RETURNING owner"
+)
+LEASE_DELETE = "DELETE FROM kb_leases WHERE name = {p} AND owner = {p}"
+
+
 @runtime_checkable
 class Store(Protocol):
     """The state store. All methods are safe to call concurrently from one event loop.
@@ -79,6 +89,18 @@ class Store(Protocol):
         ...
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None: ...
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Take (or, for the same ``owner``, extend) the lease ``name`` for ``ttl`` seconds.
+
+        True when ``owner`` now holds it; False while another owner holds an unexpired one.
+        A holder that dies simply lets its lease expire.
+        """
+        ...
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        """Give up the lease if ``owner`` holds it (no error otherwise)."""
+        ...
 
     async def ping(self) -> None: ...
 

@@ -24,6 +24,8 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from kai_bridge.errors import StoreError
 from kai_bridge.store.base import (
+    LEASE_DELETE,
+    LEASE_UPSERT,
     SAVE_CHAT_GUARD,
     ChatRecord,
     ChatRow,
@@ -54,6 +56,8 @@ _SQL_SAVE_CHAT = (
     "answer = excluded.answer, usage = excluded.usage, error = excluded.error, "
     "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
+_SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="%s")
+_SQL_LEASE_DELETE = LEASE_DELETE.format(p="%s")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
     "FROM kb_chats WHERE chat_id = %s"
@@ -153,6 +157,14 @@ class PostgresStore:
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None:
         row = await self._fetchone(_SQL_GET_CHAT, (storable(chat_id),))
         return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        row = await self._fetchone(_SQL_LEASE_UPSERT, (storable(name), storable(owner), now + ttl, now))
+        return row is not None
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        await self._execute(_SQL_LEASE_DELETE, (storable(name), storable(owner)))
 
     async def ping(self) -> None:
         await self._fetchone("SELECT 1", ())

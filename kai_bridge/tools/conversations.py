@@ -224,7 +224,8 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
     async def get_chat_result(params: GetChatResultIn, ctx: ToolContext) -> ChatResult:
         return await service.get_chat_result(chat_id=params.chat_id)
 
-    timeout = send_timeout if send_timeout is not None else service.chat_timeout + 15.0
+    # Waiting for an earlier message to the same conversation, then the chat: each up to chat_timeout.
+    timeout = send_timeout if send_timeout is not None else 2 * service.chat_timeout + 15.0
     return [
         typed_tool(
             name=CREATE_CONVERSATION,

@@ -304,3 +304,40 @@ def test_any_record_reads_back_the_same_on_both_backends(store_url: str) -> None
     finally:
         loop.run_until_complete(store.close())
         loop.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_lease_has_one_holder_until_it_is_released_or_expires(store_url: str) -> None:
+    clock = _Clock()
+    async with open_store(store_url, clock=clock) as store:
+        assert await store.acquire_lease(name="conv:1", owner="replica-a", ttl=30) is True
+        assert await store.acquire_lease(name="conv:1", owner="replica-b", ttl=30) is False
+        assert await store.acquire_lease(name="conv:2", owner="replica-b", ttl=30) is True  # other names are free
+        assert await store.acquire_lease(name="conv:1", owner="replica-a", ttl=30) is True  # the holder extends
+        await store.release_lease(name="conv:1", owner="replica-b")  # not the holder: nothing happens
+        assert await store.acquire_lease(name="conv:1", owner="replica-b", ttl=30) is False
+        await store.release_lease(name="conv:1", owner="replica-a")
+        assert await store.acquire_lease(name="conv:1", owner="replica-b", ttl=30) is True
+        clock.now += 31  # replica-b died holding it: the lease expires
+        assert await store.acquire_lease(name="conv:1", owner="replica-c", ttl=30) is True
+
+
+async def test_of_many_concurrent_takers_exactly_one_gets_the_lease(store_url: str) -> None:
+    async with open_store(store_url) as first, open_store(store_url) as second:
+        won: list[str] = []
+
+        async def take(store: Store, owner: str) -> None:
+            if await store.acquire_lease(name="conv:busy", owner=owner, ttl=60):
+                won.append(owner)
+
+        async with anyio.create_task_group() as tg:
+            for index in range(40):
+                tg.start_soon(take, first if index % 2 else second, f"owner-{index}")
+    assert len(won) == 1
