@@ -28,6 +28,7 @@ from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import Store, open_store
 from kai_bridge.tools import ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
+from kai_bridge.urls import redact_url
 
 __all__ = ["CozeBotAsker", "Runtime", "SandboxInfo", "open_runtime"]
 
@@ -117,7 +118,7 @@ async def open_runtime(
         )
         logger.info(
             "runtime ready: coze=%s store=%s knowledge=%d articles (%s) tools=%d upstreams=%d",
-            "sandbox " + session.sandbox_url if session.sandbox_url else settings.coze_api_base,
+            "sandbox " + session.sandbox_url if session.sandbox_url else redact_url(settings.coze_api_base),
             store.kind,
             base.article_count,
             knowledge.backend,
@@ -147,7 +148,7 @@ async def open_runtime(
 def describe(runtime: Runtime) -> dict[str, Any]:
     """A secret-free summary for logs and diagnostics."""
     return {
-        "coze": "sandbox" if runtime.sandbox else runtime.settings.coze_api_base,
+        "coze": "sandbox" if runtime.sandbox else redact_url(runtime.settings.coze_api_base),
         "auth": runtime.settings.auth_mode,
         "store": runtime.store.kind,
         "tools": [tool.name for tool in runtime.registry.list()],

@@ -17,6 +17,7 @@ import anyio
 from kai_bridge.cmd.common import settings_from_args
 from kai_bridge.errors import ConfigError, KaiBridgeError
 from kai_bridge.logs import redact
+from kai_bridge.urls import redact_url
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(ok: bool, name: str, detail: str) -> str:
-    return f"[{'ok' if ok else 'FAIL'}] {name}: {detail}"
+    return f"[{'ok' if ok else 'FAIL'}] {name}: {redact(detail)}"
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -40,12 +41,12 @@ async def _doctor(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(_line(False, "settings", str(exc)))
         return 1
-    print(_line(True, "settings", f"auth={settings.auth_mode} api_base={settings.coze_api_base or '(sandbox)'}"))
+    print(_line(True, "settings", f"auth={settings.auth_mode} api_base={redact_url(settings.coze_api_base) or '(sandbox)'}"))
     failures = 0
     notes: list[str] = []
     async with open_runtime(settings, announce=notes.append) as runtime:
         for note in notes:
-            print(f"[note] {note}")
+            print(f"[note] {redact(note)}")
 
         async def coze() -> str:
             await runtime.coze.ping()
@@ -74,7 +75,7 @@ async def _doctor(args: argparse.Namespace) -> int:
                 print(_line(False, name, f"no answer within {args.timeout:g} s"))
             except KaiBridgeError as exc:
                 failures += 1
-                print(_line(False, name, redact(str(exc))))
+                print(_line(False, name, str(exc)))
         if runtime.settings.upstreams:
             await runtime.upstreams.wait_ready(args.timeout)
         for upstream in runtime.upstreams.diagnostics():

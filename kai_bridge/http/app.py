@@ -1,9 +1,11 @@
 """The Starlette app of ``kai-bridge serve``: Streamable HTTP MCP plus health, readiness, diagnostics.
 
 One port serves everything. ``/mcp`` (``settings.mcp_path``) is the SDK's Streamable HTTP
-transport for both protocol eras, behind the bearer check and the Host/Origin allowlists;
-the operator routes are never authenticated and never show a secret. The session manager
-runs in this app's lifespan (a mounted sub-app's lifespan would never run).
+transport for both protocol eras, behind the bearer check, with bounded sessions. Every route
+is behind the exact Host/Origin allowlists; ``/diagnostics/*`` (they show configuration) need
+the admin token beyond loopback; ``/health`` and ``/ready`` are open and show no configuration
+(see :mod:`kai_bridge.http.security`). The session manager runs in this app's lifespan (a
+mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
 (:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics,
@@ -29,10 +31,13 @@ from starlette.types import ASGIApp
 
 from kai_bridge import __version__
 from kai_bridge.config import Settings
-from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, transport_security
+from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, security_middleware, transport_security
+from kai_bridge.http.sessions import SessionLimitMiddleware
+from kai_bridge.logs import redact
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.tools.registry import ToolRegistry
+from kai_bridge.urls import redact_url
 
 __all__ = ["HttpRuntime", "build_app", "build_sidecar_app", "operator_routes"]
 
@@ -102,7 +107,7 @@ def _coze_summary(runtime: HttpRuntime) -> dict[str, Any]:
         summary["api_base"] = getattr(sandbox, "base_url", None)
     else:
         summary["upstream"] = "coze"
-        summary["api_base"] = settings.coze_api_base
+        summary["api_base"] = redact_url(settings.coze_api_base)
     return summary
 
 
@@ -117,7 +122,6 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
             "service": "kai-bridge",
             "version": __version__,
             "uptime_s": round(time.time() - started, 1),
-            "coze": _coze_summary(runtime),
             "tools": len(runtime.registry),
         }
         if runtime.sandbox is not None:
@@ -136,7 +140,7 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
                 checks[name] = {"ok": False, "error": f"no answer within {PING_TIMEOUT:g} s"}
             except Exception as exc:
                 # Messages of kai-bridge errors are safe to show; others are reduced to their type.
-                text = str(exc) if exc.__class__.__module__.startswith("kai_bridge") else type(exc).__name__
+                text = redact(str(exc)) if exc.__class__.__module__.startswith("kai_bridge") else type(exc).__name__
                 checks[name] = {"ok": False, "error": text}
             else:
                 checks[name] = {"ok": True}
@@ -190,8 +194,14 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
         json_response=settings.mcp_json_response,
         stateless=settings.mcp_stateless,
         security_settings=transport_security(settings),
+        session_idle_timeout=settings.mcp_session_idle_timeout,
+        max_sessions=settings.mcp_max_sessions,
     )
-    endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
+    endpoint: ASGIApp = SessionLimitMiddleware(
+        StreamableHTTPASGIApp(manager),
+        max_sessions=settings.mcp_max_sessions,
+        idle_timeout=settings.mcp_session_idle_timeout,
+    )
     token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
     if token:
         endpoint = BearerAuthMiddleware(endpoint, token=token)
@@ -221,11 +231,11 @@ def build_app(
             yield
 
     routes: list[BaseRoute] = [Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *extra_routes]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=security_middleware(settings))
     app.state.mcp_server = server
     return app
 
 
 def build_sidecar_app(runtime: HttpRuntime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The ``stdio`` sidecar: the operator routes (and ``extra_routes``) without /mcp."""
-    return Starlette(routes=[*operator_routes(runtime), *extra_routes])
+    return Starlette(routes=[*operator_routes(runtime), *extra_routes], middleware=security_middleware(runtime.settings))
