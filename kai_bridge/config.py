@@ -25,7 +25,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -66,29 +65,33 @@ def _check_base_url(value: str, *, name: str) -> str:
     if found:
         raise ValueError(
             f"{name} must be a plain base URL such as https://api.coze.cn, but it has {' and '.join(found)} "
-            f"({redact_url(checked)}): remove it; credentials go in coze_pat or the JWT settings "
+            f"in '{redact_url(checked)}': remove it; credentials go in coze_pat or the JWT settings "
             "(coze_app_id, coze_kid, coze_private_key_path)"
         )
     return checked
 
 
-def _check_token(value: SecretStr | None, *, name: str, min_length: int = 0) -> SecretStr | None:
-    """A bearer-style token: None when empty; refused with whitespace in it or too short (never echoed)."""
+def _check_token(value: SecretStr | None, *, min_length: int = 0) -> SecretStr | None:
+    """A bearer-style token: None when empty; refused with whitespace in it or too short.
+
+    The messages never echo the value and start with short words: the error line is prefixed
+    with the setting's name, and ``name: <long word>`` would itself be masked by the log scrubber.
+    """
     if value is None or value.get_secret_value() == "":
         return None
     token = value.get_secret_value()
     if not token.strip():
-        raise ValueError(f"{name} is only whitespace: set a real token (e.g. `openssl rand -hex 32`) or leave it unset")
+        raise ValueError("the value is only whitespace: set a real token (e.g. `openssl rand -hex 32`) or leave it unset")
     if token != token.strip():
         raise ValueError(
-            f"{name} starts or ends with whitespace (a stray space or newline?): remove it, "
+            "the value starts or ends with whitespace (a stray space or newline?): remove it, "
             "clients send the token without it and would all be refused"
         )
     if any(char.isspace() or not char.isprintable() for char in token):
-        raise ValueError(f"{name} contains whitespace or control characters: a token is one word (e.g. hex)")
+        raise ValueError("the value contains whitespace or control characters: a token is one word (e.g. hex)")
     if len(token) < min_length:
         raise ValueError(
-            f"{name} is too short: use at least {min_length} random characters (e.g. `openssl rand -hex 32`)"
+            f"the value is too short: use at least {min_length} random characters (e.g. `openssl rand -hex 32`)"
         )
     return value
 
@@ -108,7 +111,7 @@ class UpstreamConfig(BaseModel):
     @field_validator("api_key")
     @classmethod
     def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_token(value, name="api_key")
+        return _check_token(value)
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamConfig:
@@ -199,13 +202,13 @@ class Settings(BaseModel):
 
     @field_validator("mcp_auth_token", "coze_pat")
     @classmethod
-    def _tokens(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        return _check_token(value, name=str(info.field_name))
+    def _tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
 
     @field_validator("admin_token")
     @classmethod
     def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_token(value, name="admin_token", min_length=16)
+        return _check_token(value, min_length=16)
 
     @field_validator("mcp_allowed_hosts")
     @classmethod

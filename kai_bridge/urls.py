@@ -41,8 +41,9 @@ __all__ = [
 
 MASK: Final = "***"
 UNPARSEABLE: Final = "<unparseable URL>"
-# A scheme, "://", then anything up to whitespace or a character that cannot be in a URL.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>\"'`]+")
+# A scheme, "://", then anything up to whitespace or a character that cannot be in a URL; the
+# punctuation of the sentence around it (``(see http://h/x).``) is not part of it.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}]")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}

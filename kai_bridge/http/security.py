@@ -279,7 +279,7 @@ class OperatorAuthMiddleware:
                 description=(
                     f"{OPERATOR_PREFIX}/* show configuration and kai-bridge listens beyond loopback: set "
                     "KAI_BRIDGE_ADMIN_TOKEN (e.g. `openssl rand -hex 32`) and send it as "
-                    "'Authorization: Bearer <token>', or read them on 127.0.0.1"
+                    "'Authorization: Bearer <token>' (or serve on 127.0.0.1)"
                 ),
             )
             return
