@@ -107,6 +107,7 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0, le=3600)
+    required: bool = False  # true: the bridge is not ready (/ready 503) while this upstream is down
 
     @field_validator("api_key")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kai_bridge.http.app import HttpRuntime, build_app, build_sidecar_app, operator_routes
+from kai_bridge.http.app import build_app, build_sidecar_app, operator_routes
 from kai_bridge.http.security import (
     BearerAuthMiddleware,
     HostOriginMiddleware,
@@ -18,7 +18,6 @@ __all__ = [
     "BearerAuthMiddleware",
     "HostOriginMiddleware",
     "HostOriginPolicy",
-    "HttpRuntime",
     "OperatorAuthMiddleware",
     "build_app",
     "build_sidecar_app",

@@ -13,7 +13,8 @@ that says what to change:
 * :class:`BearerAuthMiddleware` (``/mcp``): ``Authorization: Bearer <mcp_auth_token>``, else 401.
 * :class:`OperatorAuthMiddleware` (``/diagnostics/*``, which show configuration): with
   ``admin_token`` set, ``Authorization: Bearer <admin_token>`` is required (else 401);
-  without it the routes answer 403 when the server listens beyond loopback.
+  without it the routes answer 403 when the server listens beyond loopback. The same rule
+  (:class:`OperatorAccess`) decides whether ``/ready`` adds the text of each check.
 
 Tokens are compared in constant time (``hmac.compare_digest``).
 """
@@ -25,7 +26,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware import Middleware
@@ -48,6 +49,7 @@ __all__ = [
     "BearerAuthMiddleware",
     "HostOriginMiddleware",
     "HostOriginPolicy",
+    "OperatorAccess",
     "OperatorAuthMiddleware",
     "check_http_security",
     "is_loopback",
@@ -258,22 +260,46 @@ def _operator_path(scope: Scope) -> bool:
     return path == OPERATOR_PREFIX or path.startswith(OPERATOR_PREFIX + "/")
 
 
-class OperatorAuthMiddleware:
-    """Pure ASGI: the routes under ``/diagnostics`` need the admin token (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class OperatorAccess:
+    """Who may see configuration (``/diagnostics/*``, the check texts of ``/ready``).
 
-    def __init__(self, app: ASGIApp, *, token: str | None, beyond_loopback: bool) -> None:
+    With an admin token: whoever presents it. Without one: anyone while the server listens on
+    loopback only, nobody beyond it.
+    """
+
+    token: bytes | None
+    beyond_loopback: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OperatorAccess:
+        token = settings.admin_token.get_secret_value().encode() if settings.admin_token else None
+        return cls(token=token, beyond_loopback=not is_loopback(settings.server_host))
+
+    def decide(self, scope: Scope) -> Literal["allowed", "forbidden", "missing", "invalid"]:
+        if self.token is None:
+            return "forbidden" if self.beyond_loopback else "allowed"
+        presented, ok = _bearer_matches(scope, self.token)
+        if ok:
+            return "allowed"
+        return "invalid" if presented else "missing"
+
+
+class OperatorAuthMiddleware:
+    """Pure ASGI: the routes under ``/diagnostics`` need :class:`OperatorAccess` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, access: OperatorAccess) -> None:
         self.app = app
-        self._expected = token.encode() if token else None
-        self._beyond_loopback = beyond_loopback
+        self._access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _operator_path(scope):
             await self.app(scope, receive, send)
             return
-        if self._expected is None:
-            if not self._beyond_loopback:
-                await self.app(scope, receive, send)
-                return
+        decision = self._access.decide(scope)
+        if decision == "allowed":
+            await self.app(scope, receive, send)
+        elif decision == "forbidden":
             await send_json_error(
                 send, status=403, error="forbidden",
                 description=(
@@ -282,25 +308,20 @@ class OperatorAuthMiddleware:
                     "'Authorization: Bearer <token>' (or serve on 127.0.0.1)"
                 ),
             )
-            return
-        presented, ok = _bearer_matches(scope, self._expected)
-        if ok:
-            await self.app(scope, receive, send)
-            return
-        await send_json_error(
-            send, status=401, error="unauthorized",
-            description=(
-                f"{'invalid' if presented else 'missing'} admin token: {OPERATOR_PREFIX}/* need "
-                "'Authorization: Bearer <admin_token>' (KAI_BRIDGE_ADMIN_TOKEN)"
-            ),
-            headers=[(b"www-authenticate", b'Bearer realm="kai-bridge-admin"')],
-        )
+        else:
+            await send_json_error(
+                send, status=401, error="unauthorized",
+                description=(
+                    f"{decision} admin token: {OPERATOR_PREFIX}/* need "
+                    "'Authorization: Bearer <admin_token>' (KAI_BRIDGE_ADMIN_TOKEN)"
+                ),
+                headers=[(b"www-authenticate", b'Bearer realm="kai-bridge-admin"')],
+            )
 
 
 def security_middleware(settings: Settings) -> list[Middleware]:
     """The middleware every kai-bridge HTTP app runs, outermost first (serve and the stdio sidecar)."""
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     return [
         Middleware(HostOriginMiddleware, policy=HostOriginPolicy.from_settings(settings)),
-        Middleware(OperatorAuthMiddleware, token=admin, beyond_loopback=not is_loopback(settings.server_host)),
+        Middleware(OperatorAuthMiddleware, access=OperatorAccess.from_settings(settings)),
     ]

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from kai_bridge.urls import redact_url
 
-__all__ = ["ChatRecord", "Store", "redact_url", "storable"]
+__all__ = ["SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -39,6 +39,24 @@ class ChatRecord:
     updated_at: float
 
 
+def _rank(column: str) -> str:
+    return (
+        f"(CASE {column} WHEN 'created' THEN 0 WHEN 'in_progress' THEN 1 WHEN 'requires_action' THEN 1 "
+        "ELSE 2 END)"
+    )
+
+
+#: The ``WHERE`` of ``save_chat``'s upsert (both backends): a write never moves a chat back
+#: (a running state over a finished one), and among states of the same rank the later
+#: ``updated_at`` wins. Replicas and late writers (a refresh racing the stream's end) can then
+#: write in any order and the record still ends at the newest, most advanced state.
+SAVE_CHAT_GUARD = (
+    f"WHERE {_rank('excluded.status')} > {_rank('kb_chats.status')} "
+    f"OR ({_rank('excluded.status')} = {_rank('kb_chats.status')} "
+    "AND excluded.updated_at >= kb_chats.updated_at)"
+)
+
+
 @runtime_checkable
 class Store(Protocol):
     """The state store. All methods are safe to call concurrently from one event loop.
@@ -57,7 +75,9 @@ class Store(Protocol):
 
     async def delete_conversation(self, *, user_id: str, bot_id: str) -> None: ...
 
-    async def save_chat(self, record: ChatRecord) -> None: ...
+    async def save_chat(self, record: ChatRecord) -> None:
+        """Insert or update the chat; an update that would move it back is ignored (see SAVE_CHAT_GUARD)."""
+        ...
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None: ...
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, row_to_chat, storable
+from kai_bridge.store.base import SAVE_CHAT_GUARD, ChatRecord, ChatRow, chat_to_row, row_to_chat, storable
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
 
 __all__ = ["DEFAULT_SYNCHRONOUS", "SQLiteStore", "Synchronous"]
@@ -75,11 +75,11 @@ _SQL_SET_CONVERSATION = (
 )
 _SQL_DELETE_CONVERSATION = "DELETE FROM kb_conversations WHERE user_id = ? AND bot_id = ?"
 _SQL_SAVE_CHAT = (
-    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608 (constants only)
     "ON CONFLICT (chat_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
     "user_id = excluded.user_id, bot_id = excluded.bot_id, status = excluded.status, "
     "answer = excluded.answer, usage = excluded.usage, error = excluded.error, "
-    "updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "

@@ -103,3 +103,34 @@ async def test_health_and_ready_show_no_configuration(tmp_path: Path) -> None:
     for response in (health, ready):
         for configured in (sandbox_url, "127.0.0.1", "kai-ops", str(tmp_path), "jwt", "sandbox_url", "api_base"):
             assert configured not in response.text, (response.url, configured)
+
+
+@pytest.mark.parametrize(
+    ("host", "with_admin_token", "present_it", "explained"),
+    [
+        pytest.param("127.0.0.1", False, False, True, id="loopback-open"),
+        pytest.param("0.0.0.0", False, False, False, id="beyond-loopback-without-admin-token"),
+        pytest.param("0.0.0.0", True, False, False, id="admin-token-not-sent"),
+        pytest.param("0.0.0.0", True, True, True, id="admin-token-sent"),
+        pytest.param("127.0.0.1", True, False, False, id="loopback-admin-token-not-sent"),
+    ],
+)
+async def test_ready_explains_its_checks_only_to_whoever_may_see_diagnostics(
+    tmp_path: Path, host: str, with_admin_token: bool, present_it: bool, explained: bool
+) -> None:
+    token = admin_token()
+    overrides: dict[str, object] = {"server_host": host, "mcp_auth_token": MCP_TOKEN}
+    if with_admin_token:
+        overrides["admin_token"] = token
+    async with (
+        runtime_for(tmp_path, overrides) as runtime,
+        serving_app(build_app(runtime)) as base,
+        httpx2.AsyncClient(timeout=10) as http,
+    ):
+        headers = {"Authorization": f"Bearer {token}"} if present_it else {}
+        ready = await http.get(f"{base}/ready", headers=headers)
+    assert ready.status_code == 200
+    checks = ready.json()["checks"]
+    assert {"coze", "store", "knowledge"} <= set(checks)
+    assert all(check["ok"] for check in checks.values())
+    assert all(("detail" in check) is explained for check in checks.values())
