@@ -158,13 +158,16 @@ class Settings(BaseModel):
     coze_backoff_base: float = Field(default=0.2, ge=0)
     coze_backoff_max: float = Field(default=5.0, ge=0)
     coze_breaker_failures: int = Field(default=5, ge=1)
-    coze_breaker_reset: float = Field(default=10.0, gt=0)
+    coze_breaker_reset: float = Field(default=1.0, gt=0)
     coze_poll_interval: float = Field(default=1.0, gt=0)
     coze_chat_timeout: float = Field(default=120.0, gt=0)
 
     # --- HTTP server (/mcp + sidecar) ---
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8080, ge=0, le=65535)
+    server_request_timeout: float = Field(default=30.0, gt=0, le=3600)  # a request must arrive whole within
+    server_keep_alive_timeout: float = Field(default=5.0, ge=1, le=3600)  # idle keep-alive connections
+    server_max_connections: int = Field(default=1000, ge=1)  # beyond it new requests get 503
     mcp_path: str = "/mcp"
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
