@@ -32,6 +32,7 @@ from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import Store, open_store
 from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
+from kai_bridge.urls import redact_url
 from kai_bridge.wiring import CozeSession, open_coze_session
 
 __all__ = ["SEED_QUESTION", "CozeBotAsker", "Runtime", "RuntimeParts", "SandboxInfo", "open_runtime"]
@@ -177,7 +178,7 @@ async def open_runtime(
         )
         logger.info(
             "runtime ready: coze=%s store=%s knowledge=%d articles (%s) tools=%d upstreams=%d",
-            "sandbox " + session.sandbox_url if session.sandbox_url else settings.coze_api_base,
+            "sandbox " + session.sandbox_url if session.sandbox_url else redact_url(settings.coze_api_base),
             store.kind,
             base.article_count,
             knowledge.backend,

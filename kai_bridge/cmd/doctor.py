@@ -17,6 +17,7 @@ import anyio
 from kai_bridge.cmd.common import settings_from_args
 from kai_bridge.errors import ConfigError
 from kai_bridge.logs import redact
+from kai_bridge.urls import redact_url
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(ok: bool, name: str, detail: str) -> str:
-    return f"[{'ok' if ok else 'FAIL'}] {name}: {detail}"
+    return f"[{'ok' if ok else 'FAIL'}] {name}: {redact(detail)}"
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -39,18 +40,18 @@ async def _doctor(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(_line(False, "settings", str(exc)))
         return 1
-    print(_line(True, "settings", f"auth={settings.auth_mode} api_base={settings.coze_api_base or '(sandbox)'}"))
+    print(_line(True, "settings", f"auth={settings.auth_mode} api_base={redact_url(settings.coze_api_base) or '(sandbox)'}"))
     notes: list[str] = []
     async with open_runtime(settings, announce=notes.append) as runtime:
         for note in notes:
-            print(f"[note] {note}")
+            print(f"[note] {redact(note)}")
         if runtime.settings.upstreams:
             # Upstreams connect in the background: give them the same time a check gets.
             await runtime.upstreams.wait_ready(args.timeout)
         # The same checks /ready runs, as the composition root declared them.
         results = await runtime.health.run(timeout=args.timeout)
     for result in results:
-        print(_line(result.ok, result.name, redact(result.detail)))
+        print(_line(result.ok, result.name, result.detail))
     failures = sum(1 for result in results if not result.ok)
     print("all checks passed" if failures == 0 else f"{failures} check(s) failed", file=sys.stderr)
     return 0 if failures == 0 else 1

@@ -1,10 +1,12 @@
 """The Starlette app of ``kai-bridge serve``: Streamable HTTP MCP plus health, readiness, diagnostics.
 
 One port serves everything. ``/mcp`` (``settings.mcp_path``) is the SDK's Streamable HTTP
-transport for both protocol eras, behind the bearer check and the Host/Origin allowlists;
-the operator routes are never authenticated and never show a secret. ``/ready`` and the
-other health readers read the checks the composition root declared (``runtime.health``). The session manager
-runs in this app's lifespan (a mounted sub-app's lifespan would never run).
+transport for both protocol eras, behind the bearer check, with bounded sessions. Every route
+is behind the exact Host/Origin allowlists; ``/diagnostics/*`` (they show configuration) need
+the admin token beyond loopback; ``/health`` and ``/ready`` are open and show no configuration
+(see :mod:`kai_bridge.http.security`). ``/ready`` and the other health readers read the checks
+the composition root declared (``runtime.health``). The session manager runs in this app's
+lifespan (a mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
 (:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics,
@@ -28,10 +30,18 @@ from starlette.types import ASGIApp
 
 from kai_bridge import __version__
 from kai_bridge.config import Settings
-from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, transport_security
+from kai_bridge.http.security import (
+    BearerAuthMiddleware,
+    OperatorAccess,
+    check_http_security,
+    security_middleware,
+    transport_security,
+)
+from kai_bridge.http.sessions import SessionLimitMiddleware
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.runtime import Runtime
+from kai_bridge.urls import redact_url
 
 __all__ = ["build_app", "build_sidecar_app", "operator_routes"]
 
@@ -51,13 +61,14 @@ def _coze_summary(runtime: Runtime) -> dict[str, Any]:
         summary["api_base"] = runtime.sandbox.base_url
     else:
         summary["upstream"] = "coze"
-        summary["api_base"] = runtime.settings.coze_api_base
+        summary["api_base"] = redact_url(runtime.settings.coze_api_base)
     return summary
 
 
 def operator_routes(runtime: Runtime) -> list[BaseRoute]:
     """/health, /ready, /diagnostics/coze and /diagnostics/kai for ``runtime``."""
     started = time.time()
+    access = OperatorAccess.from_settings(runtime.settings)
 
     async def health(request: Request) -> JSONResponse:
         body: dict[str, Any] = {
@@ -65,7 +76,6 @@ def operator_routes(runtime: Runtime) -> list[BaseRoute]:
             "service": "kai-bridge",
             "version": __version__,
             "uptime_s": round(time.time() - started, 1),
-            "coze": _coze_summary(runtime),
             "tools": len(runtime.registry),
         }
         if runtime.sandbox is not None:
@@ -75,9 +85,12 @@ def operator_routes(runtime: Runtime) -> list[BaseRoute]:
     async def ready(request: Request) -> JSONResponse:
         results = await runtime.health.run(timeout=PING_TIMEOUT)
         checks: dict[str, dict[str, Any]] = {}
+        # The texts name configuration (targets, modes): only for whoever may see /diagnostics.
+        explain = access.decide(request.scope) == "allowed"
         for result in results:
             entry: dict[str, Any] = {"ok": result.ok, "critical": result.critical, "ms": result.ms}
-            entry["detail" if result.ok else "error"] = result.detail
+            if explain:
+                entry["detail" if result.ok else "error"] = result.detail
             checks[result.name] = entry
         ok = all(result.ok for result in results if result.critical)
         degraded = [result.name for result in results if not result.ok and not result.critical]
@@ -121,8 +134,14 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
         json_response=settings.mcp_json_response,
         stateless=settings.mcp_stateless,
         security_settings=transport_security(settings),
+        session_idle_timeout=settings.mcp_session_idle_timeout,
+        max_sessions=settings.mcp_max_sessions,
     )
-    endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
+    endpoint: ASGIApp = SessionLimitMiddleware(
+        StreamableHTTPASGIApp(manager),
+        max_sessions=settings.mcp_max_sessions,
+        idle_timeout=settings.mcp_session_idle_timeout,
+    )
     token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
     if token:
         endpoint = BearerAuthMiddleware(endpoint, token=token)
@@ -152,11 +171,11 @@ def build_app(
             yield
 
     routes: list[BaseRoute] = [Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *extra_routes]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=security_middleware(settings))
     app.state.mcp_server = server
     return app
 
 
 def build_sidecar_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The ``stdio`` sidecar: the operator routes (and ``extra_routes``) without /mcp."""
-    return Starlette(routes=[*operator_routes(runtime), *extra_routes])
+    return Starlette(routes=[*operator_routes(runtime), *extra_routes], middleware=security_middleware(runtime.settings))

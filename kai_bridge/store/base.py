@@ -12,7 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from kai_bridge.urls import redact_url
 
 __all__ = ["LEASE_DELETE", "LEASE_UPSERT", "SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
 
@@ -105,21 +106,6 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (user name, host and path kept)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable store URL>"
-    if password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    masked = SplitResult(parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment)
-    return urlunsplit(masked)
 
 
 def storable(text: str) -> str:

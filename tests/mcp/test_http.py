@@ -160,9 +160,10 @@ async def test_health_says_loudly_that_the_sandbox_is_the_upstream_and_shows_no_
         assert health.status_code == 200
         body = health.json()
         assert body["status"] == "ok"
-        assert body["coze"]["upstream"] == "embedded sandbox"
+        assert "coze" not in body  # configuration is for /diagnostics/coze
         assert "NOT CONNECTED TO COZE" in body["warning"]
         assert coze.status_code == 200
+        assert coze.json()["summary"]["upstream"] == "embedded sandbox"
         assert coze.json()["sandbox"]["base_url"].startswith("http://127.0.0.1:")
         assert kai.status_code == 200
         assert "send_message" in [tool["name"] for tool in kai.json()["tools"]]
