@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from kai_bridge import __version__
 from kai_bridge.config import Settings
 from kai_bridge.coze.auth import TokenProvider, auth_from_settings
 from kai_bridge.coze.breaker import CircuitBreaker
@@ -70,8 +71,7 @@ __all__ = ["USER_AGENT", "CozeClient", "build_http_client"]
 
 log = logging.getLogger(__name__)
 
-_VERSION = "0.1.0"
-USER_AGENT = f"kai-bridge/{_VERSION} python/{sys.version_info.major}.{sys.version_info.minor}"
+USER_AGENT = f"kai-bridge/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 
 M = TypeVar("M", bound=BaseModel)
 _T = TypeVar("_T")
