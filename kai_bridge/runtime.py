@@ -80,16 +80,22 @@ class CozeBotAsker:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, announce: Callable[[str], None] | None = None
+    settings: Settings, *, announce: Callable[[str], None] | None = None, sandbox_on_demand: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Open everything the doors need; on exit close it all in reverse order."""
+    """Open everything the doors need; on exit close it all in reverse order.
+
+    ``sandbox_on_demand``: start the embedded sandbox (if it is the upstream) on the first Coze
+    request instead of now; one-shot doors that may never talk to Coze (``call``) use it.
+    """
     say = announce or logger.warning
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
         base = await anyio.to_thread.run_sync(KnowledgeBase.load)
         # The sandbox's bots answer from the same (already loaded) knowledge base.
         session = await stack.enter_async_context(
-            open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base))
+            open_coze_session(
+                settings, announce=say, answerer=KnowledgeAnswerer(base), sandbox_on_demand=sandbox_on_demand
+            )
         )
         store = await stack.enter_async_context(open_store(settings.effective_store_url()))
         knowledge_bot = settings.knowledge_bot_id or (session.bot_id if settings.knowledge_backend != "local" else None)
