@@ -12,11 +12,7 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable
 
-import anyio
-
-from kai_bridge.cmd.common import settings_from_args
 from kai_bridge.errors import ConfigError, KaiBridgeError
-from kai_bridge.logs import redact
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -33,6 +29,10 @@ def _line(ok: bool, name: str, detail: str) -> str:
 
 
 async def _doctor(args: argparse.Namespace) -> int:
+    import anyio
+
+    from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.logs import redact
     from kai_bridge.runtime import open_runtime
 
     try:
@@ -41,6 +41,8 @@ async def _doctor(args: argparse.Namespace) -> int:
         print(_line(False, "settings", str(exc)))
         return 1
     print(_line(True, "settings", f"auth={settings.auth_mode} api_base={settings.coze_api_base or '(sandbox)'}"))
+    print(f"[info] data_dir: {settings.data_dir}" + ("" if settings.store_url else " (the SQLite store is here)"))
+    print(f"[info] log_dir: {settings.log_dir} (coze_integration.log, error.log)")
     failures = 0
     notes: list[str] = []
     async with open_runtime(settings, announce=notes.append) as runtime:
@@ -89,4 +91,6 @@ async def _doctor(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     return anyio.run(_doctor, args)
