@@ -171,6 +171,15 @@ def test_a_local_call_loads_no_http_server_stack(home: Home) -> None:
     assert "kai_bridge" in loaded
 
 
+def test_a_call_that_talks_to_coze_starts_the_embedded_sandbox_when_it_needs_it(home: Home) -> None:
+    run = kai(home, "call", "send_message", '{"message": "What is a flat white?"}', extra=UNPACED)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["chat_id"]
+    assert "flat white" in result["answer"].lower()
+    assert "sandbox listening on http://127.0.0.1:" in run.stderr
+
+
 # ---- call sees the upstream KAI servers ---------------------------------------------------------
 def _upstream_env() -> dict[str, str]:
     upstreams = [{"name": "kai", "command": [sys.executable, str(FIXTURE_SERVER), "stdio"]}]
