@@ -69,10 +69,10 @@ class Settings(BaseModel):
     # --- state, logs ---
     data_dir: Path = Path("data")
     log_dir: Path = Path("logs")
-    log_files: bool = True  # false: log to stderr only (containers, read-only file systems); log_dir unused
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     debug: bool = False
+    log_files: bool = True  # false: log to stderr only (containers, read-only file systems); log_dir unused
 
     # --- Coze ---
     coze_api_base: str = ""  # empty: no Coze configured -> the embedded sandbox is used
