@@ -94,7 +94,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     problems = configure_logging(
         level=level or ("DEBUG" if settings.debug else settings.log_level),
         json_format=args.log_json or settings.log_json,
-        log_dir=settings.log_dir,
+        log_dir=settings.log_dir if settings.log_files else None,
         secrets=_secrets_of(settings),
     )
     for problem in problems:

@@ -167,6 +167,7 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     debug: bool = False
+    log_files: bool = True  # false: log to stderr only (containers, read-only file systems); log_dir unused
 
     # --- Coze ---
     coze_api_base: str = ""  # empty: no Coze configured -> the embedded sandbox is used
