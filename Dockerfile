@@ -29,6 +29,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KAI_BRIDGE_DATA_DIR=/var/lib/kai-bridge \
+    KAI_BRIDGE_LOG_DIR=/var/log/kai-bridge \
     KAI_BRIDGE_LOG_FILES=false
 # A fixed numeric uid/gid (10001), so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 # /var/lib/kai-bridge is the SQLite folder for a single container (mount a volume there);
