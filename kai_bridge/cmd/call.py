@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from kai_bridge.config import Settings
 from kai_bridge.errors import ToolError, ToolInputError, ToolNotFoundError
 from kai_bridge.logs import redact
-from kai_bridge.tools.registry import NullToolContext
+from kai_bridge.tools.registry import Door, NullToolContext
 
-__all__ = ["HELP", "add_arguments", "call_tool", "run"]
+if TYPE_CHECKING:
+    from kai_bridge.runtime import Runtime
+
+__all__ = ["HELP", "add_arguments", "call_on", "call_tool", "run"]
 
 HELP = "call one tool (same registry as MCP) and print its JSON result; --list lists tools"
 
@@ -45,8 +48,13 @@ async def call_tool(settings: Settings, *, name: str | None, arguments: dict[str
             return 0, "\n".join(lines)
         if name is None:
             raise ToolNotFoundError("no tool named: give TOOL (or --list)")
-        result = await runtime.registry.call(name, arguments, ctx=NullToolContext(caller_id=user_id))
-        return 0, json.dumps(result, ensure_ascii=False, indent=2)
+        return 0, await call_on(runtime, name=name, arguments=arguments, user_id=user_id)
+
+
+async def call_on(runtime: Runtime, *, name: str, arguments: dict[str, Any], user_id: str) -> str:
+    """The CLI door's call on an open runtime: the result as indented JSON (ToolError on failure)."""
+    result = await runtime.registry.call(name, arguments, ctx=NullToolContext(caller_id=user_id, door=Door.CLI))
+    return json.dumps(result, ensure_ascii=False, indent=2)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from kai_bridge.http.server import AppServer, bind_socket, url_of
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import McpExtension, build_mcp_server
 from kai_bridge.mcp.stdio import stdio_transport
+from kai_bridge.tools import Door
 
 __all__ = ["HELP", "add_arguments", "run", "run_stdio"]
 
@@ -52,7 +53,9 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     from kai_bridge.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
-        server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
+        server = build_mcp_server(
+            runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions], door=Door.MCP_STDIO
+        )
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
         sidecar = AppServer(build_sidecar_app(runtime), handle_signals=False) if sock is not None else None
         try:

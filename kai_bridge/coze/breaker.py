@@ -10,10 +10,15 @@ and answering, so it counts as a success. While open, calls fail in microseconds
 one caller is let through as the probe; the others keep failing fast until it settles.
 The breaker is not thread-safe by design: it lives on one event loop, and its decisions
 happen between awaits.
+
+Transitions are logged: opening at ERROR (Coze is down for the bridge; it reaches
+``error.log``), the probe at INFO, closing again at WARNING. Fast-fail rejections are
+counted (``rejected_count``), not logged one by one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +28,8 @@ from typing import Any
 from kai_bridge.errors import CircuitOpenError, CozeServerError, CozeTransportError
 
 __all__ = ["BreakerState", "CircuitBreaker", "counts_as_failure"]
+
+log = logging.getLogger(__name__)
 
 
 class BreakerState(StrEnum):
@@ -71,6 +78,7 @@ class CircuitBreaker:
         remaining = self._reset_timeout - (self._clock() - self._opened_at)
         if self._state is BreakerState.OPEN and remaining <= 0:
             self._state = BreakerState.HALF_OPEN
+            log.info("%s circuit breaker half-open: letting one probe call through", self._name)
         if self._state is BreakerState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
             return
@@ -83,6 +91,9 @@ class CircuitBreaker:
         )
 
     def record_success(self) -> None:
+        if self._state is not BreakerState.CLOSED:
+            log.warning("%s circuit breaker closed: calls go through again (it was open %d time(s) so far)",
+                        self._name, self.opened_count)
         self._failures = 0
         self._probe_in_flight = False
         self._state = BreakerState.CLOSED
@@ -92,6 +103,10 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
             if self._state is not BreakerState.OPEN:
                 self.opened_count += 1
+                why = "the probe call failed" if self._state is BreakerState.HALF_OPEN else (
+                    f"{self._failures} consecutive calls failed")
+                log.error("%s circuit breaker open: %s; calls fail fast for %.1fs", self._name, why,
+                          self._reset_timeout)
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
         self._probe_in_flight = False

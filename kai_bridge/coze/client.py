@@ -43,6 +43,7 @@ from kai_bridge.coze.models import (
     ToolOutput,
     User,
 )
+from kai_bridge.coze.observer import CozeObserver
 from kai_bridge.coze.pipeline import CozePipeline, drop_none
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import ChatCanceledError, ChatTimeoutError, CozeAPIError, CozeError
@@ -112,6 +113,10 @@ class CozeClient:
     @property
     def breaker(self) -> CircuitBreaker:
         return self._pipe.breaker
+
+    def observe(self, observer: CozeObserver | None) -> None:
+        """Report every request attempt to ``observer`` (None: stop); see :mod:`kai_bridge.coze.observer`."""
+        self._pipe.observer = observer
 
     @property
     def counters(self) -> dict[str, int]:
