@@ -4,6 +4,12 @@ Sources, lowest to highest precedence: defaults, an optional TOML file (``--conf
 ``KAI_BRIDGE_CONFIG``), environment variables ``KAI_BRIDGE_<FIELD>`` (upper case), and
 explicit overrides (CLI flags). Nothing else in the package reads the environment.
 
+Two variables of OpenTelemetry's own are read too, because that is where operators set them:
+``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``OTEL_SERVICE_NAME`` fill ``otel_exporter_otlp_endpoint``
+and ``otel_service_name`` (their ``KAI_BRIDGE_`` names win when both are set). Other ``OTEL_``
+variables are not ours: they are neither read nor refused here (the OpenTelemetry SDK, when
+installed and tracing is on, reads its own, e.g. the exporter's headers).
+
 Errors are :class:`~kai_bridge.errors.ConfigError` with one line per problem, naming the
 setting and never echoing a secret value.
 """
@@ -24,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
 
-__all__ = ["ENV_PREFIX", "Settings", "UpstreamConfig", "load_settings"]
+__all__ = ["ENV_PREFIX", "OTEL_ENV", "Settings", "UpstreamConfig", "load_settings"]
 
 ENV_PREFIX = "KAI_BRIDGE_"
+#: OpenTelemetry's standard variables read into settings (a KAI_BRIDGE_ variable of the field wins).
+OTEL_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": "otel_exporter_otlp_endpoint", "OTEL_SERVICE_NAME": "otel_service_name"}
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -125,10 +133,23 @@ class Settings(BaseModel):
     requires_action_max_rounds: int = Field(default=5, ge=1, le=50)
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
 
+    # --- observability ---
+    health_check_interval: float = Field(default=15.0, ge=0)  # seconds between background checks; 0 = off
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP base URL (e.g. http://127.0.0.1:4318): traces on
+    otel_service_name: str = "kai-bridge"
+
     @field_validator("coze_api_base")
     @classmethod
     def _api_base_url(cls, value: str) -> str:
         return _check_http_url(value, name="coze_api_base") if value else value
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _otlp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"the OTLP endpoint must be an http(s) URL such as http://127.0.0.1:4318, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("mcp_path")
     @classmethod
@@ -268,6 +289,9 @@ def load_settings(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for key, name in OTEL_ENV.items():
+        if env.get(key):
+            values[name] = env[key]
     unknown = []
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":

@@ -55,7 +55,9 @@ class McpToolContext(ToolContext):
 
     __slots__ = ("_allowed", "_rctx")
 
-    def __init__(self, rctx: ServerRequestContext[Any, Any], *, caller_id: str | None, door: Door) -> None:
+    def __init__(
+        self, rctx: ServerRequestContext[Any, Any], *, caller_id: str | None, door: Door = Door.MCP_HTTP
+    ) -> None:
         self._rctx = rctx
         self.caller_id = caller_id
         self.door = door
