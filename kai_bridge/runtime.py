@@ -139,7 +139,7 @@ async def open_runtime(
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
         metrics = Metrics()
-        tracing = stack.enter_context(open_tracing(
+        tracing = await stack.enter_async_context(open_tracing(
             otlp_endpoint=settings.otel_exporter_otlp_endpoint, service_name=settings.otel_service_name,
             version=__version__, exporter=given.span_exporter,
         ))

@@ -17,8 +17,10 @@ headers and certificates) where they are set.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Final
+
+import anyio
 
 from kai_bridge.errors import ConfigError, KaiBridgeError
 
@@ -95,11 +97,15 @@ class Tracing:
         end({}, None)
 
 
-@contextlib.contextmanager
-def open_tracing(
+@contextlib.asynccontextmanager
+async def open_tracing(
     *, otlp_endpoint: str, service_name: str, version: str, exporter: SpanExporter | None = None
-) -> Iterator[Tracing]:
-    """Tracing for one runtime: disabled without an endpoint or exporter; flushed and closed on exit."""
+) -> AsyncIterator[Tracing]:
+    """Tracing for one runtime: disabled without an endpoint or exporter; flushed and closed on exit.
+
+    The flush runs on a worker thread: the exporter's HTTP request is blocking, and the event loop
+    must keep serving meanwhile (the collector may even be in this process, as in the tests).
+    """
     if not otlp_endpoint and exporter is None:
         yield Tracing(None)
         return
@@ -124,4 +130,5 @@ def open_tracing(
     try:
         yield Tracing(provider.get_tracer("kai_bridge", version))
     finally:
-        provider.shutdown()
+        with anyio.CancelScope(shield=True):  # flushed even when the runtime closes on a cancellation
+            await anyio.to_thread.run_sync(provider.shutdown)
