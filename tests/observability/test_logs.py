@@ -9,6 +9,8 @@ import logging
 import re
 from pathlib import Path
 
+import pytest
+
 from kai_bridge.errors import ToolError
 from kai_bridge.logs import configure_logging, log_fields, note_log_fields
 from kai_bridge.sandbox import FaultRule
@@ -51,11 +53,9 @@ async def test_a_cut_stream_is_logged_with_the_calls_tool_door_chat_and_logid(
         running_sandbox(faults=faults) as (handle, _),
         open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=FAST_FAILURES) as bridge,
     ):
-        try:
+        with pytest.raises(ToolError, match="cut"):
             await bridge.registry.call("send_message", {"message": "What is a lungo?"},
                                        ctx=NullToolContext(door=Door.MCP_STDIO))
-        except ToolError:
-            pass
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     cut = [line for line in lines if "stream stream_chat cut" in line["message"]]
     assert cut, lines

@@ -89,7 +89,8 @@ def _read_page(url: str, shots: Path) -> PageReading:
             p95=text("p95-ms"), doors=column("doors", "door"), tools=column("tools", "tool"),
             errors_listed=len(driver.find_elements(By.CSS_SELECTOR, "#recent-errors tbody tr")),
             coze_breaker=text("coze-breaker"), upstream_state=driver.find_element(By.CSS_SELECTOR, "#upstreams td[data-state]").text,
-            console_errors=[entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"],
+            console_errors=[entry["message"] for entry in driver.get_log("browser")  # type: ignore[no-untyped-call]
+                            if entry["level"] == "SEVERE"],
             overflow_px=0,
         )
         driver.set_window_size(390, 844)  # a phone
