@@ -9,6 +9,12 @@ State and logs go to per-user folders unless ``data_dir`` / ``log_dir`` say othe
 by default ``~/.local/share/kai-bridge`` and ``~/.local/state/kai-bridge/log``), so a one-shot
 command leaves nothing behind in the folder it runs from. A container sets both explicitly.
 
+Two variables of OpenTelemetry's own are read too, because that is where operators set them:
+``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``OTEL_SERVICE_NAME`` fill ``otel_exporter_otlp_endpoint``
+and ``otel_service_name`` (their ``KAI_BRIDGE_`` names win when both are set). Other ``OTEL_``
+variables are not ours: they are neither read nor refused here (the OpenTelemetry SDK, when
+installed and tracing is on, reads its own, e.g. the exporter's headers).
+
 Errors are :class:`~kai_bridge.errors.ConfigError` with one line per problem, naming the
 setting and never echoing a secret value.
 """
@@ -39,10 +45,12 @@ from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
 from kai_bridge.urls import parse_authority_pattern, parse_origin_pattern, redact_url
 
-__all__ = ["APP_NAME", "ENV_PREFIX", "Settings", "UpstreamConfig", "check_host_resolves", "load_settings"]
+__all__ = ["APP_NAME", "ENV_PREFIX", "OTEL_ENV", "Settings", "UpstreamConfig", "check_host_resolves", "load_settings"]
 
 ENV_PREFIX = "KAI_BRIDGE_"
 APP_NAME = "kai-bridge"
+#: OpenTelemetry's standard variables read into settings (a KAI_BRIDGE_ variable of the field wins).
+OTEL_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": "otel_exporter_otlp_endpoint", "OTEL_SERVICE_NAME": "otel_service_name"}
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -238,6 +246,11 @@ class Settings(BaseModel):
     requires_action_max_rounds: int = Field(default=5, ge=1, le=50)
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
 
+    # --- observability ---
+    health_check_interval: float = Field(default=15.0, ge=0)  # seconds between background checks; 0 = off
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP base URL (e.g. http://127.0.0.1:4318): traces on
+    otel_service_name: str = "kai-bridge"
+
     @field_validator("coze_api_base")
     @classmethod
     def _api_base_url(cls, value: str) -> str:
@@ -292,6 +305,14 @@ class Settings(BaseModel):
                 "the Coze console, or the one 'kai-bridge keygen' printed (64 characters 0-9a-f)"
             )
         return kid
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _otlp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"the OTLP endpoint must be an http(s) URL such as http://127.0.0.1:4318, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("mcp_path")
     @classmethod
@@ -428,6 +449,9 @@ def load_settings(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for key, name in OTEL_ENV.items():
+        if env.get(key):
+            values[name] = env[key]
     unknown = []
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":

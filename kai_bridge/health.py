@@ -6,13 +6,17 @@ adds a ping for something opened another way (each upstream KAI server). Every r
 health (``/ready``, ``/health``, ``kai-bridge doctor``, metrics) reads these declarations and
 nothing else. A ping returns a short detail on success and raises on failure; a failed
 *critical* check makes the process not ready, a failed non-critical one only degraded.
+:func:`refreshing` runs every check in the background every so often, so that liveness
+(``/health``, which never pings) reads results that are at most one interval old.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,7 +24,9 @@ import anyio
 
 from kai_bridge.errors import KaiBridgeError
 
-__all__ = ["Check", "CheckResult", "Health", "safe_error_text"]
+__all__ = ["Check", "CheckResult", "Health", "refreshing", "safe_error_text"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ping = Callable[[], Awaitable[str]]
@@ -58,6 +64,8 @@ class Health:
         self._clock = clock
         self._checks: dict[str, Check] = {}
         self._last: dict[str, CheckResult] = {}
+        self._ran: asyncio.Event | None = None
+        self.runs = 0  # completed runs, however started
 
     async def open(
         self,
@@ -121,4 +129,41 @@ class Health:
                 tg.start_soon(one, check)
         ordered = [results[c.name] for c in chosen]
         self._last.update((r.name, r) for r in ordered)
+        self.runs += 1
+        ran, self._ran = self._ran, None
+        if ran is not None:
+            ran.set()
         return ordered
+
+    async def wait_for_run(self) -> None:
+        """Return once the next :meth:`run` (started now or later) has finished."""
+        if self._ran is None:
+            self._ran = asyncio.Event()
+        await self._ran.wait()
+
+
+@contextlib.asynccontextmanager
+async def refreshing(health: Health, *, interval: float, timeout: float = 5.0) -> AsyncIterator[None]:  # noqa: ASYNC109
+    """Run every check every ``interval`` seconds in the background (the first after one interval), until exit.
+
+    ``interval <= 0`` runs nothing. A one-shot command (``kai-bridge call``) ends before the first run.
+    """
+    if interval <= 0:
+        yield
+        return
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await health.run(timeout=timeout)
+            except Exception:  # a check's failure is its result; this is a bug, which must not stop the loop
+                logger.exception("background health refresh failed")
+
+    task = asyncio.get_running_loop().create_task(loop(), name="kai-bridge health refresh")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

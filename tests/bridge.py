@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -24,6 +24,9 @@ from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
 from kai_bridge.runtime import Runtime, RuntimeParts, open_runtime
 from kai_bridge.sandbox import COFFEE_BOT_ID, KnowledgeAnswerer, SandboxConfig, SandboxHandle, start_sandbox
 from kai_bridge.store import Store
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 APP_ID = "kai-bridge-tests"
 
@@ -98,10 +101,12 @@ async def open_bridge(
     settings_overrides: Mapping[str, Any] | None = None,
     plugin_tools: bool = True,
     wrap_store: Callable[[Store], Store] | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[Runtime]:
-    """The runtime over ``sandbox`` with SQLite at ``db_path``; ``plugin_tools=False`` leaves out the coffee tool."""
+    """The runtime over ``sandbox`` with SQLite at ``db_path``; ``plugin_tools=False`` leaves out the coffee tool;
+    ``span_exporter`` turns traces on into it."""
     settings = bridge_settings(sandbox=sandbox, db_path=db_path, overrides=settings_overrides)
-    parts = RuntimeParts(knowledge_base=knowledge_base(), wrap_store=wrap_store)
+    parts = RuntimeParts(knowledge_base=knowledge_base(), wrap_store=wrap_store, span_exporter=span_exporter)
     async with open_runtime(settings, announce=lambda _: None, parts=parts) as runtime:
         if not plugin_tools:
             runtime.registry.remove("coffee_knowledge_query")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kai_bridge.config import Settings
     from kai_bridge.runtime import Runtime
 
-__all__ = ["HELP", "add_arguments", "call_tool", "first_sentence", "run"]
+__all__ = ["HELP", "add_arguments", "call_on", "call_tool", "first_sentence", "run"]
 
 HELP = "call one tool (same registry as MCP) and print its JSON result; --list lists tools"
 DEFAULT_WAIT = 10.0
@@ -89,7 +89,6 @@ async def call_tool(
 ) -> tuple[int, str]:
     """Run the call (or the listing) against a runtime; returns (exit code, stdout text)."""
     from kai_bridge.runtime import open_runtime
-    from kai_bridge.tools.registry import NullToolContext
 
     async with open_runtime(settings, sandbox_on_demand=True) as runtime:
         if listing:
@@ -108,8 +107,15 @@ async def call_tool(
         if upstream is not None and not await runtime.upstreams.wait_ready(wait, names=[upstream]):
             (line,) = _not_connected(runtime, {upstream}, wait)
             raise UpstreamToolError(f"{line}. Tool '{name}' was not called; `kai-bridge doctor` checks the upstream")
-        result = await runtime.registry.call(name, arguments, ctx=NullToolContext(caller_id=user_id))
-        return 0, json.dumps(result, ensure_ascii=False, indent=2)
+        return 0, await call_on(runtime, name=name, arguments=arguments, user_id=user_id)
+
+
+async def call_on(runtime: Runtime, *, name: str, arguments: dict[str, Any], user_id: str) -> str:
+    """The CLI door's call on an open runtime: the result as indented JSON (ToolError on failure)."""
+    from kai_bridge.tools.registry import Door, NullToolContext
+
+    result = await runtime.registry.call(name, arguments, ctx=NullToolContext(caller_id=user_id, door=Door.CLI))
+    return json.dumps(result, ensure_ascii=False, indent=2)
 
 
 def run(args: argparse.Namespace) -> int:

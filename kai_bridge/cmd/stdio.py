@@ -56,9 +56,12 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     from kai_bridge.mcp.server import build_mcp_server
     from kai_bridge.mcp.stdio import stdio_transport
     from kai_bridge.runtime import open_runtime
+    from kai_bridge.tools import Door
 
     async with open_runtime(settings) as runtime:
-        server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
+        server = build_mcp_server(
+            runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions], door=Door.MCP_STDIO
+        )
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
         sidecar = (
             AppServer(

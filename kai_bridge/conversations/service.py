@@ -56,6 +56,7 @@ from kai_bridge.errors import (
     KaiBridgeError,
     ToolError,
 )
+from kai_bridge.logs import note_log_fields
 from kai_bridge.store import ChatRecord, Store
 
 __all__ = ["ConversationService"]
@@ -351,6 +352,7 @@ class ConversationService:
                     if run.chat_id is None:
                         run.chat_id = chat.id
                         run.conversation_id = chat.conversation_id
+                        note_log_fields(chat_id=chat.id)  # later log lines of this call name the chat
                         self._records.start(run)  # written while the answer streams on
                 if kind is ChatEventType.MESSAGE_DELTA and event.message is not None:
                     if _is_answer(event.message) and event.message.content:

@@ -35,6 +35,7 @@ from kai_bridge.coze.models import (
     Usage,
     User,
 )
+from kai_bridge.coze.observer import CozeObserver, CozeOutcome, OutcomeSink, outcome_code
 from kai_bridge.coze.pipeline import build_http_client
 from kai_bridge.coze.retry import RetryPolicy
 
@@ -53,6 +54,8 @@ __all__ = [
     "Conversation",
     "ConversationPage",
     "CozeClient",
+    "CozeObserver",
+    "CozeOutcome",
     "EnterMessage",
     "JWTAuth",
     "LastError",
@@ -61,6 +64,7 @@ __all__ = [
     "MessagePage",
     "MessageRole",
     "MessageType",
+    "OutcomeSink",
     "PATAuth",
     "RequiredAction",
     "RetryPolicy",
@@ -72,4 +76,5 @@ __all__ = [
     "User",
     "build_http_client",
     "collect_answer",
+    "outcome_code",
 ]

@@ -148,6 +148,7 @@ class JWTAuth:
         self._cached: _Cached | None = None
         self._inflight: asyncio.Future[str] | None = None
         self.exchange_count = 0  # successful exchanges
+        self.refresh_count = 0  # successful exchanges that replaced an earlier token (early, expired, refused)
         self.exchange_attempts = 0  # HTTP requests to the token endpoint
         self.last_error: str | None = None
 
@@ -239,6 +240,8 @@ class JWTAuth:
             self._cached = _Cached(
                 token=token, expires_at=now + lifetime, refresh_at=now + lifetime - margin, lifetime=lifetime
             )
+            if self.exchange_count:
+                self.refresh_count += 1
             self.exchange_count += 1
             self.last_error = None
             log.debug("Coze access token obtained, valid for %.0fs", lifetime)
@@ -286,8 +289,14 @@ class JWTAuth:
         cached = self._cached
         return None if cached is None else max(0.0, cached.expires_at - self._clock())
 
+    def token_age(self) -> float | None:
+        """Seconds since the current token was obtained (None without one)."""
+        cached = self._cached
+        return None if cached is None else max(0.0, cached.lifetime - (cached.expires_at - self._clock()))
+
     def diagnostics(self) -> dict[str, Any]:
         left = self.seconds_left()
+        age = self.token_age()
         return {
             "mode": "jwt",
             "app_id": self._app_id,
@@ -296,7 +305,9 @@ class JWTAuth:
             "token_ttl": self._ttl,
             "token_cached": self._cached is not None,
             "token_seconds_left": None if left is None else round(left, 1),
+            "token_age_seconds": None if age is None else round(age, 1),
             "exchanges": self.exchange_count,
+            "refreshes": self.refresh_count,
             "exchange_attempts": self.exchange_attempts,
             "last_error": self.last_error,
         }

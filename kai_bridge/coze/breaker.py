@@ -14,10 +14,15 @@ back, the first success comes at most ``reset_timeout`` (1 s by default) plus on
 later, however the outage looked.
 The breaker is not thread-safe by design: it lives on one event loop, and its decisions
 happen between awaits.
+
+Transitions are logged: opening at ERROR (Coze is down for the bridge; it reaches
+``error.log``), the probe at INFO, closing again at WARNING. Fast-fail rejections are
+counted (``rejected_count``), not logged one by one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +32,8 @@ from typing import Any
 from kai_bridge.errors import CircuitOpenError, CozeServerError, CozeTransportError
 
 __all__ = ["BreakerState", "CircuitBreaker", "counts_as_failure"]
+
+log = logging.getLogger(__name__)
 
 
 class BreakerState(StrEnum):
@@ -77,6 +84,7 @@ class CircuitBreaker:
         remaining = self._reset_timeout - (now - self._opened_at)
         if self._state is BreakerState.OPEN and remaining <= 0:
             self._state = BreakerState.HALF_OPEN
+            log.info("%s circuit breaker half-open: letting one probe call through", self._name)
         if self._state is BreakerState.HALF_OPEN and (
             not self._probe_in_flight or now - self._probe_started >= self._reset_timeout
         ):
@@ -96,6 +104,9 @@ class CircuitBreaker:
         )
 
     def record_success(self) -> None:
+        if self._state is not BreakerState.CLOSED:
+            log.warning("%s circuit breaker closed: calls go through again (it was open %d time(s) so far)",
+                        self._name, self.opened_count)
         self._failures = 0
         self._probe_in_flight = False
         self._state = BreakerState.CLOSED
@@ -105,6 +116,10 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
             if self._state is not BreakerState.OPEN:
                 self.opened_count += 1
+                why = "the probe call failed" if self._state is BreakerState.HALF_OPEN else (
+                    f"{self._failures} consecutive calls failed")
+                log.error("%s circuit breaker open: %s; calls fail fast for %.1fs", self._name, why,
+                          self._reset_timeout)
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
         self._probe_in_flight = False

@@ -45,6 +45,7 @@ from kai_bridge.coze.models import (
     ToolOutput,
     User,
 )
+from kai_bridge.coze.observer import CozeObserver
 from kai_bridge.coze.pipeline import CozePipeline, drop_none
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import (
@@ -124,6 +125,10 @@ class CozeClient:
     @property
     def breaker(self) -> CircuitBreaker:
         return self._pipe.breaker
+
+    def observe(self, observer: CozeObserver | None) -> None:
+        """Report every request attempt to ``observer`` (None: stop); see :mod:`kai_bridge.coze.observer`."""
+        self._pipe.observer = observer
 
     @property
     def counters(self) -> dict[str, int]:
@@ -325,10 +330,13 @@ class CozeClient:
 
         In an existing conversation a failed create is never blindly repeated: the question is
         tagged (``meta_data``), and when the create fails in a way that may have reached Coze
-        (a 5xx, a connection lost after sending) the conversation is searched for the tag. Not
-        there: Coze did not start the chat, so it is sent again (backoff, ``max_retries``).
-        There: the chat that did start is followed by polling, as events of the same shape.
-        Without a conversation id nothing can be searched, and the create is not repeated.
+        the conversation is searched for the tag. There: the chat that did start is followed by
+        polling, as events of the same shape. Not there after a 5xx (Coze answered, so it is done
+        with the request): it did not start the chat, and it is sent again (backoff,
+        ``max_retries``). Not there after the connection was lost or timed out once the request
+        was sent: the request may still be on its way, so it is *not* sent again (a duplicate
+        chat is worse than a failed one). Without a conversation id nothing can be searched,
+        and the create is not repeated.
         """
         if request.conversation_id is None or not request.messages:
             return self._open_chat_stream(request)
@@ -352,7 +360,13 @@ class CozeClient:
                 if retry >= self._pipe.retry.max_retries:
                     raise
                 self._pipe.counters["chat_creates_checked"] += 1
-                started = await self._find_tagged(conversation_id=conversation_id, tag=tag)
+                try:
+                    started = await self._find_tagged(conversation_id=conversation_id, tag=tag)
+                except CozeError as check_error:
+                    # Cannot tell whether it started: never send it again; the create's error is the story.
+                    log.warning("stream_chat: could not check whether the failed create started a chat: %s",
+                                check_error)
+                    raise exc from None
                 if started is not None:
                     self._pipe.counters["chat_creates_resumed"] += 1
                     log.warning("stream_chat: the create failed (%s) but Coze started chat %s; following it",
@@ -362,6 +376,8 @@ class CozeClient:
                         async for event in followed:
                             yield event
                     return
+                if not isinstance(exc, CozeServerError):
+                    raise  # lost after sending and not (yet) in the conversation: maybe still coming
                 await self._pipe.backoff(exc, retry=retry, context="stream_chat (not started: sending again)")
                 retry += 1
                 continue

@@ -10,6 +10,12 @@ the token exchange may always be retried; a chat create, a stream or submit_tool
 only when Coze provably did not start it (a connect error, where no byte was sent, or a
 rate-limit refusal). Streams are read to their end after ``done`` (bounded) so that their
 connection goes back to the pool.
+
+Each attempt is reported to the attached :class:`~kai_bridge.coze.observer.CozeObserver`
+(the pipeline's ``context`` name is its endpoint) and its logid noted on the log scope; a
+call that finally fails is logged once, with its code and logid: at ERROR when Coze is down
+or refuses the credential, at WARNING when Coze refused the request itself, at DEBUG when
+the open breaker refused it (the breaker logs its own opening).
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from kai_bridge.coze.breaker import CircuitBreaker
 from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
 from kai_bridge.coze.events import chat_event_from_sse
 from kai_bridge.coze.models import ChatEvent, ChatEventType
+from kai_bridge.coze.observer import CozeObserver, CozeOutcome, outcome_code
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.coze.streaming import SSEDecoder
 from kai_bridge.errors import (
+    CircuitOpenError,
     CozeAPIError,
     CozeAuthError,
     CozeError,
@@ -41,6 +49,7 @@ from kai_bridge.errors import (
     CozeServerError,
     CozeTransportError,
 )
+from kai_bridge.logs import note_log_fields
 
 __all__ = ["USER_AGENT", "CozePipeline", "build_http_client", "drop_none"]
 
@@ -113,6 +122,8 @@ class CozePipeline:
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self._sleep = sleep
         self._rand = rand
+        #: Hears every attempt (metrics, traces); attached by the composition root.
+        self.observer: CozeObserver | None = None
         self.counters: dict[str, int] = {
             "requests": 0,
             "retries": 0,
@@ -171,11 +182,14 @@ class CozePipeline:
         while True:
             token: str | None = None
             self.counters["requests"] += 1
+            observer = self.observer
+            done = observer.request_started(endpoint=context) if observer is not None else None
             try:
                 with self.breaker.guard():
                     token = await self.auth.get_token()
-                    return await send(token)
+                    result = await send(token)
             except CozeAuthError as exc:
+                _report(done, exc)
                 if token is not None and self._wants_reauth(exc, already=reauthed):
                     reauthed = True
                     self.counters["reauths"] += 1
@@ -183,16 +197,29 @@ class CozePipeline:
                     log.info("%s: Coze refused the access token; retrying once with a new one", context)
                     continue
                 self.counters["errors"] += 1
+                _log_failure(exc, context)
                 raise
             except CozeError as exc:
+                _report(done, exc)
                 # token is None: the failure came from the token provider, which already retried.
                 if token is None or retry >= self.retry.max_retries or not self._may_retry(
                     exc, idempotent=idempotent
                 ):
                     self.counters["errors"] += 1
+                    _log_failure(exc, context)
                     raise
                 await self.backoff(exc, retry=retry, context=context)
                 retry += 1
+            except BaseException as exc:
+                _report(done, exc)
+                raise
+            else:
+                logid = _logid_of_result(result)
+                if logid:
+                    note_log_fields(logid=logid)
+                if done is not None:
+                    done(CozeOutcome(code=outcome_code(None), logid=logid, error=None))
+                return result
 
     # ---- JSON calls ------------------------------------------------------------------------
     async def call(
@@ -271,9 +298,11 @@ class CozePipeline:
                         break  # the answer is whole; only the trailing done was lost
                     self.counters["streams_cut"] += 1
                     self.breaker.record_failure()
-                    raise CozeTransportError(
+                    cut = CozeTransportError(
                         f"{context}: the Coze stream was cut after {count} events ({type(exc).__name__})"
-                    ) from exc
+                    )
+                    log.error("Coze stream %s cut: logid=%s: %s", context, logid or "-", cut)
+                    raise cut from exc
                 for sse in decoder.close() if chunk is None else decoder.feed(chunk):
                     event = chat_event_from_sse(sse, logid=logid)
                     count += 1
@@ -296,9 +325,9 @@ class CozePipeline:
             await response.aclose()
         if not ended:
             self.counters["streams_cut"] += 1
-            raise CozeTransportError(
-                f"{context}: the Coze stream ended after {count} events before the chat finished"
-            )
+            short = CozeTransportError(f"{context}: the Coze stream ended after {count} events before the chat finished")
+            log.error("Coze stream %s cut: logid=%s: %s", context, logid or "-", short)
+            raise short
 
     def diagnostics(self) -> dict[str, Any]:
         """State for /diagnostics/coze: no secrets (no token, key, JWT or PAT)."""
@@ -313,6 +342,36 @@ class CozePipeline:
                 "backoff_max": self.retry.backoff_max,
             },
         }
+
+
+def _logid_of_result(result: object) -> str | None:
+    if isinstance(result, Envelope):
+        return result.logid
+    if isinstance(result, httpx.Response):
+        return logid_of(result)
+    return None
+
+
+def _report(done: Callable[[CozeOutcome], None] | None, error: BaseException) -> None:
+    logid = getattr(error, "logid", None)
+    if isinstance(logid, str) and logid:
+        note_log_fields(logid=logid)
+    else:
+        logid = None
+    if done is not None:
+        done(CozeOutcome(code=outcome_code(error), logid=logid, error=error))
+
+
+def _log_failure(exc: CozeError, context: str) -> None:
+    """One line for a call that failed for good (after any retries), with its code and logid."""
+    if isinstance(exc, CircuitOpenError):
+        level = logging.DEBUG  # fast failures: the breaker's opening was logged once, at ERROR
+    elif isinstance(exc, CozeServerError | CozeTransportError | CozeAuthError):
+        level = logging.ERROR
+    else:
+        level = logging.WARNING  # Coze is up and refused this request (bad input, not found, rate limit)
+    logid = getattr(exc, "logid", None)
+    log.log(level, "Coze call %s failed: code=%s logid=%s: %s", context, outcome_code(exc), logid or "-", exc)
 
 
 async def _finish_body(chunks: AsyncIterator[bytes]) -> None:

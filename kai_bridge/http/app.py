@@ -10,25 +10,26 @@ lifespan (a mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
 (:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics,
-plugin face) add theirs.
+plugin face) add theirs. The observability routes (``/``, ``/metrics``, ``/monitoring``) and
+the HTTP metrics middleware come with both apps; :data:`CONFIGURATION_ROUTES` lists the
+operator routes that show configuration (to protect beyond loopback).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from kai_bridge import __version__
 from kai_bridge.config import Settings
 from kai_bridge.http.security import (
     BearerAuthMiddleware,
@@ -40,18 +41,25 @@ from kai_bridge.http.security import (
 from kai_bridge.http.sessions import SessionLimitMiddleware
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
+from kai_bridge.observability import (
+    CONFIGURATION_PATHS,
+    SANDBOX_WARNING,
+    HttpMetricsMiddleware,
+    LandingInfo,
+    liveness,
+    observability_routes,
+)
 from kai_bridge.runtime import Runtime
 from kai_bridge.urls import redact_url
 
-__all__ = ["build_app", "build_sidecar_app", "operator_routes"]
+__all__ = ["CONFIGURATION_ROUTES", "build_app", "build_sidecar_app", "operator_routes"]
 
 logger = logging.getLogger(__name__)
 
 PING_TIMEOUT: Final = 5.0
-SANDBOX_WARNING: Final = (
-    "NOT CONNECTED TO COZE: the embedded sandbox answers as the Coze upstream (no Coze credentials are "
-    "configured). Set coze_app_id/coze_kid/coze_private_key_path or coze_pat to use real Coze."
-)
+#: Operator routes that show configuration (addresses, names, versions, error texts; never a secret):
+#: the ones to put behind an admin token beyond loopback.
+CONFIGURATION_ROUTES: Final = ("/diagnostics/coze", "/diagnostics/kai", *CONFIGURATION_PATHS)
 
 
 def _coze_summary(runtime: Runtime) -> dict[str, Any]:
@@ -67,19 +75,12 @@ def _coze_summary(runtime: Runtime) -> dict[str, Any]:
 
 def operator_routes(runtime: Runtime) -> list[BaseRoute]:
     """/health, /ready, /diagnostics/coze and /diagnostics/kai for ``runtime``."""
-    started = time.time()
     access = OperatorAccess.from_settings(runtime.settings)
 
     async def health(request: Request) -> JSONResponse:
-        body: dict[str, Any] = {
-            "status": "ok",
-            "service": "kai-bridge",
-            "version": __version__,
-            "uptime_s": round(time.time() - started, 1),
-            "tools": len(runtime.registry),
-        }
-        if runtime.sandbox is not None:
-            body["warning"] = SANDBOX_WARNING
+        # The seed's shape from the last background checks and live state: never pings (liveness).
+        body = liveness(runtime.observability.sources, explain=access.decide(request.scope) == "allowed")
+        body["tools"] = len(runtime.registry)
         return JSONResponse(body)
 
     async def ready(request: Request) -> JSONResponse:
@@ -170,12 +171,29 @@ def build_app(
         async with manager.run():
             yield
 
-    routes: list[BaseRoute] = [Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *extra_routes]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=security_middleware(settings))
+    landing = LandingInfo(mcp_path=settings.mcp_path, mcp_token_required=bool(settings.mcp_auth_token))
+    routes: list[BaseRoute] = [
+        Route(settings.mcp_path, endpoint=endpoint),
+        *operator_routes(runtime),
+        *observability_routes(runtime.observability, landing=landing),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=_middleware(runtime, routes))
     app.state.mcp_server = server
     return app
 
 
+def _middleware(runtime: Runtime, routes: Sequence[BaseRoute]) -> list[Middleware]:
+    # Metrics outermost, so the requests the security checks refuse (421, 403, 401) are counted too.
+    return [
+        Middleware(HttpMetricsMiddleware, metrics=runtime.observability.metrics, routes=routes),
+        *security_middleware(runtime.settings),
+    ]
+
+
 def build_sidecar_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The ``stdio`` sidecar: the operator routes (and ``extra_routes``) without /mcp."""
-    return Starlette(routes=[*operator_routes(runtime), *extra_routes], middleware=security_middleware(runtime.settings))
+    """The ``stdio`` sidecar: the operator and observability routes (and ``extra_routes``) without /mcp."""
+    landing = LandingInfo(mcp_path=None, mcp_token_required=False)
+    routes = [*operator_routes(runtime), *observability_routes(runtime.observability, landing=landing),
+              *extra_routes]
+    return Starlette(routes=routes, middleware=_middleware(runtime, routes))

@@ -42,7 +42,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from kai_bridge import __version__
 from kai_bridge.errors import ToolError
 from kai_bridge.mcp.context import LOG_LEVEL_STATE_KEY, McpToolContext, connection_of
-from kai_bridge.tools.registry import Tool, ToolRegistry
+from kai_bridge.tools.registry import Door, Tool, ToolRegistry
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -144,8 +144,11 @@ class KaiMcpServer(Server[_LifespanState]):
         name: str,
         version: str,
         instructions: str | None,
+        door: Door = Door.MCP_HTTP,
     ) -> None:
         self.registry = registry
+        #: What the tool metrics and log lines call this server's transport.
+        self.door = door
         self._mcp_tools: dict[str, tuple[types.Tool, McpToolHandler]] = {}
         self._wire_tools: list[types.Tool] | None = None
         self._bus = _ChangeBus()
@@ -222,7 +225,7 @@ class KaiMcpServer(Server[_LifespanState]):
                 return await extra[1](ctx, params)
             # An unknown tool is a protocol error (spec: -32602), not a tool execution error.
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        tool_ctx = McpToolContext(ctx, caller_id=_caller_id(ctx))
+        tool_ctx = McpToolContext(ctx, caller_id=_caller_id(ctx), door=self.door)
         try:
             result = await self.registry.call(name, params.arguments, ctx=tool_ctx)
         except ToolError as exc:
@@ -293,9 +296,13 @@ def build_mcp_server(
     version: str = __version__,
     instructions: str | None = DEFAULT_INSTRUCTIONS,
     extensions: Sequence[McpExtension] = (),
+    door: Door = Door.MCP_HTTP,
 ) -> KaiMcpServer:
-    """Build the MCP server for ``registry``; ``extensions`` may add MCP-only features (tests)."""
-    server = KaiMcpServer(registry, name=name, version=version, instructions=instructions)
+    """Build the MCP server for ``registry``; ``extensions`` may add MCP-only features (tests).
+
+    ``door`` labels its tool calls (``kai-bridge stdio`` passes :attr:`Door.MCP_STDIO`).
+    """
+    server = KaiMcpServer(registry, name=name, version=version, instructions=instructions, door=door)
     for extension in extensions:
         extension(server)
     return server

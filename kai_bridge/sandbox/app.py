@@ -18,7 +18,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +82,10 @@ class LogidMiddleware:
             await self.app(scope, receive, send_with_logid)
         except httpx.TransportError:
             raise  # an injected in-process "dropped connection" must reach the client as such
+        except ClientDisconnect:
+            # The client gave up (its timeout) before its request was read: nobody to answer.
+            logger.info("sandbox: %s %s: the client went away (logid %s)", scope.get("method"), scope.get("path"),
+                        logid)
         except Exception:
             logger.exception(
                 "sandbox: unhandled error on %s %s (logid %s)", scope.get("method"), scope.get("path"), logid

@@ -12,23 +12,33 @@ from kai_bridge.tools.coffee import KnowledgeQuery, coffee_knowledge_tool
 from kai_bridge.tools.conversations import conversation_tools
 from kai_bridge.tools.plugins import RegistryPluginRunner
 from kai_bridge.tools.registry import (
+    UNKNOWN_TOOL,
+    CallFinished,
+    Door,
     NullToolContext,
     Tool,
     ToolAnnotations,
+    ToolCallObserver,
     ToolContext,
     ToolHandler,
+    ToolOutcome,
     ToolRegistry,
     typed_tool,
     validate_tool_name,
 )
 
 __all__ = [
+    "UNKNOWN_TOOL",
+    "CallFinished",
+    "Door",
     "NullToolContext",
     "RegistryPluginRunner",
     "Tool",
     "ToolAnnotations",
+    "ToolCallObserver",
     "ToolContext",
     "ToolHandler",
+    "ToolOutcome",
     "ToolRegistry",
     "build_registry",
     "typed_tool",

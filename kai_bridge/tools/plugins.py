@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from kai_bridge.errors import ToolError
 from kai_bridge.tools.conversations import CONVERSATION_TOOL_NAMES
-from kai_bridge.tools.registry import NullToolContext, ToolRegistry
+from kai_bridge.tools.registry import Door, NullToolContext, ToolRegistry
 
 __all__ = ["RegistryPluginRunner"]
 
@@ -43,7 +43,9 @@ class RegistryPluginRunner:
         if not isinstance(parsed, dict):
             return _json({"error": f"the arguments for {name} are not a JSON object"})
         try:
-            result = await self._registry.call(name, parsed, ctx=NullToolContext(caller_id=user_id))
+            result = await self._registry.call(
+                name, parsed, ctx=NullToolContext(caller_id=user_id, door=Door.REQUIRES_ACTION)
+            )
         except ToolError as exc:
             return _json({"error": str(exc)})
         return _json(result)

@@ -8,6 +8,12 @@ validates the arguments, enforces the timeout and turns every failure into a
 Two kinds of tools live here: *typed* tools built with :func:`typed_tool` (pydantic models
 validate the input and shape the output) and *raw-schema* tools (for example those proxied
 from upstream KAI MCP servers) whose arguments are validated with ``jsonschema``.
+
+Every call is observed here, once for all doors: the :class:`ToolContext` says which
+:class:`Door` it came through, a :class:`ToolCallObserver` (the root hands in the metrics
+and traces) hears its start and its :class:`ToolOutcome`, its log lines carry ``tool`` and
+``door`` (:func:`kai_bridge.logs.log_fields`), and a failure is logged at WARNING (the
+caller's mistake, or Coze failing fast behind an open breaker) or ERROR (the rest).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import jsonschema  # type: ignore[import-untyped]  # no stubs installed; used through Any
@@ -26,14 +33,20 @@ import jsonschema.exceptions  # type: ignore[import-untyped]
 import jsonschema.validators  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 
-from kai_bridge.errors import KaiBridgeError, ToolError, ToolInputError, ToolNotFoundError
+from kai_bridge.errors import CircuitOpenError, KaiBridgeError, ToolError, ToolInputError, ToolNotFoundError
+from kai_bridge.logs import log_fields
 
 __all__ = [
+    "UNKNOWN_TOOL",
+    "CallFinished",
+    "Door",
     "NullToolContext",
     "Tool",
     "ToolAnnotations",
+    "ToolCallObserver",
     "ToolContext",
     "ToolHandler",
+    "ToolOutcome",
     "ToolRegistry",
     "inline_refs",
     "typed_tool",
@@ -67,8 +80,48 @@ class ToolAnnotations:
     title: str | None = None
 
 
+class Door(StrEnum):
+    """The way a call came in: a label of the tool metrics and log lines (bounded, so a door is added here).
+
+    A door sets it on the :class:`ToolContext` it hands to :meth:`ToolRegistry.call`
+    (``NullToolContext(door=Door.PLUGIN)``, or ``door = Door.X`` on a subclass).
+    """
+
+    MCP_STDIO = "mcp-stdio"  # kai-bridge stdio
+    MCP_HTTP = "mcp-http"  # /mcp, Streamable HTTP
+    PLUGIN = "plugin"  # the Coze plugin HTTP face
+    CLI = "cli"  # kai-bridge call
+    REQUIRES_ACTION = "requires_action"  # a Coze chat paused for a local plugin
+    EVENT_ROUTE = "event-route"  # a webhook event routed to a tool
+    OTHER = "other"  # a context that did not say (tests, embedding code)
+
+
+class ToolOutcome(StrEnum):
+    """How a call ended (a metrics label, bounded)."""
+
+    OK = "ok"
+    INPUT_ERROR = "input_error"  # the arguments were refused
+    NOT_FOUND = "not_found"  # no such tool
+    TIMEOUT = "timeout"
+    ERROR = "error"  # the tool (or what it called: Coze, an upstream) failed
+    INTERNAL_ERROR = "internal_error"  # a bug: an unexpected exception or a malformed result
+    CANCELLED = "cancelled"  # the caller went away
+
+
+#: The ``tool`` label of a call to a name that is not registered (names from callers are unbounded).
+UNKNOWN_TOOL = "(unknown)"
+
+CallFinished = Callable[[ToolOutcome, ToolError | None], None]
+
+
+class ToolCallObserver(Protocol):
+    """Hears every call: ``call_started`` runs before the handler, the callback it returns after it."""
+
+    def call_started(self, *, tool: str, door: Door) -> CallFinished: ...
+
+
 class ToolContext:
-    """What a handler may use from the door that called it: progress, logs, who is calling.
+    """What a handler may use from the door that called it: progress, logs, who is calling, which door.
 
     The base class does nothing; doors subclass it (the MCP door forwards progress and
     logs as notifications). Handlers must work with any context, including
@@ -76,6 +129,7 @@ class ToolContext:
     """
 
     caller_id: str | None = None
+    door: Door = Door.OTHER
 
     @property
     def can_report(self) -> bool:
@@ -98,8 +152,9 @@ class ToolContext:
 class NullToolContext(ToolContext):
     """A context for doors with no back-channel (CLI, Coze plugin face, requires_action)."""
 
-    def __init__(self, *, caller_id: str | None = None) -> None:
+    def __init__(self, *, caller_id: str | None = None, door: Door = Door.OTHER) -> None:
         self.caller_id = caller_id
+        self.door = door
 
     @property
     def can_report(self) -> bool:
@@ -235,12 +290,13 @@ _Validator = Any  # jsonschema's validator classes are not typed precisely enoug
 class ToolRegistry:
     """The set of tools every door serves. Order of :meth:`list` is by name (deterministic)."""
 
-    def __init__(self, *, default_timeout: float | None = 30.0) -> None:
+    def __init__(self, *, default_timeout: float | None = 30.0, observer: ToolCallObserver | None = None) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, _Validator] = {}
         self._ordered: list[Tool] | None = None
         self._subscribers: list[Callable[[], None]] = []
         self.default_timeout = default_timeout
+        self.observer = observer
 
     # ---- the set of tools ------------------------------------------------------------------
     def add(self, tool: Tool, *, replace: bool = False) -> None:
@@ -341,9 +397,29 @@ class ToolRegistry:
         another ToolError (timeout, the tool's own error, or a safe message standing for an
         unexpected failure, which is logged with its traceback). Cancellation propagates.
         """
+        context = ctx if ctx is not None else NullToolContext()
+        door = context.door
+        label = name if name in self._tools else UNKNOWN_TOOL
+        finished = self.observer.call_started(tool=label, door=door) if self.observer is not None else None
+        outcome = ToolOutcome.CANCELLED
+        failure: ToolError | None = None
+        with log_fields(door=door.value, tool=label):
+            try:
+                result = await self._run(name, arguments, context)
+                outcome = ToolOutcome.OK
+                return result
+            except ToolError as exc:
+                failure = exc
+                outcome = _outcome_of(exc)
+                _log_failure(exc, outcome, name=label)
+                raise
+            finally:
+                if finished is not None:
+                    finished(outcome, failure)
+
+    async def _run(self, name: str, arguments: Mapping[str, Any] | None, context: ToolContext) -> dict[str, Any]:
         tool = self.get(name)
         args = self.validate_arguments(name, arguments)
-        context = ctx if ctx is not None else NullToolContext()
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         try:
             if timeout is None:
@@ -352,7 +428,7 @@ class ToolRegistry:
                 with anyio.move_on_after(timeout) as scope:
                     result = await tool.handler(args, context)
                 if scope.cancelled_caught:
-                    raise ToolError(f"tool '{name}' timed out after {timeout:g} s")
+                    raise _ToolTimeout(f"tool '{name}' timed out after {timeout:g} s")
         except ToolError:
             raise
         except KaiBridgeError as exc:
@@ -361,11 +437,52 @@ class ToolRegistry:
         except Exception as exc:
             error_id = uuid.uuid4().hex[:12]
             logger.error("tool %r raised an unexpected error (error id %s)", name, error_id, exc_info=True)
-            raise ToolError(
+            raise _ToolInternalError(
                 f"tool '{name}' failed with an internal error (error id {error_id}); the server log has details"
             ) from exc
         if not isinstance(result, dict):
             error_id = uuid.uuid4().hex[:12]
             logger.error("tool %r returned %s, not a dict (error id %s)", name, type(result).__name__, error_id)
-            raise ToolError(f"tool '{name}' returned a malformed result (error id {error_id})")
+            raise _ToolInternalError(f"tool '{name}' returned a malformed result (error id {error_id})")
         return result
+
+
+class _ToolTimeout(ToolError):
+    """The registry's own timeout (a plain ToolError to callers; an outcome of its own here)."""
+
+
+class _ToolInternalError(ToolError):
+    """A bug in a tool, already logged with its traceback where it was caught."""
+
+
+def _outcome_of(exc: ToolError) -> ToolOutcome:
+    if isinstance(exc, ToolNotFoundError):
+        return ToolOutcome.NOT_FOUND
+    if isinstance(exc, ToolInputError):
+        return ToolOutcome.INPUT_ERROR
+    if isinstance(exc, _ToolTimeout):
+        return ToolOutcome.TIMEOUT
+    if isinstance(exc, _ToolInternalError):
+        return ToolOutcome.INTERNAL_ERROR
+    return ToolOutcome.ERROR
+
+
+def _log_failure(exc: ToolError, outcome: ToolOutcome, *, name: str) -> None:
+    if outcome is ToolOutcome.INTERNAL_ERROR:
+        return  # logged with its traceback where it happened
+    # The caller's mistake, or a fast failure behind an open Coze breaker (whose opening was
+    # logged once at ERROR), is a warning; the rest is an error an operator should see.
+    caller_side = outcome in (ToolOutcome.INPUT_ERROR, ToolOutcome.NOT_FOUND)
+    level = logging.WARNING if caller_side or _caused_by_open_breaker(exc) else logging.ERROR
+    logger.log(level, "tool call %s failed (%s): %s", name, outcome.value, exc)
+
+
+def _caused_by_open_breaker(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; bounded in case one is circular
+        if seen is None:
+            return False
+        if isinstance(seen, CircuitOpenError):
+            return True
+        seen = seen.__cause__
+    return False

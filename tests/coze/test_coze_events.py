@@ -100,4 +100,5 @@ def test_public_names_are_pinned() -> None:
         "PATAuth", "RequiredAction", "RetryPolicy", "Section", "TokenProvider", "ToolCall", "ToolOutput", "Usage",
         "User",
         "build_http_client", "collect_answer",
+        "CozeObserver", "CozeOutcome", "OutcomeSink", "outcome_code",
     }

@@ -98,7 +98,8 @@ async def test_health_and_ready_show_no_configuration(tmp_path: Path) -> None:
         health = await http.get(f"{base}/health")
         ready = await http.get(f"{base}/ready")
         sandbox_url = runtime.sandbox.base_url if runtime.sandbox else ""
-    assert set(health.json()) == {"status", "service", "version", "uptime_s", "tools", "warning"}
+    assert set(health.json()) == {"status", "timestamp", "services", "service", "version", "uptime_s", "mode", "store",
+                                  "checks", "tools", "warning"}
     assert "NOT CONNECTED TO COZE" in health.json()["warning"]
     for response in (health, ready):
         for configured in (sandbox_url, "127.0.0.1", "kai-ops", str(tmp_path), "jwt", "sandbox_url", "api_base"):

@@ -159,7 +159,8 @@ async def test_health_says_loudly_that_the_sandbox_is_the_upstream_and_shows_no_
             kai = await http.get(f"{base}/diagnostics/kai")
         assert health.status_code == 200
         body = health.json()
-        assert body["status"] == "ok"
+        assert body["status"] == "healthy"
+        assert body["mode"] == "sandbox"
         assert "coze" not in body  # configuration is for /diagnostics/coze
         assert "NOT CONNECTED TO COZE" in body["warning"]
         assert coze.status_code == 200
