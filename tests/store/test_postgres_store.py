@@ -34,7 +34,9 @@ async def test_tables_land_in_the_schema_named_by_the_url(pg_base_url: str, pg_u
         rows = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (pg_schema,)
         ).fetchall()
-    assert [r[0] for r in rows] == ["kb_chats", "kb_conversations", "kb_schema_version"]
+    assert [r[0] for r in rows] == [
+        "kb_bot_states", "kb_chats", "kb_conversation_events", "kb_conversations", "kb_inbox", "kb_schema_version"
+    ]
 
 
 async def test_calls_succeed_after_the_server_drops_every_pooled_connection(pg_base_url: str, pg_url: str) -> None:
