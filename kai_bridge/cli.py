@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _secrets_of(settings: Settings) -> list[str]:
     values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token]
+    values += [settings.webhook_verify_token, settings.webhook_token]
     values += [u.api_key for u in settings.upstreams]
     return [v.get_secret_value() for v in values if v is not None]
 

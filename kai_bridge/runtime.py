@@ -2,9 +2,9 @@
 
 ``open_runtime(settings)`` is the only place that wires the Coze client (real Coze, or the
 embedded sandbox when no credentials are set), the store, the knowledge base, the tool
-registry with its tools, the conversation service and the upstream KAI MCP servers. Doors
-(``serve``, ``stdio``, ``call``) receive the :class:`Runtime` and never build these
-themselves.
+registry with its tools, the conversation service, the upstream KAI MCP servers and the
+webhook door (inbox, dispatcher, bot states). Doors (``serve``, ``stdio``, ``call``) receive
+the :class:`Runtime` and never build these themselves.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import Store, open_store
 from kai_bridge.tools import ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
+from kai_bridge.webhooks import BotStates, WebhookService, open_webhooks
 
 __all__ = ["CozeBotAsker", "Runtime", "SandboxInfo", "open_runtime"]
 
@@ -55,6 +56,7 @@ class Runtime:
     upstreams: UpstreamManager
     sandbox: SandboxInfo | None
     started_at: float
+    webhooks: WebhookService
 
 
 class CozeBotAsker:
@@ -80,9 +82,12 @@ class CozeBotAsker:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, announce: Callable[[str], None] | None = None
+    settings: Settings, *, announce: Callable[[str], None] | None = None, dispatch_events: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Open everything the doors need; on exit close it all in reverse order."""
+    """Open everything the doors need; on exit close it all in reverse order.
+
+    ``dispatch_events``: run the webhook dispatcher (the long-running doors, serve and stdio).
+    """
     say = announce or logger.warning
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
@@ -108,8 +113,12 @@ async def open_runtime(
             max_rounds=settings.requires_action_max_rounds,
             chat_timeout=settings.coze_chat_timeout,
         )
-        build_registry(knowledge=knowledge, conversations=conversations)
+        bots = BotStates(store=store)
+        build_registry(knowledge=knowledge, conversations=conversations, bot_guard=bots)
         upstreams = await stack.enter_async_context(UpstreamManager(configs=settings.upstreams, registry=registry))
+        webhooks = await stack.enter_async_context(
+            open_webhooks(settings=settings, store=store, registry=registry, bots=bots, dispatch=dispatch_events)
+        )
         sandbox = (
             SandboxInfo(base_url=session.sandbox_url, bot_id=session.bot_id, workspace_id=session.workspace_id)
             if session.sandbox_url
@@ -141,6 +150,7 @@ async def open_runtime(
             upstreams=upstreams,
             sandbox=sandbox,
             started_at=started,
+            webhooks=webhooks,
         )
 
 

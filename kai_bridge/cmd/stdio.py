@@ -1,7 +1,7 @@
 """``kai-bridge stdio``: MCP over stdin/stdout for desktop agents, with the operator sidecar.
 
 stdout is the MCP wire: nothing else may write to it (logs go to stderr and files; the
-transport also points fd 1 at stderr while serving, see :mod:`kai_bridge.mcp.stdio`). The sidecar (/health, /ready, /diagnostics) runs
+transport also points fd 1 at stderr while serving, see :mod:`kai_bridge.mcp.stdio`). The sidecar (/health, /ready, /diagnostics, /webhook/coze) runs
 in the same event loop on ``settings.stdio_sidecar_port``; if that port is taken (a second
 desktop agent started another copy), the MCP server runs on without it.
 """
@@ -20,6 +20,7 @@ from kai_bridge.config import Settings
 from kai_bridge.errors import ConfigError
 from kai_bridge.http.app import build_sidecar_app
 from kai_bridge.http.server import AppServer, bind_socket, url_of
+from kai_bridge.mcp.events import extensions_for_webhooks
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import McpExtension, build_mcp_server
 from kai_bridge.mcp.stdio import stdio_transport
@@ -51,8 +52,11 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     """Serve MCP on this process's stdin/stdout until the client closes stdin."""
     from kai_bridge.runtime import open_runtime
 
-    async with open_runtime(settings) as runtime:
-        server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
+    async with open_runtime(settings, dispatch_events=True) as runtime:
+        server = build_mcp_server(
+            runtime.registry,
+            extensions=[*extensions_for(runtime.knowledge), *extensions_for_webhooks(runtime), *extensions],
+        )
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
         sidecar = AppServer(build_sidecar_app(runtime), handle_signals=False) if sock is not None else None
         try:

@@ -2,7 +2,8 @@
 
 One port serves everything. ``/mcp`` (``settings.mcp_path``) is the SDK's Streamable HTTP
 transport for both protocol eras, behind the bearer check and the Host/Origin allowlists;
-the operator routes are never authenticated and never show a secret. The session manager
+the operator routes are never authenticated and never show a secret. ``POST /webhook/coze``
+(the webhook door, when the runtime has one) authenticates each request itself. The session manager
 runs in this app's lifespan (a mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
@@ -30,9 +31,11 @@ from starlette.types import ASGIApp
 from kai_bridge import __version__
 from kai_bridge.config import Settings
 from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, transport_security
+from kai_bridge.mcp.events import extensions_for_webhooks
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.tools.registry import ToolRegistry
+from kai_bridge.webhooks import WebhookService, webhook_routes
 
 __all__ = ["HttpRuntime", "build_app", "build_sidecar_app", "operator_routes"]
 
@@ -106,6 +109,17 @@ def _coze_summary(runtime: HttpRuntime) -> dict[str, Any]:
     return summary
 
 
+def _webhooks_of(runtime: HttpRuntime) -> WebhookService | None:
+    webhooks = getattr(runtime, "webhooks", None)
+    return webhooks if isinstance(webhooks, WebhookService) else None
+
+
+def _webhook_routes(runtime: HttpRuntime) -> list[BaseRoute]:
+    """POST /webhook/coze, on both the serve app and the stdio sidecar."""
+    webhooks = _webhooks_of(runtime)
+    return webhook_routes(receiver=webhooks.receiver) if webhooks is not None else []
+
+
 def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
     """/health, /ready, /diagnostics/coze and /diagnostics/kai for ``runtime``."""
     started = time.time()
@@ -161,6 +175,10 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
                 "bot_id": getattr(sandbox, "bot_id", None),
                 "warning": SANDBOX_WARNING,
             }
+        webhooks = _webhooks_of(runtime)
+        if webhooks is not None:
+            body["webhook"] = await webhooks.diagnostics()
+            body["bots"] = await webhooks.bots.snapshot()
         return JSONResponse(body)
 
     async def diagnostics_kai(request: Request) -> JSONResponse:
@@ -212,7 +230,10 @@ def build_app(
     """
     settings = runtime.settings
     check_http_security(settings)
-    server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
+    server = build_mcp_server(
+        runtime.registry,
+        extensions=[*extensions_for(runtime.knowledge), *extensions_for_webhooks(runtime), *extensions],
+    )
     endpoint, manager = _mcp_endpoint(server, settings)
 
     @contextlib.asynccontextmanager
@@ -220,7 +241,12 @@ def build_app(
         async with manager.run():
             yield
 
-    routes: list[BaseRoute] = [Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *extra_routes]
+    routes: list[BaseRoute] = [
+        Route(settings.mcp_path, endpoint=endpoint),
+        *operator_routes(runtime),
+        *_webhook_routes(runtime),
+        *extra_routes,
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.mcp_server = server
     return app
@@ -228,4 +254,4 @@ def build_app(
 
 def build_sidecar_app(runtime: HttpRuntime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The ``stdio`` sidecar: the operator routes (and ``extra_routes``) without /mcp."""
-    return Starlette(routes=[*operator_routes(runtime), *extra_routes])
+    return Starlette(routes=[*operator_routes(runtime), *_webhook_routes(runtime), *extra_routes])

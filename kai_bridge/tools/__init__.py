@@ -21,6 +21,7 @@ from kai_bridge.tools.registry import (
 if TYPE_CHECKING:
     from kai_bridge.conversations import ConversationService
     from kai_bridge.tools.coffee import KnowledgeQuery
+    from kai_bridge.tools.conversations import BotGuard
 
 __all__ = [
     "NullToolContext",
@@ -41,13 +42,15 @@ def build_registry(
     conversations: ConversationService | None,
     registry: ToolRegistry | None = None,
     default_timeout: float | None = 30.0,
+    bot_guard: BotGuard | None = None,
 ) -> ToolRegistry:
     """The registry with kai-bridge's own tools: coffee knowledge and (with a service) conversations.
 
     The conversation service runs requires_action tools through a registry, which must be
     this one: by default the service's own registry is filled; passing a different
     ``registry`` together with a service is refused. Without a service, a new registry
-    (``default_timeout`` per call) is made unless one is given.
+    (``default_timeout`` per call) is made unless one is given. ``bot_guard`` refuses
+    conversation tools aimed at a bot Coze reported deleted.
     """
     # Imported here: kai_bridge.conversations itself imports the registry module.
     from kai_bridge.tools.coffee import coffee_knowledge_tool
@@ -61,6 +64,6 @@ def build_registry(
         registry = ToolRegistry(default_timeout=default_timeout)
     registry.add(coffee_knowledge_tool(knowledge))
     if conversations is not None:
-        for tool in conversation_tools(conversations):
+        for tool in conversation_tools(conversations, bot_guard=bot_guard):
             registry.add(tool)
     return registry
