@@ -22,7 +22,7 @@ from kai_bridge.logs import configure_logging, redact
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor")
+COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor", "events")
 _log = logging.getLogger("kai_bridge.cli")
 
 

@@ -67,8 +67,12 @@ async def open_webhooks(
     bots: BotStates | None = None,
     dispatch: bool = False,
     clock: Callable[[], float] = time.time,
+    poll_interval: float = 1.0,
 ) -> AsyncIterator[WebhookService]:
     """Build the webhook door; with ``dispatch`` run its dispatcher until the block exits.
+
+    ``poll_interval``: how often the dispatcher looks for retries that fell due and events
+    other processes stored (new events of this process wake it at once).
 
     Raises ConfigError when an event route cannot be compiled.
     """
@@ -96,6 +100,7 @@ async def open_webhooks(
         backoff_base=settings.webhook_backoff_base,
         backoff_max=settings.webhook_backoff_max,
         lease=settings.webhook_lease,
+        poll_interval=poll_interval,
         clock=clock,
         on_finished=feed.changed,
     )

@@ -120,11 +120,19 @@ class Verifier:
         ``headers`` must be case-insensitive (Starlette's) or use lower-case names.
         """
         signature = headers.get(SIGNATURE_HEADER)
-        if signature is not None:
-            return self._check_signature(signature, headers, body)
         authorization = headers.get("authorization")
-        if authorization is not None:
-            return self._check_bearer(authorization)
+        signed = self._check_signature(signature, headers, body) if signature is not None else None
+        if isinstance(signed, Credential):
+            return signed
+        # Coze never sends a Bearer token and Bearer senders do not sign, but a request with
+        # both gets in on whichever is valid; the signature's reason wins when neither is.
+        bearer = self._check_bearer(authorization) if authorization is not None else None
+        if isinstance(bearer, Credential):
+            return bearer
+        if signed is not None:
+            return signed
+        if bearer is not None:
+            return bearer
         return Refusal(
             "no credentials: Coze callbacks carry X-Coze-Signature, X-Coze-Timestamp and X-Coze-Nonce; "
             "other senders send Authorization: Bearer <webhook_token>"

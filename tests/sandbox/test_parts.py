@@ -144,3 +144,5 @@ def test_the_sandbox_shares_no_code_with_the_coze_client() -> None:
 
     assert "kai_bridge.sandbox.wire" in imported  # the scan does see the package's own imports
     assert not [m for m in imported if m == "kai_bridge.coze" or m.startswith("kai_bridge.coze.")]
+    # The callback sender and the webhook receiver check each other's signatures: no shared code.
+    assert not [m for m in imported if m == "kai_bridge.webhooks" or m.startswith("kai_bridge.webhooks.")]
