@@ -13,6 +13,12 @@ process dies they run out and the events are due again (``kill -9`` recovery; an
 replica may take them, never two at once). On a clean stop it hands back what it holds
 without counting the interrupted attempt. New events wake it at once; a poll picks up
 retries that fell due and events other replicas stored.
+
+The door comes first: while events keep arriving (``busy``), the dispatcher works one event
+at a time instead of ``concurrency``, so a burst of callbacks is answered at the door's pace
+and the dispatcher catches up from the durable backlog afterwards (measured: without this
+the dispatcher's store writes halve the door's throughput during a burst). The price is that
+a slow route (a Coze chat) delays the others while the door is busy.
 """
 
 from __future__ import annotations
@@ -120,6 +126,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         on_finished: Callable[[str], None] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         if max_attempts < 1 or concurrency < 1 or lease <= 0:
             raise ValueError("max_attempts and concurrency must be >= 1 and lease > 0")
@@ -135,6 +142,7 @@ class Dispatcher:
         self._clock = clock
         self._rng = rng or random.Random()  # jitter only, not security
         self._on_finished = on_finished
+        self._busy = busy
         self._wake: anyio.Event | None = None
         self._in_flight: set[str] = set()
         self.finished = 0  # outcomes recorded (for diagnostics and tests)
@@ -152,7 +160,10 @@ class Dispatcher:
                 tg.start_soon(self._renew_leases)
                 while True:
                     wake = self._wake = anyio.Event()
-                    free = self._concurrency - len(self._in_flight)
+                    # While the door is busy receiving, work one event at a time: answering
+                    # senders in time (Coze waits 3 s) comes first, the backlog is durable.
+                    limit = 1 if self._busy is not None and self._busy() else self._concurrency
+                    free = limit - len(self._in_flight)
                     claimed = await self._claim(free) if free > 0 else []
                     for event in claimed:
                         self._in_flight.add(event.id)

@@ -103,6 +103,7 @@ async def open_webhooks(
         poll_interval=poll_interval,
         clock=clock,
         on_finished=feed.changed,
+        busy=inbox.busy,
     )
     inbox.on_new(lambda _event_id: dispatcher.wake())
     inbox.on_new(feed.changed)

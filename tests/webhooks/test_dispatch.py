@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kai_bridge.errors import ToolError
 from kai_bridge.store.base import InboxEvent
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, ToolRegistry
-from kai_bridge.webhooks import BotStates
+from kai_bridge.webhooks import BotStates, Dispatcher
 from tests.webhooks.support import Door, coze_body, open_door, seed_body
 
 
@@ -249,3 +250,38 @@ async def test_stopping_the_dispatcher_hands_back_what_it_holds_without_counting
             tg.cancel_scope.cancel()
         event = await stored(door, event_id)
     assert (event.status, event.attempts, event.lease_owner) == ("pending", 0, None)
+
+
+async def test_while_the_door_is_busy_the_dispatcher_works_one_event_at_a_time(tmp_path: Path) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    running = 0
+    most = 0
+    registry = ToolRegistry(default_timeout=None)
+
+    async def gated(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        started.set()
+        await release.wait()
+        running -= 1
+        return {}
+
+    registry.add(tool("gated", gated))
+    async with open_door(tmp_path, registry=registry, webhook_routes=routes(("gate", "gated", {}))) as door:
+        ids = [(await door.bearer_post(seed_body(message=f"m{i}"))).json()["id"] for i in range(3)]
+        assert door.service.inbox.busy()  # just received: the door counts as busy
+        assert not door.service.inbox.busy(window=0)
+        dispatcher = Dispatcher(store=door.store, handlers=door.service.dispatcher._handlers, busy=lambda: True,
+                                concurrency=8, poll_interval=3600)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dispatcher.run)
+            with anyio.fail_after(10):
+                await started.wait()
+                statuses = sorted([(await stored(door, i)).status for i in ids])
+                release.set()
+                while {(await stored(door, i)).status for i in ids} != {"done"}:
+                    await anyio.lowlevel.checkpoint()
+            tg.cancel_scope.cancel()
+    assert statuses == ["pending", "pending", "processing"]
+    assert most == 1
