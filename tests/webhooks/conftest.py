@@ -19,3 +19,9 @@ def restore_logging() -> Iterator[None]:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+
+
+# The PostgreSQL fixtures of the store tests (a schema of its own per test), for the replica tests.
+from tests.store.conftest import pg_base_url, pg_schema, pg_url  # noqa: E402
+
+__all__ = ["pg_base_url", "pg_schema", "pg_url", "restore_logging"]

@@ -317,3 +317,19 @@ def test_no_input_gets_a_5xx_or_a_traceback(tmp_path: Path) -> None:
     finally:
         loop.run_until_complete(opened.__aexit__(None, None, None))
         loop.close()
+
+
+async def test_the_tokens_appear_in_no_answer_and_no_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    async with open_door(tmp_path, webhook_routes=[{"event_type": "*", "tool": "missing.tool"}]) as door:
+        answers = [
+            await door.signed(coze_body()),
+            await door.post(coze_body(), sign(coze_body(), door.verify_token[:-1] + "x")),
+            await door.post(seed_body(), {"Authorization": f"Bearer {door.bearer[:-1]}"}),
+            await door.bearer_post(b"{bad"),
+        ]
+        await door.service.dispatcher.dispatch_due()
+        answers_text = " ".join(a.text for a in answers) + json.dumps(await door.service.diagnostics())
+    for secret in (door.verify_token, door.bearer, door.bearer[:-1]):
+        assert secret not in answers_text
+        assert secret not in caplog.text
