@@ -58,6 +58,16 @@ class WebhookService:
         }
 
 
+async def _supervise(dispatcher: Dispatcher) -> None:
+    """Run the dispatcher; a bug that escapes it is logged and the dispatcher started again."""
+    while True:
+        try:
+            await dispatcher.run()
+        except Exception:
+            logger.exception("webhook dispatcher stopped unexpectedly; starting it again in 1 s")
+            await anyio.sleep(1)
+
+
 @contextlib.asynccontextmanager
 async def open_webhooks(
     *,
@@ -126,7 +136,7 @@ async def open_webhooks(
             yield service
             return
         async with anyio.create_task_group() as tg:
-            tg.start_soon(dispatcher.run)
+            tg.start_soon(_supervise, dispatcher)
             try:
                 yield service
             finally:
