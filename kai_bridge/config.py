@@ -176,6 +176,7 @@ class Settings(BaseModel):
     webhook_backoff_base: float = Field(default=2.0, gt=0, le=3600)
     webhook_backoff_max: float = Field(default=300.0, gt=0, le=86400)
     webhook_lease: float = Field(default=60.0, ge=1, le=86400)
+    webhook_dispatch: bool = True  # false: this process only stores events; another one dispatches them
     webhook_audit_status: Literal["none", "reviewing", "approved", "rejected"] = "none"
     webhook_audit_reason: str = Field(default="", max_length=1024)
     webhook_routes: list[WebhookRoute] = Field(default_factory=list)

@@ -52,7 +52,7 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     """Serve MCP on this process's stdin/stdout until the client closes stdin."""
     from kai_bridge.runtime import open_runtime
 
-    async with open_runtime(settings, dispatch_events=True) as runtime:
+    async with open_runtime(settings, dispatch_events=settings.webhook_dispatch) as runtime:
         server = build_mcp_server(
             runtime.registry,
             extensions=[*extensions_for(runtime.knowledge), *extensions_for_webhooks(runtime), *extensions],

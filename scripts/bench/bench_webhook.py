@@ -14,7 +14,8 @@ connections (a small raw-socket HTTP/1.1 client, so the client is not the bottle
 targets are interleaved round by round (the order alternates) on this noisy 2-core machine.
 
 Rows: the bare handler; kai-bridge on SQLite (default synchronous=NORMAL: survives kill -9),
-on SQLite synchronous=FULL (an fsync per group commit: survives power loss), and on PostgreSQL
+the same with ``webhook_dispatch=false`` (the door alone: events are stored, another process
+would dispatch them; the cost of ingest without the dispatcher's work), on SQLite synchronous=FULL (an fsync per group commit: survives power loss), and on PostgreSQL
 (skipped when not reachable). Throughput is the median over rounds; latencies are client-side,
 pooled over rounds; server CPU is the process's user + system time per request during the
 rounds (all threads; the dispatcher's work on the same events included), the figure least
@@ -179,6 +180,7 @@ async def bench(args: argparse.Namespace) -> int:
         tmp = Path(tmp_name)
         kai = {"KAI_BRIDGE_WEBHOOK_VERIFY_TOKEN": verify_token}
         stores = [("kai-bridge, SQLite (NORMAL)", f"sqlite:///{tmp / 'normal.db'}"),
+                  ("kai-bridge, SQLite (NORMAL), ingest only", f"sqlite:///{tmp / 'ingest.db'}"),
                   ("kai-bridge, SQLite (FULL)", f"sqlite:///{tmp / 'full.db'}?synchronous=full")]
         schema = f"kb_bench_{uuid.uuid4().hex[:8]}"
         pg_ok = False
@@ -200,6 +202,8 @@ async def bench(args: argparse.Namespace) -> int:
                     target = Target(label)
                     ready = tmp / f"kai{i}.url"
                     env = env_for(tmp, f"kai{i}", KAI_BRIDGE_STORE_URL=store_url, **kai)
+                    if "ingest only" in label:
+                        env["KAI_BRIDGE_WEBHOOK_DISPATCH"] = "false"
                     target.url, target.pid = await stack.enter_async_context(
                         server([*CLI, "serve", "--port", "0", "--ready-file", str(ready)], env, ready))
                     targets.append(target)

@@ -235,3 +235,32 @@ async def test_a_2026_client_hears_about_new_events_through_listen(tmp_path: Pat
                     break
             with pytest.raises(Exception, match="no such event"):
                 await client.read_resource("kai-bridge://events/ev-missing")
+
+
+@pytest.mark.parametrize(
+    ("dispatch", "expected"),
+    [pytest.param(None, True, id="default-dispatches"), pytest.param(False, False, id="ingest-only")],
+)
+async def test_serve_dispatches_unless_told_another_process_does(tmp_path: Path, dispatch: bool | None,
+                                                                expected: bool) -> None:
+    from kai_bridge.cmd.serve import serve
+
+    overrides: dict[str, Any] = {"webhook_token": token(), "server_port": 0}
+    if dispatch is not None:
+        overrides["webhook_dispatch"] = dispatch
+    settings = settings_for(tmp_path, **overrides)
+    started: list[str] = []
+    up = anyio.Event()
+
+    def on_started(url: str) -> None:
+        started.append(url.removesuffix("/mcp"))
+        up.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: serve(settings, handle_signals=False, on_started=on_started))
+        with anyio.fail_after(30):
+            await up.wait()
+        async with httpx.AsyncClient(base_url=started[0]) as http:
+            webhook = (await http.get("/diagnostics/coze")).json()["webhook"]
+        tg.cancel_scope.cancel()
+    assert webhook["dispatching"] is expected
