@@ -4,6 +4,11 @@ Sources, lowest to highest precedence: defaults, an optional TOML file (``--conf
 ``KAI_BRIDGE_CONFIG``), environment variables ``KAI_BRIDGE_<FIELD>`` (upper case), and
 explicit overrides (CLI flags). Nothing else in the package reads the environment.
 
+State and logs go to per-user folders unless ``data_dir`` / ``log_dir`` say otherwise
+(``platformdirs``: on Linux ``$XDG_DATA_HOME/kai-bridge`` and ``$XDG_STATE_HOME/kai-bridge/log``,
+by default ``~/.local/share/kai-bridge`` and ``~/.local/state/kai-bridge/log``), so a one-shot
+command leaves nothing behind in the folder it runs from. A container sets both explicitly.
+
 Errors are :class:`~kai_bridge.errors.ConfigError` with one line per problem, naming the
 setting and never echoing a secret value.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,25 +32,108 @@ from pydantic import (
     JsonValue,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
+from kai_bridge.urls import parse_authority_pattern, parse_origin_pattern, redact_url
 
-__all__ = ["ENV_PREFIX", "Settings", "UpstreamConfig", "WebhookRoute", "load_settings"]
+__all__ = [
+    "APP_NAME",
+    "ENV_PREFIX",
+    "Settings",
+    "UpstreamConfig",
+    "WebhookRoute",
+    "check_host_resolves",
+    "load_settings",
+]
 
 ENV_PREFIX = "KAI_BRIDGE_"
+APP_NAME = "kai-bridge"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
+def _user_data_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def _user_log_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_log_path(APP_NAME, appauthor=False)
+
+
+def check_host_resolves(host: str, *, name: str) -> None:
+    """ConfigError unless ``host`` is an address or a name this machine resolves (before any bind)."""
+    try:
+        socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(
+            f"{name} {host!r} does not resolve ({reason}): use an address such as 127.0.0.1 (this machine only) "
+            "or 0.0.0.0 (every interface), or a host name this machine can resolve"
+        ) from None
+
+
 def _check_http_url(value: str, *, name: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an http(s) URL such as https://api.coze.cn, got {value!r}")
+        raise ValueError(f"{name} must be an http(s) URL such as https://api.coze.cn, got {redact_url(value)!r}")
     return value.rstrip("/")
+
+
+def _check_base_url(value: str, *, name: str) -> str:
+    """An http(s) base URL with nothing that could be a credential: no userinfo, query or fragment."""
+    checked = _check_http_url(value, name=name)
+    parts = urlsplit(checked)
+    found = [
+        label
+        for label, present in (
+            ("a user name or password", "@" in parts.netloc),
+            ("a query string", bool(parts.query) or checked.endswith("?")),
+            ("a fragment", bool(parts.fragment) or "#" in checked),
+        )
+        if present
+    ]
+    if found:
+        raise ValueError(
+            f"{name} must be a plain base URL such as https://api.coze.cn, but it has {' and '.join(found)} "
+            f"in '{redact_url(checked)}': remove it; credentials go in coze_pat or the JWT settings "
+            "(coze_app_id, coze_kid, coze_private_key_path)"
+        )
+    return checked
+
+
+def _check_token(value: SecretStr | None, *, min_length: int = 0) -> SecretStr | None:
+    """A bearer-style token: None when empty; refused with whitespace in it or too short.
+
+    The messages never echo the value and start with short words: the error line is prefixed
+    with the setting's name, and ``name: <long word>`` would itself be masked by the log scrubber.
+    """
+    if value is None or value.get_secret_value() == "":
+        return None
+    token = value.get_secret_value()
+    if not token.strip():
+        raise ValueError("the value is only whitespace: set a real token (e.g. `openssl rand -hex 32`) or leave it unset")
+    if token != token.strip():
+        raise ValueError(
+            "the value starts or ends with whitespace (a stray space or newline?): remove it, "
+            "clients send the token without it and would all be refused"
+        )
+    if any(char.isspace() or not char.isprintable() for char in token):
+        raise ValueError("the value contains whitespace or control characters: a token is one word (e.g. hex)")
+    if len(token) < min_length:
+        raise ValueError(
+            f"the value is too short: use at least {min_length} random characters (e.g. `openssl rand -hex 32`)"
+        )
+    return value
 
 
 class UpstreamConfig(BaseModel):
@@ -58,6 +147,12 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0, le=3600)
+    required: bool = False  # true: the bridge is not ready (/ready 503) while this upstream is down
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamConfig:
@@ -93,28 +188,18 @@ class WebhookRoute(BaseModel):
         return self.name or f"{self.event_type}->{self.tool}"
 
 
-def _check_token(value: SecretStr | None, *, name: str) -> SecretStr | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value()
-    if not raw.strip():
-        raise ValueError(f"{name} is empty or only whitespace: set a real token or leave it unset")
-    if raw != raw.strip():
-        raise ValueError(f"{name} starts or ends with whitespace (a copy-paste slip?): remove it")
-    return value
-
-
 class Settings(BaseModel):
     """Every setting kai-bridge reads. Field ``x`` comes from env ``KAI_BRIDGE_X`` or TOML key ``x``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # --- state, logs ---
-    data_dir: Path = Path("data")
-    log_dir: Path = Path("logs")
+    # --- state, logs (default: per-user folders, see the module docstring) ---
+    data_dir: Path = Field(default_factory=_user_data_dir)
+    log_dir: Path = Field(default_factory=_user_log_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     debug: bool = False
+    log_files: bool = True  # false: log to stderr only (containers, read-only file systems); log_dir unused
 
     # --- Coze ---
     coze_api_base: str = ""  # empty: no Coze configured -> the embedded sandbox is used
@@ -137,19 +222,29 @@ class Settings(BaseModel):
     coze_backoff_base: float = Field(default=0.2, ge=0)
     coze_backoff_max: float = Field(default=5.0, ge=0)
     coze_breaker_failures: int = Field(default=5, ge=1)
-    coze_breaker_reset: float = Field(default=10.0, gt=0)
+    coze_breaker_reset: float = Field(default=1.0, gt=0)
     coze_poll_interval: float = Field(default=1.0, gt=0)
     coze_chat_timeout: float = Field(default=120.0, gt=0)
 
     # --- HTTP server (/mcp + sidecar) ---
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8080, ge=0, le=65535)
+    server_request_timeout: float = Field(default=30.0, gt=0, le=3600)  # a request must arrive whole within
+    server_keep_alive_timeout: float = Field(default=5.0, ge=1, le=3600)  # idle keep-alive connections
+    server_max_connections: int = Field(default=1000, ge=1)  # beyond it new requests get 503
     mcp_path: str = "/mcp"
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     mcp_allowed_origins: list[str] = Field(default_factory=list)
     mcp_stateless: bool = False
     mcp_json_response: bool = False
+    # Stateful /mcp sessions: at most this many open at once (503 past it); closed after this many
+    # seconds without a request in flight or an open GET stream (clients then start a new one).
+    mcp_max_sessions: int = Field(default=256, ge=1, le=100_000)
+    mcp_session_idle_timeout: float = Field(default=600.0, gt=0, le=86_400)
+    # Bearer token for the operator routes that show configuration (/diagnostics/*); required
+    # there when serving beyond loopback (without it they answer 403).
+    admin_token: SecretStr | None = None
     stdio_sidecar: bool = True
     stdio_sidecar_port: int = Field(default=8081, ge=0, le=65535)
 
@@ -157,6 +252,9 @@ class Settings(BaseModel):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=0, ge=0, le=65535)
     sandbox_admin: bool = False
+    # Seconds between the streamed answer chunks of the embedded sandbox: Coze streams a reply
+    # over seconds, and so does the sandbox by default (benchmarks and fast tests set 0).
+    sandbox_stream_delay: float = Field(default=0.03, ge=0, le=5)
 
     # --- store ---
     store_url: str = ""  # empty: SQLite at <data_dir>/kai-bridge.db; or postgresql://...
@@ -184,7 +282,57 @@ class Settings(BaseModel):
     @field_validator("coze_api_base")
     @classmethod
     def _api_base_url(cls, value: str) -> str:
-        return _check_http_url(value, name="coze_api_base") if value else value
+        return _check_base_url(value, name="coze_api_base") if value else value
+
+    @field_validator("mcp_auth_token", "coze_pat")
+    @classmethod
+    def _tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value, min_length=16)
+
+    @field_validator("mcp_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_authority_pattern(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"mcp_allowed_hosts entry {entry!r} is not host, host:port or host:* ({exc}), "
+                    "e.g. mcp.example.com:443 or mcp.example.com:*"
+                ) from None
+        return value
+
+    @field_validator("mcp_allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_origin_pattern(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"mcp_allowed_origins entry {entry!r} is not scheme://host[:port] or scheme://host:* ({exc}), "
+                    "e.g. https://app.example.com"
+                ) from None
+        return value
+
+    @field_validator("coze_kid")
+    @classmethod
+    def _kid_format(cls, value: str | None) -> str | None:
+        kid = (value or "").strip()
+        if not kid:
+            return None
+        if not _HEX64.match(kid):
+            shown = kid if len(kid) <= 80 else kid[:77] + "..."
+            raise ValueError(
+                f"coze_kid is not a 64-hex fingerprint (got {shown!r}): use the public key fingerprint shown in "
+                "the Coze console, or the one 'kai-bridge keygen' printed (64 characters 0-9a-f)"
+            )
+        return kid
 
     @field_validator("mcp_path")
     @classmethod
@@ -195,8 +343,8 @@ class Settings(BaseModel):
 
     @field_validator("webhook_verify_token", "webhook_token")
     @classmethod
-    def _webhook_tokens(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        return _check_token(value, name=str(info.field_name))
+    def _webhook_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
 
     @field_validator("webhook_routes")
     @classmethod
@@ -272,7 +420,7 @@ class Settings(BaseModel):
             key = load_private_key(self.private_key_pem(), source=source)
             kid = self.coze_kid or ""
             actual = fingerprint(key.public_key())
-            if _HEX64.match(kid) and kid.lower() != actual:
+            if kid.lower() != actual:
                 raise ConfigError(
                     f"coze_kid does not match the private key: the key's public fingerprint is {actual}. "
                     "Use the kid of this key pair (Coze console: the public key's fingerprint)"
@@ -305,11 +453,6 @@ def _env_value(name: str, raw: str) -> Any:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
         return _BOOL[lowered]
     return raw
-
-
-_SECRET_FIELDS = frozenset(
-    {"coze_private_key", "coze_pat", "mcp_auth_token", "api_key", "webhook_verify_token", "webhook_token"}
-)
 
 
 def _format_validation_error(exc: ValidationError) -> str:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, JsonValue
 from kai_bridge.mcp.context import connection_of
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension
 
-__all__ = ["EVENT_URI_PREFIX", "RECENT_EVENTS_URI", "EventSource", "events_extension", "extensions_for_webhooks"]
+__all__ = ["EVENT_URI_PREFIX", "RECENT_EVENTS_URI", "EventSource", "events_extension"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +149,3 @@ def events_extension(source: EventSource) -> McpExtension:
 
     return install
 
-
-def extensions_for_webhooks(runtime: object) -> list[McpExtension]:
-    """The events extension for a runtime that has a webhook door (``runtime.webhooks.feed``), else none."""
-    feed = getattr(getattr(runtime, "webhooks", None), "feed", None)
-    return [events_extension(feed)] if feed is not None else []

@@ -32,6 +32,9 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from kai_bridge.errors import StoreError
 from kai_bridge.store import inbox_sql as sql
 from kai_bridge.store.base import (
+    LEASE_DELETE,
+    LEASE_UPSERT,
+    SAVE_CHAT_GUARD,
     BotState,
     ChatRecord,
     ChatRow,
@@ -71,12 +74,14 @@ _SQL_SET_CONVERSATION = (
 )
 _SQL_DELETE_CONVERSATION = "DELETE FROM kb_conversations WHERE user_id = %s AND bot_id = %s"
 _SQL_SAVE_CHAT = (
-    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "  # noqa: S608 (constants only)
     "ON CONFLICT (chat_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
     "user_id = excluded.user_id, bot_id = excluded.bot_id, status = excluded.status, "
     "answer = excluded.answer, usage = excluded.usage, error = excluded.error, "
-    "updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
+_SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="%s")
+_SQL_LEASE_DELETE = LEASE_DELETE.format(p="%s")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
     "FROM kb_chats WHERE chat_id = %s"
@@ -183,6 +188,13 @@ class PostgresStore:
         row = await self._fetchone(_SQL_GET_CHAT, (storable(chat_id),))
         return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
 
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        row = await self._fetchone(_SQL_LEASE_UPSERT, (storable(name), storable(owner), now + ttl, now))
+        return row is not None
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        await self._execute(_SQL_LEASE_DELETE, (storable(name), storable(owner)))
     # ---- the webhook inbox -------------------------------------------------------------------
     async def insert_event(self, event: NewEvent) -> InsertResult:
         if self._closing:

@@ -7,9 +7,10 @@ has shipped. The SQL is kept to the subset both databases read the same way (``T
 ``INTEGER``, ``DOUBLE PRECISION``, ``ON CONFLICT``). Tables carry a ``kb_`` prefix so a shared
 PostgreSQL database (or schema) can hold them next to other applications' tables.
 
-Version 2 adds the webhook inbox ``kb_inbox`` (one row per acknowledged event, unique per
+Version 2 is the webhook inbox ``kb_inbox`` (one row per acknowledged event, unique per
 ``dedup_key``; the partial index serves the dispatcher's "what is due" claim) and what its
 handlers keep: ``kb_bot_states`` (newest bot event per bot) and ``kb_conversation_events``.
+It landed after version 3 (leases): a database that has 1 and 3 gets 2 when it is next opened.
 """
 
 from __future__ import annotations
@@ -112,9 +113,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=3,
+        description="leases (one holder at a time across replicas, with expiry)",
+        statements=(
+            """
+            CREATE TABLE kb_leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 
 
 def pending(applied: set[int]) -> list[Migration]:

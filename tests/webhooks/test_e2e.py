@@ -40,8 +40,8 @@ from kai_bridge.sandbox import (
 )
 from kai_bridge.store.base import InboxEvent
 from kai_bridge.tools.registry import ToolRegistry
+from tests.bridge import knowledge_base
 from tests.mcp.http_harness import serving
-from tests.tools.bridge import knowledge_base
 from tests.webhooks.support import open_door, seed_body, settings_for, sign, token, wait_for
 
 pytestmark = pytest.mark.e2e
