@@ -258,6 +258,10 @@ class Settings(BaseModel):
 
     # --- store ---
     store_url: str = ""  # empty: SQLite at <data_dir>/kai-bridge.db; or postgresql://...
+    store_pool_min: int = Field(default=1, ge=0, le=1000)  # PostgreSQL connections kept open per process
+    store_pool_max: int = Field(default=10, ge=1, le=1000)
+    store_pool_timeout: float = Field(default=10.0, gt=0)  # wait for a free connection, then a store error
+    store_statement_timeout: float = Field(default=10.0, ge=0)  # per statement, 0 = the server's default
 
     # --- tools ---
     knowledge_backend: Literal["local", "coze", "auto"] = "local"

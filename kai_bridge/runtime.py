@@ -30,7 +30,7 @@ from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage, collect_answe
 from kai_bridge.health import Health
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
 from kai_bridge.sandbox.answers import KnowledgeAnswerer
-from kai_bridge.store import Store, open_store
+from kai_bridge.store import PoolOptions, Store, open_store
 from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
 from kai_bridge.urls import redact_url
@@ -113,7 +113,13 @@ async def _ping_store(store: Store) -> str:
 
 @contextlib.asynccontextmanager
 async def _store(settings: Settings, wrap: Callable[[Store], Store] | None) -> AsyncIterator[Store]:
-    async with open_store(settings.effective_store_url()) as store:
+    pool = PoolOptions(
+        min_size=min(settings.store_pool_min, settings.store_pool_max),
+        max_size=settings.store_pool_max,
+        timeout=settings.store_pool_timeout,
+        statement_timeout=settings.store_statement_timeout,
+    )
+    async with open_store(settings.effective_store_url(), pool=pool) as store:
         yield wrap(store) if wrap is not None else store
 
 
@@ -146,6 +152,9 @@ async def open_runtime(
             open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base),
                               transport=given.coze_transport, sandbox_on_demand=sandbox_on_demand),
             ping=_ping_coze,
+            # Coze is outside: when it is down the knowledge and upstream tools still work, and
+            # every replica going unready at once would turn tool errors into the ingress's 503s.
+            critical=False,
         )
         store = await health.open("store", _store(settings, given.wrap_store), ping=_ping_store)
         knowledge_bot = settings.knowledge_bot_id or (session.bot_id if settings.knowledge_backend != "local" else None)

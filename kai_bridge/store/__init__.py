@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +24,32 @@ from kai_bridge.store.sqlite import DEFAULT_SYNCHRONOUS, SQLiteStore, Synchronou
 if TYPE_CHECKING:
     from kai_bridge.store.postgres import PostgresStore
 
-__all__ = ["ChatRecord", "PostgresStore", "SQLiteStore", "Store", "connect_store", "open_store", "redact_url"]
+__all__ = [
+    "ChatRecord",
+    "PoolOptions",
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "connect_store",
+    "open_store",
+    "redact_url",
+]
 
 _SQLITE_PREFIX = "sqlite:///"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolOptions:
+    """PostgreSQL only: connections per process, the wait for one, and each statement's time limit.
+
+    ``statement_timeout`` (seconds, 0 = none) is set on every pooled connection, so a statement
+    stuck behind a lock fails with a StoreError instead of holding its caller indefinitely.
+    """
+
+    min_size: int = 1
+    max_size: int = 10
+    timeout: float = 10.0
+    statement_timeout: float = 10.0
 
 
 async def connect_store(
@@ -33,6 +57,7 @@ async def connect_store(
     *,
     clock: Callable[[], float] = time.time,
     connect_timeout: float = 5.0,
+    pool: PoolOptions | None = None,
 ) -> Store:
     """Open the store ``url`` names; the caller must ``await store.close()``. Raises StoreError."""
     try:
@@ -55,7 +80,16 @@ async def connect_store(
     if scheme in ("postgresql", "postgres"):
         from kai_bridge.store.postgres import PostgresStore
 
-        return await PostgresStore.open(url=url, clock=clock, connect_timeout=connect_timeout)
+        options = pool or PoolOptions()
+        return await PostgresStore.open(
+            url=url,
+            clock=clock,
+            connect_timeout=connect_timeout,
+            pool_min_size=options.min_size,
+            pool_max_size=options.max_size,
+            pool_timeout=options.timeout,
+            statement_timeout=options.statement_timeout,
+        )
     # Only the scheme is echoed: a URL we cannot parse is one we cannot safely redact.
     what = f"scheme {scheme!r}" if scheme else "(no scheme)"
     raise StoreError(f"unsupported store URL {what}: use sqlite:///path/to.db or postgresql://user@host/db")
@@ -67,9 +101,10 @@ async def open_store(
     *,
     clock: Callable[[], float] = time.time,
     connect_timeout: float = 5.0,
+    pool: PoolOptions | None = None,
 ) -> AsyncIterator[Store]:
     """``async with open_store(url) as store:`` — opened, migrated, and closed on exit."""
-    store = await connect_store(url, clock=clock, connect_timeout=connect_timeout)
+    store = await connect_store(url, clock=clock, connect_timeout=connect_timeout, pool=pool)
     try:
         yield store
     finally:

@@ -125,8 +125,12 @@ class PostgresStore:
         pool_min_size: int = 1,
         pool_max_size: int = 10,
         pool_timeout: float = 10.0,
+        statement_timeout: float = 0.0,
     ) -> PostgresStore:
-        """Connect, migrate the schema and open a pool of ``pool_min_size``..``pool_max_size`` connections."""
+        """Connect, migrate the schema and open a pool of ``pool_min_size``..``pool_max_size`` connections.
+
+        ``statement_timeout`` (seconds; 0 = the server's default) is set on every pooled connection.
+        """
         target = redact_url(url)
         password = _password_of(url)
         secrets = (password, None if password is None else unquote(password))
@@ -149,11 +153,19 @@ class PostgresStore:
             raise StoreError(
                 f"cannot prepare the schema of the PostgreSQL store {target}: {scrub(str(exc), *secrets)}"
             ) from None
+        limit_ms = round(statement_timeout * 1000)
+
+        async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
+            if limit_ms > 0:
+                # SET takes no bind parameters; the value is an int we computed.
+                await connection.execute(f"SET statement_timeout = {limit_ms}")
+
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo,
             min_size=pool_min_size,
             max_size=pool_max_size,
             timeout=pool_timeout,
+            configure=configure,
             kwargs={"autocommit": True},
             open=False,
             name="kai-bridge-store",

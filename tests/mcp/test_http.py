@@ -222,6 +222,27 @@ async def test_an_upstream_that_is_down_is_in_readiness(
     assert body["checks"]["coze"]["ok"] is True
     assert body.get("degraded", []) == ([] if required else ["upstream kai"])
 
+
+async def test_coze_unreachable_leaves_the_bridge_ready_but_degraded(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _coze = upstream
+    # Nothing listens on port 9: every Coze call (the token exchange first) fails to connect.
+    overrides = {"coze_api_base": "http://127.0.0.1:9", "coze_max_retries": 0}
+    async with (
+        open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge,
+        serving(bridge) as base,
+        httpx2.AsyncClient(timeout=10) as http,
+    ):
+        response = await http.get(f"{base}/ready")
+        knowledge = await bridge.registry.call("coffee_knowledge_query", {"query": "what is a washed process"})
+    body = response.json()
+    assert response.status_code == 200
+    assert body["checks"]["coze"]["ok"] is False
+    assert body["checks"]["coze"]["critical"] is False
+    assert body["degraded"] == ["coze"]
+    assert knowledge["found"] is True  # what does not need Coze still works
+
 async def test_operator_routes_need_no_token(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> None:
     async with secured_server(upstream, tmp_path) as (_, base), httpx2.AsyncClient(timeout=10) as http:
         assert (await http.get(f"{base}/health")).status_code == 200

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 
+import anyio
 import psycopg
+import psycopg.sql
 import pytest
 
-from kai_bridge.store import ChatRecord, open_store
+from kai_bridge.errors import StoreError
+from kai_bridge.store import ChatRecord, PoolOptions, open_store
 from kai_bridge.store.schema import MIGRATIONS
 
 pytestmark = pytest.mark.postgres
@@ -67,3 +71,25 @@ async def test_concurrent_callers_share_a_bounded_pool(pg_base_url: str, pg_url:
         assert row is not None
         assert 1 <= row[0] <= 10
         assert all([await store.get_chat(chat_id=f"c{i}") for i in range(300)])
+
+
+async def test_a_statement_stuck_behind_a_lock_fails_after_the_statement_timeout(pg_base_url: str, pg_url: str,
+                                                                                 pg_schema: str) -> None:
+    async with open_store(pg_url, pool=PoolOptions(statement_timeout=0.3)) as store:
+        await store.save_chat(record("locked"))
+        with psycopg.connect(pg_base_url) as other:  # not autocommit: the row lock is held until rollback
+            table = psycopg.sql.Identifier(pg_schema, "kb_chats")
+            other.execute(psycopg.sql.SQL("UPDATE {} SET answer = %s WHERE chat_id = %s").format(table), ("held", "locked"))
+            with anyio.fail_after(10), pytest.raises(StoreError, match=r"QueryCanceled|statement timeout"):
+                await store.save_chat(dataclasses.replace(record("locked"), answer="mine", updated_at=2.0))
+            other.rollback()
+
+
+async def test_the_pool_never_opens_more_connections_than_its_maximum(pg_base_url: str, pg_url: str) -> None:
+    app = f"kb_test_{uuid.uuid4().hex[:8]}"
+    async with open_store(f"{pg_url}&application_name={app}", pool=PoolOptions(min_size=1, max_size=3)) as store:
+        await asyncio.gather(*(store.save_chat(record(f"many-{i}")) for i in range(60)))
+        with psycopg.connect(pg_base_url) as admin:
+            row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()
+    assert row is not None
+    assert 1 <= row[0] <= 3

@@ -8,6 +8,7 @@ import kai_bridge.store
 def test_the_store_package_exports_exactly_its_public_names() -> None:
     assert kai_bridge.store.__all__ == [
         "ChatRecord",
+        "PoolOptions",
         "PostgresStore",
         "SQLiteStore",
         "Store",
