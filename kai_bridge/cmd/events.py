@@ -15,11 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Final
 
-import anyio
-
-from kai_bridge.store import open_store
 from kai_bridge.store.base import EVENT_STATUSES
-from kai_bridge.webhooks.inbox import Inbox, event_json, iso, summary_json
 
 __all__ = ["HELP", "add_arguments", "parse_before", "run"]
 
@@ -73,7 +69,10 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    # Imported here: `kai-bridge --help` loads every command module and must stay light.
     from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.store import open_store
+    from kai_bridge.webhooks.inbox import Inbox, event_json, iso, summary_json
 
     settings = settings_from_args(args, check_files=False)
     out = sys.stdout
@@ -121,4 +120,6 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     return anyio.run(_run, args)

@@ -44,7 +44,7 @@ from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.runtime import Runtime
 from kai_bridge.urls import redact_url
-from kai_bridge.webhooks import webhook_routes
+from kai_bridge.webhooks.http import webhook_routes
 
 __all__ = ["build_app", "build_sidecar_app", "operator_routes"]
 

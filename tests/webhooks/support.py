@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from kai_bridge.config import Settings, load_settings
 from kai_bridge.store import Store, open_store
 from kai_bridge.tools.registry import ToolRegistry
-from kai_bridge.webhooks import WebhookService, open_webhooks, webhook_routes
+from kai_bridge.webhooks import WebhookService, open_webhooks
+from kai_bridge.webhooks.http import webhook_routes
 
 
 def token() -> str:

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from kai_bridge.webhooks import MAX_BODY_BYTES, webhook_routes
+from kai_bridge.webhooks import MAX_BODY_BYTES
+from kai_bridge.webhooks.http import webhook_routes
 from tests.webhooks.support import Door, coze_body, open_door, seed_body, sign
 
 
