@@ -1,0 +1,109 @@
+"""A chat is never sent twice, and sends into one conversation queue instead of colliding (4016)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from kai_bridge.coze import CozeClient
+from kai_bridge.sandbox import FaultRule, SandboxHandle
+from tests.bridge import open_bridge, running_sandbox
+
+QUESTION = "What is a flat white?"
+
+
+@pytest.mark.parametrize(
+    ("after_effect", "resumed"),
+    [
+        pytest.param(False, 0, id="refused-before-starting: sent again"),
+        pytest.param(True, 1, id="failed-after-starting: followed, not sent again"),
+    ],
+)
+async def test_a_chat_create_that_failed_with_a_5xx_runs_exactly_once(
+    tmp_path: Path, after_effect: bool, resumed: int
+) -> None:
+    async with running_sandbox() as (handle, coze), open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
+        conversation = await bridge.conversations.create_conversation(user_id="ana")
+        handle.faults.add(FaultRule(route="chat.create", error_rate=1.0, error_after_effect=after_effect, times=1))
+        with anyio.fail_after(30):
+            result = await bridge.conversations.send_message(user_id="ana", message=QUESTION)
+        page = await coze.list_messages(conversation_id=conversation.conversation_id, limit=50)
+        record = await bridge.store.get_chat(chat_id=result.chat_id)
+    questions = [m for m in page.items if m.role == "user"]
+    assert result.conversation_id == conversation.conversation_id
+    assert "flat white" in result.answer.lower() or "馥芮白" in result.answer
+    assert len(questions) == 1  # the question reached Coze once: one chat, not two
+    assert handle.state.chats_created == 1
+    assert handle.state.faults_injected["error"] == 1
+    assert bridge.coze.counters["chat_creates_checked"] == 1
+    assert bridge.coze.counters["chat_creates_resumed"] == resumed
+    assert record is not None
+    assert record.status == "completed"
+
+
+async def test_a_new_users_conversation_exists_before_the_chat_so_a_failed_create_can_be_checked(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
+        handle.faults.add(FaultRule(route="chat.create", error_rate=1.0, error_after_effect=True, times=1))
+        with anyio.fail_after(30):
+            result = await bridge.conversations.send_message(user_id="newcomer", message=QUESTION)
+        current = await bridge.store.get_conversation(user_id="newcomer", bot_id=result.bot_id)
+    assert current == result.conversation_id
+    assert bridge.coze.counters["chat_creates_resumed"] == 1
+
+
+async def test_messages_sent_at_once_into_one_conversation_are_answered_one_after_another(tmp_path: Path) -> None:
+    # Paced answers: each chat runs long enough for the others to arrive while it does.
+    async with running_sandbox(stream_chunk_delay=0.005) as (handle, coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db"
+    ) as bridge:
+        questions = [f"Question {i}: what is espresso?" for i in range(5)]
+        answers: dict[str, str] = {}
+
+        async def send(question: str) -> None:
+            result = await bridge.conversations.send_message(user_id="kim", message=question)
+            answers[question] = result.conversation_id
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for question in questions:
+                    tg.start_soon(send, question)
+        conversation_ids = set(answers.values())
+        [conversation_id] = conversation_ids  # one conversation for the user, not one per racing send
+        page = await coze.list_messages(conversation_id=conversation_id, order="asc", limit=50)
+    asked = [m.content for m in page.items if m.role == "user"]
+    assert sorted(asked) == sorted(questions)
+    assert asked == questions  # the queue is first come, first served
+    assert handle.state.chats_created == 5
+
+
+async def test_two_replicas_sharing_a_store_take_turns_on_one_conversation(tmp_path: Path) -> None:
+    # Two runtimes on one database: only the store's lease keeps their chats apart (no 4016).
+    db = tmp_path / "shared.db"
+    async with running_sandbox(stream_chunk_delay=0.005) as (handle, coze), open_bridge(
+        sandbox=handle, db_path=db
+    ) as first, open_bridge(sandbox=handle, db_path=db) as second:
+        conversation = await first.conversations.create_conversation(user_id="lee")
+        results: list[str] = []
+
+        async def send(bridge_index: int, n: int) -> None:
+            bridge = (first, second)[bridge_index]
+            result = await bridge.conversations.send_message(
+                user_id="lee", message=f"replica {bridge_index} question {n}: what is a cortado?",
+                conversation_id=conversation.conversation_id,
+            )
+            results.append(result.chat_id)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for n in range(3):
+                    tg.start_soon(send, 0, n)
+                    tg.start_soon(send, 1, n)
+        page = await coze.list_messages(conversation_id=conversation.conversation_id, limit=50)
+    assert len(set(results)) == 6
+    assert len([m for m in page.items if m.role == "user"]) == 6
+    assert handle.state.chats_created == 6
