@@ -35,6 +35,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     SecretStr,
     ValidationError,
     field_validator,
@@ -45,7 +46,16 @@ from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
 from kai_bridge.urls import parse_authority_pattern, parse_origin_pattern, redact_url
 
-__all__ = ["APP_NAME", "ENV_PREFIX", "OTEL_ENV", "Settings", "UpstreamConfig", "check_host_resolves", "load_settings"]
+__all__ = [
+    "APP_NAME",
+    "ENV_PREFIX",
+    "OTEL_ENV",
+    "Settings",
+    "UpstreamConfig",
+    "WebhookRoute",
+    "check_host_resolves",
+    "load_settings",
+]
 
 ENV_PREFIX = "KAI_BRIDGE_"
 APP_NAME = "kai-bridge"
@@ -164,6 +174,29 @@ class UpstreamConfig(BaseModel):
         return self
 
 
+class WebhookRoute(BaseModel):
+    """An event route: webhook events of ``event_type`` (matching ``match``) call registry ``tool``.
+
+    ``event_type`` is an exact type or a glob (``bot.*``, ``*``). ``match`` maps a field path
+    (``event.bot_id``, ``data.conversation_id``) to the value it must have. ``arguments`` are
+    the tool's arguments: literal JSON, where a string ``"${path}"`` is replaced by the value at
+    that path and ``${path}`` inside a longer string by its text (README "Event routes").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    event_type: str = Field(min_length=1, max_length=128)
+    match: dict[str, JsonValue] = Field(default_factory=dict)
+    tool: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The route's name, or ``<event_type>-><tool>`` when it has none."""
+        return self.name or f"{self.event_type}->{self.tool}"
+
+
 class Settings(BaseModel):
     """Every setting kai-bridge reads. Field ``x`` comes from env ``KAI_BRIDGE_X`` or TOML key ``x``."""
 
@@ -251,6 +284,19 @@ class Settings(BaseModel):
     otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP base URL (e.g. http://127.0.0.1:4318): traces on
     otel_service_name: str = "kai-bridge"
 
+    # --- webhook door (POST /webhook/coze) ---
+    webhook_verify_token: SecretStr | None = None  # the Coze callback app's verify token: signed callbacks
+    webhook_token: SecretStr | None = None  # Authorization: Bearer <token> (the seed guide's senders)
+    webhook_timestamp_tolerance: float = Field(default=300.0, gt=0, le=86400)
+    webhook_max_attempts: int = Field(default=5, ge=1, le=100)
+    webhook_backoff_base: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max: float = Field(default=300.0, gt=0, le=86400)
+    webhook_lease: float = Field(default=60.0, ge=1, le=86400)
+    webhook_dispatch: bool = True  # false: this process only stores events; another one dispatches them
+    webhook_audit_status: Literal["none", "reviewing", "approved", "rejected"] = "none"
+    webhook_audit_reason: str = Field(default="", max_length=1024)
+    webhook_routes: list[WebhookRoute] = Field(default_factory=list)
+
     @field_validator("coze_api_base")
     @classmethod
     def _api_base_url(cls, value: str) -> str:
@@ -319,6 +365,20 @@ class Settings(BaseModel):
     def _mcp_path(cls, value: str) -> str:
         if not value.startswith("/") or (value.endswith("/") and value != "/"):
             raise ValueError("mcp_path must start with '/' and not end with '/', e.g. /mcp")
+        return value
+
+    @field_validator("webhook_verify_token", "webhook_token")
+    @classmethod
+    def _webhook_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
+
+    @field_validator("webhook_routes")
+    @classmethod
+    def _unique_routes(cls, value: list[WebhookRoute]) -> list[WebhookRoute]:
+        labels = [route.label for route in value]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"webhook_routes: two routes are called {', '.join(repeated)}: give each a unique name")
         return value
 
     @field_validator("store_url")
@@ -400,11 +460,11 @@ def _env_value(name: str, raw: str) -> Any:
     """Turn an environment string into what the field expects (lists as JSON or comma-separated)."""
     field = Settings.model_fields[name]
     annotation = str(field.annotation)
-    if name == "upstreams":
+    if name in ("upstreams", "webhook_routes"):
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{ENV_PREFIX}UPSTREAMS must be a JSON list of objects: {exc.msg}") from exc
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON list of objects: {exc.msg}") from exc
     if annotation.startswith("list["):
         stripped = raw.strip()
         if stripped.startswith("["):

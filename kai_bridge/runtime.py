@@ -2,7 +2,8 @@
 
 ``open_runtime(settings)`` is the only place that wires the Coze client (real Coze, or the
 embedded sandbox when no credentials are set), the store, the knowledge base, the tool
-registry with its tools, the conversation service and the upstream KAI MCP servers. Each
+registry with its tools, the conversation service, the upstream KAI MCP servers and the
+webhook door (inbox, dispatcher, bot states). Each
 long-lived service is declared once in :class:`~kai_bridge.health.Health` with how it is
 built, pinged and closed; ``/ready``, ``/health``, ``kai-bridge doctor`` and the metrics read
 those declarations. Doors (``serve``, ``stdio``, ``call``...) receive the :class:`Runtime` and
@@ -17,6 +18,7 @@ optional traces, and the background refresh of the health checks that ``/health`
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -34,11 +36,13 @@ from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage, collect_answe
 from kai_bridge.health import Health, refreshing
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
 from kai_bridge.observability import Metrics, Observability, Sources, collectors_for, observer_for, open_tracing
+from kai_bridge.observability.hub import webhook_dispatch_span
 from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import PoolOptions, Store, open_store
 from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
 from kai_bridge.urls import redact_url
+from kai_bridge.webhooks import BotStates, WebhookService, open_webhooks
 from kai_bridge.wiring import CozeSession, open_coze_session
 
 if TYPE_CHECKING:
@@ -87,6 +91,7 @@ class Runtime:
     health: Health
     started_at: float
     observability: Observability
+    webhooks: WebhookService
 
 
 class CozeBotAsker:
@@ -140,11 +145,13 @@ async def open_runtime(
     announce: Callable[[str], None] | None = None,
     parts: RuntimeParts | None = None,
     sandbox_on_demand: bool = False,
+    dispatch_events: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open everything the doors need; on exit close it all in reverse order.
 
     ``sandbox_on_demand``: start the embedded sandbox (if it is the upstream) on the first Coze
     request instead of now; one-shot doors that may never talk to Coze (``call``) use it.
+    ``dispatch_events``: run the webhook dispatcher (the long-running doors, serve and stdio).
     """
     say = announce or logger.warning
     given = parts or RuntimeParts()
@@ -196,7 +203,8 @@ async def open_runtime(
             max_rounds=settings.requires_action_max_rounds,
             chat_timeout=settings.coze_chat_timeout,
         )
-        build_registry(knowledge=knowledge, conversations=conversations, registry=registry)
+        bots = BotStates(store=store)
+        build_registry(knowledge=knowledge, conversations=conversations, registry=registry, bot_guard=bots)
         upstreams = await health.open("upstreams", UpstreamManager(configs=settings.upstreams, registry=registry))
         for upstream in settings.upstreams:
 
@@ -205,6 +213,21 @@ async def open_runtime(
 
             # An upstream down leaves the bridge degraded, not unready, unless it is marked required.
             health.declare(f"upstream {upstream.name}", ping=ping_upstream, critical=upstream.required)
+        webhooks = await stack.enter_async_context(
+            open_webhooks(settings=settings, store=store, registry=registry, bots=bots, dispatch=dispatch_events,
+                          dispatch_span=functools.partial(webhook_dispatch_span, tracing))
+        )
+        inbox_depth: dict[str, int] = {}
+
+        async def ping_inbox() -> str:
+            # The inbox depth by status, kept for the metrics scrape (which must not query the store).
+            counts = await webhooks.inbox.counts()
+            inbox_depth.clear()
+            inbox_depth.update(counts)
+            return ", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "empty"
+
+        health.declare("webhook inbox", ping=ping_inbox, critical=False)
+        metrics.watch_inbox(lambda: dict(inbox_depth))
         sandbox = (
             SandboxInfo(base_url=session.sandbox_url, bot_id=session.bot_id, workspace_id=session.workspace_id)
             if session.sandbox_url
@@ -246,4 +269,5 @@ async def open_runtime(
             health=health,
             started_at=started,
             observability=Observability(metrics=metrics, tracing=tracing, sources=sources),
+            webhooks=webhooks,
         )

@@ -123,9 +123,9 @@ async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
                     print(f"  JWT app      : {app_id}  kid {kid}", file=out)
             print(f"  PATs         : {len(config.pats)} configured", file=out)
             print(f"  JWT aud      : {config.audience or handle.host_port + ' (the Host clients connect to)'}", file=out)
-            print(
-                f"  admin routes : {'on (/_sandbox/faults, /_sandbox/state)' if config.admin_enabled else 'off'}", file=out
-            )
+            print("  callbacks    : /v1/api_apps (Coze callback apps: signed deliveries to your callback URL)", file=out)
+            admin = "on (/_sandbox/faults, /_sandbox/state, /_sandbox/events, /_sandbox/deliveries)"
+            print(f"  admin routes : {admin if config.admin_enabled else 'off'}", file=out)
             if not handle.kids and not config.pats:
                 print("  note: no credentials registered; pass --pat TOKEN or --app-id ID --public-key FILE", file=out)
             print("Press Ctrl-C to stop.", file=out, flush=True)

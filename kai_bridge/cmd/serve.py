@@ -76,7 +76,7 @@ async def serve(
     check_http_security(settings)
     sock = bind_socket(settings.server_host, settings.server_port)
     try:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, dispatch_events=settings.webhook_dispatch) as runtime:
             app = build_app(runtime, extensions=extensions)
             url = url_of(sock, settings.mcp_path)
 

@@ -1,7 +1,7 @@
 """``kai-bridge stdio``: MCP over stdin/stdout for desktop agents, with the operator sidecar.
 
 stdout is the MCP wire: nothing else may write to it (logs go to stderr and files; the
-transport also points fd 1 at stderr while serving, see :mod:`kai_bridge.mcp.stdio`). The sidecar (/health, /ready, /diagnostics) runs
+transport also points fd 1 at stderr while serving, see :mod:`kai_bridge.mcp.stdio`). The sidecar (/health, /ready, /diagnostics, /webhook/coze) runs
 in the same event loop on ``settings.stdio_sidecar_port``; if that port is taken (a second
 desktop agent started another copy), the MCP server runs on without it.
 """
@@ -52,15 +52,18 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
 
     from kai_bridge.http.app import build_sidecar_app
     from kai_bridge.http.server import AppServer, url_of
+    from kai_bridge.mcp.events import events_extension
     from kai_bridge.mcp.knowledge import extensions_for
     from kai_bridge.mcp.server import build_mcp_server
     from kai_bridge.mcp.stdio import stdio_transport
     from kai_bridge.runtime import open_runtime
     from kai_bridge.tools import Door
 
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, dispatch_events=settings.webhook_dispatch) as runtime:
         server = build_mcp_server(
-            runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions], door=Door.MCP_STDIO
+            runtime.registry,
+            extensions=[*extensions_for(runtime.knowledge), events_extension(runtime.webhooks.feed), *extensions],
+            door=Door.MCP_STDIO,
         )
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
         sidecar = (

@@ -4,7 +4,8 @@ One port serves everything. ``/mcp`` (``settings.mcp_path``) is the SDK's Stream
 transport for both protocol eras, behind the bearer check, with bounded sessions. Every route
 is behind the exact Host/Origin allowlists; ``/diagnostics/*`` (they show configuration) need
 the admin token beyond loopback; ``/health`` and ``/ready`` are open and show no configuration
-(see :mod:`kai_bridge.http.security`). ``/ready`` and the other health readers read the checks
+(see :mod:`kai_bridge.http.security`). ``POST /webhook/coze`` (the webhook door) authenticates
+each request itself (Coze's signature or the webhook Bearer token). ``/ready`` and the other health readers read the checks
 the composition root declared (``runtime.health``). The session manager runs in this app's
 lifespan (a mounted sub-app's lifespan would never run).
 
@@ -39,6 +40,7 @@ from kai_bridge.http.security import (
     transport_security,
 )
 from kai_bridge.http.sessions import SessionLimitMiddleware
+from kai_bridge.mcp.events import events_extension
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.observability import (
@@ -51,6 +53,7 @@ from kai_bridge.observability import (
 )
 from kai_bridge.runtime import Runtime
 from kai_bridge.urls import redact_url
+from kai_bridge.webhooks.http import webhook_routes
 
 __all__ = ["CONFIGURATION_ROUTES", "build_app", "build_sidecar_app", "operator_routes"]
 
@@ -110,6 +113,8 @@ def operator_routes(runtime: Runtime) -> list[BaseRoute]:
                 "bot_id": sandbox.bot_id,
                 "warning": SANDBOX_WARNING,
             }
+        body["webhook"] = await runtime.webhooks.diagnostics()
+        body["bots"] = await runtime.webhooks.bots.snapshot()
         return JSONResponse(body)
 
     async def diagnostics_kai(request: Request) -> JSONResponse:
@@ -157,13 +162,17 @@ def build_app(
 ) -> Starlette:
     """The ``serve`` app: MCP at ``settings.mcp_path`` plus the operator routes and ``extra_routes``.
 
-    The MCP server gets the knowledge resources/prompt first, then ``extensions`` (tests).
+    The MCP server gets the knowledge resources/prompt first, then the webhook events resource,
+    then ``extensions`` (tests).
 
     Raises ConfigError when the settings would expose /mcp beyond loopback without a token.
     """
     settings = runtime.settings
     check_http_security(settings)
-    server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
+    server = build_mcp_server(
+        runtime.registry,
+        extensions=[*extensions_for(runtime.knowledge), events_extension(runtime.webhooks.feed), *extensions],
+    )
     endpoint, manager = _mcp_endpoint(server, settings)
 
     @contextlib.asynccontextmanager
@@ -176,6 +185,7 @@ def build_app(
         Route(settings.mcp_path, endpoint=endpoint),
         *operator_routes(runtime),
         *observability_routes(runtime.observability, landing=landing),
+        *webhook_routes(receiver=runtime.webhooks.receiver, count=runtime.observability.webhook_event),
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=_middleware(runtime, routes))
@@ -192,8 +202,8 @@ def _middleware(runtime: Runtime, routes: Sequence[BaseRoute]) -> list[Middlewar
 
 
 def build_sidecar_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The ``stdio`` sidecar: the operator and observability routes (and ``extra_routes``) without /mcp."""
+    """The ``stdio`` sidecar: the operator, observability and webhook routes (and ``extra_routes``) without /mcp."""
     landing = LandingInfo(mcp_path=None, mcp_token_required=False)
     routes = [*operator_routes(runtime), *observability_routes(runtime.observability, landing=landing),
-              *extra_routes]
+              *webhook_routes(receiver=runtime.webhooks.receiver, count=runtime.observability.webhook_event), *extra_routes]
     return Starlette(routes=routes, middleware=_middleware(runtime, routes))

@@ -187,6 +187,11 @@ class KaiMcpServer(Server[_LifespanState]):
             extensions,
         )
 
+    # ---- subscription events (extensions) ----------------------------------------------------
+    def publish_event(self, event: ServerEvent) -> None:
+        """Deliver ``event`` (e.g. ``ResourceUpdated``) to the 2026-07-28 ``subscriptions/listen`` streams."""
+        self._bus.emit(event)
+
     # ---- MCP-only tools (extensions) ---------------------------------------------------------
     def add_mcp_tool(self, tool: types.Tool, handler: McpToolHandler) -> None:
         """Serve a tool that exists only on the MCP door (content blocks, sampling, elicitation)."""

@@ -21,7 +21,7 @@ from kai_bridge.observability.metrics import InboxDepth, Metrics
 from kai_bridge.observability.sources import Sources
 from kai_bridge.observability.tracing import Tracing
 
-__all__ = ["Observability"]
+__all__ = ["Observability", "webhook_dispatch_span"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,14 +38,20 @@ class Observability:
         """``depth()`` -> ``{"pending": 3, "done": 120, ...}``, read at each scrape (``kai_bridge_webhook_inbox_events``)."""
         self.metrics.watch_inbox(depth)
 
-    @contextlib.contextmanager
     def webhook_dispatch(self, *, event_type: str, event_id: str | None = None,
-                         logid: str | None = None) -> Iterator[None]:
+                         logid: str | None = None) -> contextlib.AbstractContextManager[None]:
         """A ``webhook dispatch`` span around the block (when tracing is on), failed by its exception."""
-        attributes: dict[str, str | int | float | bool] = {"kai_bridge.webhook.event_type": event_type}
-        if event_id:
-            attributes["kai_bridge.webhook.event_id"] = event_id
-        if logid:
-            attributes["coze.logid"] = logid
-        with self.tracing.span("webhook dispatch", attributes):
-            yield
+        return webhook_dispatch_span(self.tracing, event_type=event_type, event_id=event_id, logid=logid)
+
+
+@contextlib.contextmanager
+def webhook_dispatch_span(tracing: Tracing, *, event_type: str, event_id: str | None = None,
+                          logid: str | None = None) -> Iterator[None]:
+    """A ``webhook dispatch`` span (the root hands this to the dispatcher, built before the hub)."""
+    attributes: dict[str, str | int | float | bool] = {"kai_bridge.webhook.event_type": event_type}
+    if event_id:
+        attributes["kai_bridge.webhook.event_id"] = event_id
+    if logid:
+        attributes["coze.logid"] = logid
+    with tracing.span("webhook dispatch", attributes):
+        yield

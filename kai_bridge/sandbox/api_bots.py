@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,9 +16,10 @@ from kai_bridge.sandbox.wire import ApiError
 __all__ = ["bot_routes", "find_bot"]
 
 
-def find_bot(bot_id: str) -> BotSpec:
+def find_bot(bot_id: str, *, deleted: AbstractSet[str] = frozenset()) -> BotSpec:
+    """The bot ``bot_id``; 4200 when there is none, or it was deleted (``deleted``: this sandbox's)."""
     bot = BOTS.get(bot_id)
-    if bot is None:
+    if bot is None or bot_id in deleted:
         raise ApiError(4200, f"The bot {bot_id} does not exist or is not published to the API channel")
     return bot
 
@@ -40,7 +43,7 @@ def bot_routes(ctx: SandboxContext) -> list[RouteSpec]:
     async def list_bots(request: Request, _p: Principal | None) -> Response:
         check_workspace(req_str(request.query_params, "workspace_id"))
         page_num, page_size = page(request)
-        bots = list(BOTS.values())
+        bots = [b for b in BOTS.values() if b.id not in ctx.callbacks.deleted_bots]
         start = (page_num - 1) * page_size
         items = [bot_simple_json(b) for b in bots[start : start + page_size]]
         return ok(request, {"items": items, "total": len(bots)})
@@ -48,16 +51,17 @@ def bot_routes(ctx: SandboxContext) -> list[RouteSpec]:
     async def published_list(request: Request, _p: Principal | None) -> Response:
         check_workspace(req_str(request.query_params, "space_id"))
         page_num, page_size = page(request)
-        bots = list(BOTS.values())
+        bots = [b for b in BOTS.values() if b.id not in ctx.callbacks.deleted_bots]
         start = (page_num - 1) * page_size
         items = [bot_v1_list_json(b) for b in bots[start : start + page_size]]
         return ok(request, {"space_bots": items, "total": len(bots)})
 
     async def retrieve(request: Request, _p: Principal | None) -> Response:
-        return ok(request, bot_detail_json(find_bot(request.path_params["bot_id"])))
+        return ok(request, bot_detail_json(find_bot(request.path_params["bot_id"], deleted=ctx.callbacks.deleted_bots)))
 
     async def online_info(request: Request, _p: Principal | None) -> Response:
-        return ok(request, bot_detail_json(find_bot(req_str(request.query_params, "bot_id"))))
+        bot_id = req_str(request.query_params, "bot_id")
+        return ok(request, bot_detail_json(find_bot(bot_id, deleted=ctx.callbacks.deleted_bots)))
 
     return [
         RouteSpec("bots.list", "/v1/bots", ["GET"], list_bots),

@@ -25,12 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kai_bridge.sandbox.answers import Answerer, default_answerer
 from kai_bridge.sandbox.api_admin import admin_routes
+from kai_bridge.sandbox.api_apps import api_app_routes, callback_admin_routes
 from kai_bridge.sandbox.api_bots import bot_routes
 from kai_bridge.sandbox.api_chat import chat_routes
 from kai_bridge.sandbox.api_conversations import conversation_routes
 from kai_bridge.sandbox.api_oauth import oauth_routes
+from kai_bridge.sandbox.api_publish import publish_routes
 from kai_bridge.sandbox.api_users import user_routes
 from kai_bridge.sandbox.auth import AuthService
+from kai_bridge.sandbox.bots import OWNER_USER_ID
+from kai_bridge.sandbox.callbacks import CallbackHub
 from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.context import SandboxContext
 from kai_bridge.sandbox.engine import ChatEngine
@@ -162,6 +166,8 @@ def _build_routes(ctx: SandboxContext) -> list[Route]:
         *conversation_routes(ctx),
         *chat_routes(ctx),
         *user_routes(ctx),
+        *api_app_routes(ctx),
+        *publish_routes(ctx),
     ]
     routes = [
         Route(
@@ -176,7 +182,8 @@ def _build_routes(ctx: SandboxContext) -> list[Route]:
     if ctx.config.admin_enabled:
         # Admin routes are never subject to faults: a 100% error rule must stay removable.
         routes.extend(
-            Route(spec.path, wrap(ctx, spec), methods=list(spec.methods), name=spec.name) for spec in admin_routes(ctx)
+            Route(spec.path, wrap(ctx, spec), methods=list(spec.methods), name=spec.name)
+            for spec in [*admin_routes(ctx), *callback_admin_routes(ctx)]
         )
     return routes
 
@@ -194,7 +201,8 @@ def create_app(
     """
     now = clock or time.time
     state = SandboxState()
-    store = Store(ids=IdGenerator(), clock=now, max_conversations=config.max_conversations)
+    ids = IdGenerator()
+    store = Store(ids=ids, clock=now, max_conversations=config.max_conversations)
     chosen = answerer if answerer is not None else default_answerer()
     ctx = SandboxContext(
         config=config,
@@ -205,6 +213,14 @@ def create_app(
         engine=ChatEngine(store=store, state=state, answerer=chosen, config=config),
         faults=FaultEngine(rules=config.faults, seed=config.seed),
         answerer=chosen,
+        callbacks=CallbackHub(
+            ids=ids,
+            state=state,
+            account_id=OWNER_USER_ID,
+            timeout=config.callback_timeout,
+            retry_delays=config.callback_retry_delays,
+            clock=now,
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -220,6 +236,7 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await warming
             await ctx.engine.aclose()
+            await ctx.callbacks.aclose()
 
     app = Starlette(
         routes=_build_routes(ctx),

@@ -133,6 +133,8 @@ class SandboxConfig:
       token is set it must be sent as ``Authorization: Bearer <admin_token>``).
     - ``stream_chunk_delay``: seconds between streamed answer chunks (0 for tests).
     - ``seed``: seeds the fault dice so fault tests are deterministic.
+    - ``callback_timeout`` / ``callback_retry_delays``: how long a callback app's URL has to
+      answer (Coze: 3 s), and the pauses before each re-send of a delivery that failed.
     """
 
     apps: Sequence[tuple[str, str | bytes]] = ()
@@ -150,12 +152,19 @@ class SandboxConfig:
     max_conversations: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     follow_up: bool = True
+    callback_timeout: float = 3.0
+    callback_retry_delays: Sequence[float] = (1.0, 5.0, 30.0)
 
     def __post_init__(self) -> None:
         # Normalise to tuples so the frozen config is really immutable and hashable-ish.
         object.__setattr__(self, "apps", tuple(RegisteredApp(a[0], a[1]) for a in self.apps))
         object.__setattr__(self, "pats", tuple(self.pats))
         object.__setattr__(self, "faults", tuple(self.faults))
+        object.__setattr__(self, "callback_retry_delays", tuple(float(d) for d in self.callback_retry_delays))
+        if self.callback_timeout <= 0:
+            raise ValueError("callback_timeout must be > 0")
+        if any(d < 0 for d in self.callback_retry_delays):
+            raise ValueError("callback_retry_delays must be >= 0")
         if self.stream_chunk_delay < 0:
             raise ValueError("stream_chunk_delay must be >= 0")
         if self.stream_chunk_words < 1:

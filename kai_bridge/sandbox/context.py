@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kai_bridge.sandbox.answers import Answerer
 from kai_bridge.sandbox.auth import AuthService
+from kai_bridge.sandbox.callbacks import CallbackHub
 from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.engine import ChatEngine
 from kai_bridge.sandbox.faults import FaultEngine
@@ -26,3 +27,4 @@ class SandboxContext:
     engine: ChatEngine
     faults: FaultEngine
     answerer: Answerer
+    callbacks: CallbackHub

@@ -27,6 +27,9 @@ class SandboxState:
     chats_failed: int = 0
     tool_outputs_submitted: int = 0
     faults_injected: Counter[str] = field(default_factory=Counter)
+    callback_attempts: int = 0
+    callbacks_delivered: int = 0
+    callbacks_failed: int = 0
 
     @property
     def requests_total(self) -> int:
@@ -45,4 +48,7 @@ class SandboxState:
             "chats_failed": self.chats_failed,
             "tool_outputs_submitted": self.tool_outputs_submitted,
             "faults_injected": dict(self.faults_injected),
+            "callback_attempts": self.callback_attempts,
+            "callbacks_delivered": self.callbacks_delivered,
+            "callbacks_failed": self.callbacks_failed,
         }

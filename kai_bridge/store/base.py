@@ -1,9 +1,18 @@
 """What every state store offers: the record types, the ``Store`` protocol, and URL helpers.
 
-The bridge keeps two kinds of state that must outlive a process and be shared by replicas:
-which Coze conversation belongs to a (user, bot) pair, and the outcome of each chat. Both
-backends (embedded SQLite, shared PostgreSQL) implement the same protocol and pass the same
-contract tests, so the rest of the package never knows which one it talks to.
+The bridge keeps state that must outlive a process and be shared by replicas: which Coze
+conversation belongs to a (user, bot) pair, the outcome of each chat, and the webhook inbox
+(every acknowledged callback, deduplicated, with its dispatch state) plus what the inbox's
+handlers derived from it (per-bot state, conversation events). Both backends (embedded
+SQLite, shared PostgreSQL) implement the same protocol and pass the same contract tests, so
+the rest of the package never knows which one it talks to.
+
+The inbox is worked through *leases*: :meth:`Store.claim_events` hands each due event to
+exactly one owner until ``lease`` seconds pass (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
+replicas never claim the same row; SQLite: one writer at a time). The owner finishes it
+(:meth:`Store.finish_event`, fenced by owner), renews its leases while it works, or dies:
+then the lease runs out and the event is due again. For a ``processing`` event ``due_at``
+is when its lease expires.
 """
 
 from __future__ import annotations
@@ -11,11 +20,33 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from kai_bridge.urls import redact_url
 
-__all__ = ["LEASE_DELETE", "LEASE_UPSERT", "SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
+__all__ = [
+    "CLAIMABLE_STATUSES",
+    "EVENT_STATUSES",
+    "LEASE_DELETE",
+    "LEASE_UPSERT",
+    "SAVE_CHAT_GUARD",
+    "BotState",
+    "ChatRecord",
+    "ConversationEvent",
+    "EventSummary",
+    "InboxEvent",
+    "InsertResult",
+    "NewEvent",
+    "Store",
+    "redact_url",
+    "storable",
+]
+
+#: Every status an inbox event can have. ``pending``: not yet tried; ``processing``: leased
+#: to a dispatcher; ``retrying``: failed, due again at ``due_at``; ``done``; ``dead``: gave up
+#: (after the last attempt, or an error no retry can fix), ``last_error`` says why.
+EVENT_STATUSES: Final = ("pending", "processing", "retrying", "done", "dead")
+CLAIMABLE_STATUSES: Final = ("pending", "retrying", "processing")
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -39,6 +70,98 @@ class ChatRecord:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A webhook event as received, before the store has it. ``body`` is the raw JSON text."""
+
+    id: str
+    dedup_key: str
+    event_type: str
+    source: str  # how it came in: "coze" (signed) or "token" (Bearer)
+    body: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    """Where an inserted event lives: its own id, or the id of the earlier event it duplicates."""
+
+    id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """An inbox event without its body (lists)."""
+
+    id: str
+    dedup_key: str
+    event_type: str
+    source: str
+    status: str
+    attempts: int
+    received_at: float
+    due_at: float
+    last_error: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """An inbox event in full. ``result`` is the handlers' outcome as JSON text (None until tried)."""
+
+    id: str
+    dedup_key: str
+    event_type: str
+    source: str
+    body: str
+    status: str
+    attempts: int
+    received_at: float
+    due_at: float
+    lease_owner: str | None
+    last_error: str | None
+    result: str | None
+    updated_at: float
+
+    def summary(self) -> EventSummary:
+        return EventSummary(
+            id=self.id,
+            dedup_key=self.dedup_key,
+            event_type=self.event_type,
+            source=self.source,
+            status=self.status,
+            attempts=self.attempts,
+            received_at=self.received_at,
+            due_at=self.due_at,
+            last_error=self.last_error,
+            updated_at=self.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BotState:
+    """What the last bot event said about a bot. ``changed_at``: the event's own time (epoch seconds)."""
+
+    bot_id: str
+    state: str  # "published" | "unpublished" | "deleted"
+    event_type: str
+    event_id: str  # the inbox event that said so
+    bot_name: str | None
+    connector_id: str | None
+    changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEvent:
+    """An event recorded against a conversation. ``data`` is the event's data as JSON text."""
+
+    conversation_id: str
+    event_id: str
+    event_type: str
+    message: str | None
+    data: str
+    received_at: float
 def _rank(column: str) -> str:
     return (
         f"(CASE {column} WHEN 'created' THEN 0 WHEN 'in_progress' THEN 1 WHEN 'requires_action' THEN 1 "
@@ -103,6 +226,85 @@ class Store(Protocol):
         """Give up the lease if ``owner`` holds it (no error otherwise)."""
         ...
 
+    # ---- the webhook inbox ---------------------------------------------------------------
+    async def insert_event(self, event: NewEvent) -> InsertResult:
+        """Store ``event`` once per ``dedup_key``; a second one is reported as a duplicate of the first.
+
+        Returns only once the event is durable. Concurrent calls are committed together.
+        """
+        ...
+
+    async def claim_events(self, *, owner: str, limit: int, lease: float) -> list[InboxEvent]:
+        """Lease up to ``limit`` due events (oldest due first) to ``owner`` for ``lease`` seconds.
+
+        Due: ``pending``/``retrying`` whose ``due_at`` has passed, or ``processing`` whose lease
+        expired (its owner died). Claiming counts an attempt.
+        """
+        ...
+
+    async def renew_leases(self, *, owner: str, lease: float) -> int:
+        """Extend every lease ``owner`` holds to ``lease`` seconds from now; returns how many."""
+        ...
+
+    async def finish_event(
+        self,
+        *,
+        event_id: str,
+        owner: str,
+        status: str,
+        result: str | None,
+        error: str | None,
+        due_at: float | None = None,
+    ) -> bool:
+        """Record the outcome of a claimed event (``done``, ``retrying`` at ``due_at``, or ``dead``).
+
+        False when ``owner`` no longer holds the lease (it expired and another owner took it):
+        the outcome is then dropped.
+        """
+        ...
+
+    async def release_events(self, *, owner: str) -> int:
+        """Give back every event ``owner`` holds, due now, its attempt not counted; returns how many."""
+        ...
+
+    async def get_event(self, *, event_id: str) -> InboxEvent | None: ...
+
+    async def list_events(self, *, status: str | None = None, limit: int = 50) -> list[EventSummary]:
+        """The newest ``limit`` events (optionally of one status), newest first."""
+        ...
+
+    async def count_events(self) -> dict[str, int]:
+        """How many events there are of each status (statuses with none are left out)."""
+        ...
+
+    async def replay_event(self, *, event_id: str) -> bool:
+        """Make an event pending again (attempts, error and result cleared).
+
+        False when there is no such event or it is being processed under a live lease.
+        """
+        ...
+
+    async def purge_events(self, *, before: float) -> int:
+        """Delete ``done`` and ``dead`` events received before ``before``; returns how many."""
+        ...
+
+    # ---- what the inbox's handlers keep ----------------------------------------------------
+    async def set_bot_state(self, state: BotState) -> bool:
+        """Record a bot's state unless a newer one (later ``changed_at``) is already stored."""
+        ...
+
+    async def get_bot_state(self, *, bot_id: str) -> BotState | None: ...
+
+    async def list_bot_states(self) -> list[BotState]: ...
+
+    async def add_conversation_event(self, event: ConversationEvent) -> None:
+        """Record an event against its conversation (once per (conversation_id, event_id))."""
+        ...
+
+    async def list_conversation_events(self, *, conversation_id: str, limit: int = 50) -> list[ConversationEvent]:
+        """The conversation's newest ``limit`` events, oldest first."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -154,3 +356,120 @@ def row_to_chat(row: ChatRow) -> ChatRecord:
         error=error,
         updated_at=float(updated_at),
     )
+
+
+# ---- inbox rows, shared by both backends; column orders as in the SELECTs ----------------
+
+INBOX_COLUMNS: Final = (
+    "id, dedup_key, event_type, source, body, status, attempts, received_at, due_at, "
+    "lease_owner, last_error, result, updated_at"
+)
+SUMMARY_COLUMNS: Final = (
+    "id, dedup_key, event_type, source, status, attempts, received_at, due_at, last_error, updated_at"
+)
+BOT_STATE_COLUMNS: Final = "bot_id, state, event_type, event_id, bot_name, connector_id, changed_at"
+CONVERSATION_EVENT_COLUMNS: Final = "conversation_id, event_id, event_type, message, data, received_at"
+
+
+def new_event_row(event: NewEvent, *, now: float) -> tuple[object, ...]:
+    """Parameters of the inbox INSERT: (id, dedup_key, event_type, source, body, received_at, due_at, updated_at)."""
+    return (
+        storable(event.id),
+        storable(event.dedup_key),
+        storable(event.event_type),
+        storable(event.source),
+        storable(event.body),
+        float(event.received_at),
+        float(event.received_at),
+        float(now),
+    )
+
+
+def row_to_event(row: tuple[object, ...]) -> InboxEvent:
+    (id_, dedup_key, event_type, source, body, status, attempts, received_at, due_at, owner, error, result,
+     updated_at) = row
+    return InboxEvent(
+        id=str(id_),
+        dedup_key=str(dedup_key),
+        event_type=str(event_type),
+        source=str(source),
+        body=str(body),
+        status=str(status),
+        attempts=int(str(attempts)),
+        received_at=float(str(received_at)),
+        due_at=float(str(due_at)),
+        lease_owner=None if owner is None else str(owner),
+        last_error=None if error is None else str(error),
+        result=None if result is None else str(result),
+        updated_at=float(str(updated_at)),
+    )
+
+
+def row_to_summary(row: tuple[object, ...]) -> EventSummary:
+    id_, dedup_key, event_type, source, status, attempts, received_at, due_at, error, updated_at = row
+    return EventSummary(
+        id=str(id_),
+        dedup_key=str(dedup_key),
+        event_type=str(event_type),
+        source=str(source),
+        status=str(status),
+        attempts=int(str(attempts)),
+        received_at=float(str(received_at)),
+        due_at=float(str(due_at)),
+        last_error=None if error is None else str(error),
+        updated_at=float(str(updated_at)),
+    )
+
+
+def bot_state_row(state: BotState) -> tuple[object, ...]:
+    return (
+        storable(state.bot_id),
+        storable(state.state),
+        storable(state.event_type),
+        storable(state.event_id),
+        None if state.bot_name is None else storable(state.bot_name),
+        None if state.connector_id is None else storable(state.connector_id),
+        float(state.changed_at),
+    )
+
+
+def row_to_bot_state(row: tuple[object, ...]) -> BotState:
+    bot_id, state, event_type, event_id, bot_name, connector_id, changed_at = row
+    return BotState(
+        bot_id=str(bot_id),
+        state=str(state),
+        event_type=str(event_type),
+        event_id=str(event_id),
+        bot_name=None if bot_name is None else str(bot_name),
+        connector_id=None if connector_id is None else str(connector_id),
+        changed_at=float(str(changed_at)),
+    )
+
+
+def conversation_event_row(event: ConversationEvent) -> tuple[object, ...]:
+    return (
+        storable(event.conversation_id),
+        storable(event.event_id),
+        storable(event.event_type),
+        None if event.message is None else storable(event.message),
+        storable(event.data),
+        float(event.received_at),
+    )
+
+
+def row_to_conversation_event(row: tuple[object, ...]) -> ConversationEvent:
+    conversation_id, event_id, event_type, message, data, received_at = row
+    return ConversationEvent(
+        conversation_id=str(conversation_id),
+        event_id=str(event_id),
+        event_type=str(event_type),
+        message=None if message is None else str(message),
+        data=str(data),
+        received_at=float(str(received_at)),
+    )
+
+
+def check_status(status: str | None) -> None:
+    """Refuse a status that is not one of :data:`EVENT_STATUSES` (a caller's mistake, said plainly)."""
+    if status is not None and status not in EVENT_STATUSES:
+        raise ValueError(f"unknown event status {status!r}: use one of {', '.join(EVENT_STATUSES)}")

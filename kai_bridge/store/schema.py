@@ -7,7 +7,10 @@ has shipped. The SQL is kept to the subset both databases read the same way (``T
 ``INTEGER``, ``DOUBLE PRECISION``, ``ON CONFLICT``). Tables carry a ``kb_`` prefix so a shared
 PostgreSQL database (or schema) can hold them next to other applications' tables.
 
-Version 2 is reserved for ``kb_inbox`` (webhook events), which lands with the webhook door.
+Version 2 is the webhook inbox ``kb_inbox`` (one row per acknowledged event, unique per
+``dedup_key``; the partial index serves the dispatcher's "what is due" claim) and what its
+handlers keep: ``kb_bot_states`` (newest bot event per bot) and ``kb_conversation_events``.
+It landed after version 3 (leases): a database that has 1 and 3 gets 2 when it is next opened.
 """
 
 from __future__ import annotations
@@ -60,6 +63,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX kb_chats_conversation ON kb_chats (conversation_id)",
+        ),
+    ),
+    Migration(
+        version=2,
+        description="webhook inbox, bot states, conversation events",
+        statements=(
+            """
+            CREATE TABLE kb_inbox (
+                id TEXT PRIMARY KEY,
+                dedup_key TEXT NOT NULL UNIQUE,
+                event_type TEXT NOT NULL,
+                source TEXT NOT NULL,
+                body TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                due_at DOUBLE PRECISION NOT NULL,
+                lease_owner TEXT,
+                last_error TEXT,
+                result TEXT,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX kb_inbox_due ON kb_inbox (due_at) WHERE status IN ('pending', 'retrying', 'processing')",
+            "CREATE INDEX kb_inbox_received ON kb_inbox (received_at)",
+            """
+            CREATE TABLE kb_bot_states (
+                bot_id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                bot_name TEXT,
+                connector_id TEXT,
+                changed_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE kb_conversation_events (
+                conversation_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                message TEXT,
+                data TEXT NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (conversation_id, event_id)
+            )
+            """,
         ),
     ),
     Migration(

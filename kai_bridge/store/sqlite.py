@@ -26,6 +26,10 @@ Two ways a call runs:
   inside its own SAVEPOINT, so one failing write does not fail its neighbours) and made durable
   with one fsync. Callers are told "saved" only after that commit.
 
+Webhook inbox inserts always take the writer thread, even in NORMAL mode: a burst of
+callbacks arriving together is committed as one transaction (one fsync under FULL), and the
+event loop keeps parsing the next requests while the thread writes.
+
 Calls from the loop keep their order: while any of them is queued on the thread, the next ones
 queue behind it. ``busy_timeout`` lets several processes share the file (the CLI next to a server).
 """
@@ -45,14 +49,29 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
 from kai_bridge.errors import StoreError
+from kai_bridge.store import inbox_sql as sql
 from kai_bridge.store.base import (
     LEASE_DELETE,
     LEASE_UPSERT,
     SAVE_CHAT_GUARD,
+    BotState,
     ChatRecord,
     ChatRow,
+    ConversationEvent,
+    EventSummary,
+    InboxEvent,
+    InsertResult,
+    NewEvent,
+    bot_state_row,
     chat_to_row,
+    check_status,
+    conversation_event_row,
+    new_event_row,
+    row_to_bot_state,
     row_to_chat,
+    row_to_conversation_event,
+    row_to_event,
+    row_to_summary,
     storable,
 )
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
@@ -96,6 +115,7 @@ _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
     "FROM kb_chats WHERE chat_id = ?"
 )
+_SQL_CLAIM = sql.claim_sql(skip_locked=False)
 
 
 @dataclass(slots=True)
@@ -223,6 +243,125 @@ class SQLiteStore:
     async def release_lease(self, *, name: str, owner: str) -> None:
         params = (storable(name), storable(owner))
         await self._submit(lambda conn: conn.execute(_SQL_LEASE_DELETE, params), write=True)
+    # ---- the webhook inbox -------------------------------------------------------------------
+    async def insert_event(self, event: NewEvent) -> InsertResult:
+        params = new_event_row(event, now=self._clock())
+
+        def fn(conn: sqlite3.Connection) -> InsertResult:
+            if conn.execute(sql.INSERT_EVENT, params).rowcount == 1:
+                return InsertResult(id=event.id, duplicate=False)
+            row = conn.execute(sql.FIND_BY_DEDUP, (params[1],)).fetchone()
+            if row is None:  # the id itself collided: not a duplicate of anything we can name
+                raise StoreError(f"an inbox event with id {event.id} already exists")
+            return InsertResult(id=str(row[0]), duplicate=True)
+
+        return await self._submit(fn, write=True, group=True)
+
+    async def claim_events(self, *, owner: str, limit: int, lease: float) -> list[InboxEvent]:
+        now = self._clock()
+        params = (storable(owner), now + lease, now, now, int(limit))
+
+        def fn(conn: sqlite3.Connection) -> list[InboxEvent]:
+            rows = conn.execute(_SQL_CLAIM, params).fetchall()
+            return sorted((row_to_event(tuple(r)) for r in rows), key=lambda e: (e.received_at, e.id))
+
+        return await self._submit(fn, write=True)
+
+    async def renew_leases(self, *, owner: str, lease: float) -> int:
+        now = self._clock()
+        params = (now + lease, now, storable(owner))
+        return await self._submit(lambda conn: conn.execute(sql.RENEW, params).rowcount, write=True)
+
+    async def finish_event(
+        self,
+        *,
+        event_id: str,
+        owner: str,
+        status: str,
+        result: str | None,
+        error: str | None,
+        due_at: float | None = None,
+    ) -> bool:
+        check_status(status)
+        now = self._clock()
+        params = (
+            status,
+            now if due_at is None else float(due_at),
+            None if error is None else storable(error),
+            None if result is None else storable(result),
+            now,
+            storable(event_id),
+            storable(owner),
+        )
+        return await self._submit(lambda conn: conn.execute(sql.FINISH, params).rowcount == 1, write=True)
+
+    async def release_events(self, *, owner: str) -> int:
+        now = self._clock()
+        params = (now, now, storable(owner))
+        return await self._submit(lambda conn: conn.execute(sql.RELEASE, params).rowcount, write=True)
+
+    async def get_event(self, *, event_id: str) -> InboxEvent | None:
+        def fn(conn: sqlite3.Connection) -> InboxEvent | None:
+            row = conn.execute(sql.GET_EVENT, (storable(event_id),)).fetchone()
+            return None if row is None else row_to_event(tuple(row))
+
+        return await self._submit(fn, write=False)
+
+    async def list_events(self, *, status: str | None = None, limit: int = 50) -> list[EventSummary]:
+        check_status(status)
+        query, params = (
+            (sql.LIST_EVENTS, (int(limit),)) if status is None else (sql.LIST_EVENTS_OF_STATUS, (status, int(limit)))
+        )
+
+        def fn(conn: sqlite3.Connection) -> list[EventSummary]:
+            return [row_to_summary(tuple(r)) for r in conn.execute(query, params).fetchall()]
+
+        return await self._submit(fn, write=False)
+
+    async def count_events(self) -> dict[str, int]:
+        def fn(conn: sqlite3.Connection) -> dict[str, int]:
+            return {str(status): int(count) for status, count in conn.execute(sql.COUNT_EVENTS).fetchall()}
+
+        return await self._submit(fn, write=False)
+
+    async def replay_event(self, *, event_id: str) -> bool:
+        now = self._clock()
+        params = (now, now, storable(event_id), now)
+        return await self._submit(lambda conn: conn.execute(sql.REPLAY, params).rowcount == 1, write=True)
+
+    async def purge_events(self, *, before: float) -> int:
+        params = (float(before),)
+        return await self._submit(lambda conn: conn.execute(sql.PURGE, params).rowcount, write=True)
+
+    async def set_bot_state(self, state: BotState) -> bool:
+        params = (*bot_state_row(state), self._clock())
+        return await self._submit(lambda conn: conn.execute(sql.SET_BOT_STATE, params).rowcount == 1, write=True)
+
+    async def get_bot_state(self, *, bot_id: str) -> BotState | None:
+        def fn(conn: sqlite3.Connection) -> BotState | None:
+            row = conn.execute(sql.GET_BOT_STATE, (storable(bot_id),)).fetchone()
+            return None if row is None else row_to_bot_state(tuple(row))
+
+        return await self._submit(fn, write=False)
+
+    async def list_bot_states(self) -> list[BotState]:
+        def fn(conn: sqlite3.Connection) -> list[BotState]:
+            return [row_to_bot_state(tuple(r)) for r in conn.execute(sql.LIST_BOT_STATES).fetchall()]
+
+        return await self._submit(fn, write=False)
+
+    async def add_conversation_event(self, event: ConversationEvent) -> None:
+        params = conversation_event_row(event)
+        await self._submit(lambda conn: conn.execute(sql.ADD_CONVERSATION_EVENT, params), write=True)
+
+    async def list_conversation_events(self, *, conversation_id: str, limit: int = 50) -> list[ConversationEvent]:
+        params = (storable(conversation_id), int(limit))
+
+        def fn(conn: sqlite3.Connection) -> list[ConversationEvent]:
+            rows = conn.execute(sql.LIST_CONVERSATION_EVENTS, params).fetchall()
+            return [row_to_conversation_event(tuple(r)) for r in rows]
+
+        return await self._submit(fn, write=False)
 
     async def ping(self) -> None:
         await self._submit(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)
@@ -242,12 +381,13 @@ class SQLiteStore:
         await done
 
     # ---- the caller side of the thread -------------------------------------------------------
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool, group: bool = False) -> T:
+        """Run ``fn`` inline or on the writer thread; ``group``: always the thread (group commit)."""
         if self._closed:
             raise StoreError(f"the SQLite store {self._path} is closed")
         loop = asyncio.get_running_loop()
         home = self._home is not None and self._home == (threading.get_ident(), loop)
-        if home and self._inline is not None and self._queued_from_home == 0:
+        if home and not group and self._inline is not None and self._queued_from_home == 0:
             try:
                 return self._run_inline(self._inline, fn, write=write)
             except _Busy:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kai_bridge.conversations import ConversationService
 from kai_bridge.tools.coffee import KnowledgeQuery, coffee_knowledge_tool
-from kai_bridge.tools.conversations import conversation_tools
+from kai_bridge.tools.conversations import BotGuard, conversation_tools
 from kai_bridge.tools.plugins import RegistryPluginRunner
 from kai_bridge.tools.registry import (
     UNKNOWN_TOOL,
@@ -52,14 +52,16 @@ def build_registry(
     conversations: ConversationService | None = None,
     registry: ToolRegistry | None = None,
     default_timeout: float | None = 30.0,
+    bot_guard: BotGuard | None = None,
 ) -> ToolRegistry:
     """``registry`` (a new one, ``default_timeout`` per call, when None) with the bridge's own tools.
 
     The coffee knowledge tool always; the conversation tools when a service is given.
+    ``bot_guard`` refuses conversation tools aimed at a bot Coze reported deleted.
     """
     registry = registry if registry is not None else ToolRegistry(default_timeout=default_timeout)
     registry.add(coffee_knowledge_tool(knowledge))
     if conversations is not None:
-        for tool in conversation_tools(conversations):
+        for tool in conversation_tools(conversations, bot_guard=bot_guard):
             registry.add(tool)
     return registry

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Protocol
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -28,6 +28,7 @@ from kai_bridge.conversations import (
     MessageList,
     SendResult,
 )
+from kai_bridge.errors import ToolError
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, typed_tool
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "GET_CHAT_RESULT",
     "GET_CONVERSATION_MESSAGES",
     "SEND_MESSAGE",
+    "BotGuard",
     "DeltaRelay",
     "conversation_tools",
     "relay_deltas",
@@ -101,6 +103,12 @@ class CancelChatIn(_In):
 
 class GetChatResultIn(_In):
     chat_id: CozeId = Field(description="the chat_id returned by send_message (or shown in its error)")
+
+
+class BotGuard(Protocol):
+    """Why a conversation may not start with a bot (Coze said it was deleted), or None if it may."""
+
+    async def refusal(self, bot_id: str) -> str | None: ...
 
 
 def _who(user_id: str | None, ctx: ToolContext) -> str:
@@ -180,17 +188,28 @@ async def relay_deltas(ctx: ToolContext) -> AsyncIterator[Callable[[str], Awaita
         raise error
 
 
-def conversation_tools(service: ConversationService, *, send_timeout: float | None = None) -> list[Tool]:
+def conversation_tools(
+    service: ConversationService, *, send_timeout: float | None = None, bot_guard: BotGuard | None = None
+) -> list[Tool]:
     """The five conversation tools over ``service``.
 
     ``send_timeout`` bounds a whole send_message; by default a little more than the
-    service's own chat timeout, so the service's clearer timeout error wins.
+    service's own chat timeout, so the service's clearer timeout error wins. ``bot_guard``
+    (the webhook door's bot states) refuses new conversations and messages to a bot Coze
+    reported deleted, with that reason.
     """
 
+    async def check_bot(bot_id: str | None) -> None:
+        target = bot_id or service.default_bot_id
+        if bot_guard is not None and target and (reason := await bot_guard.refusal(target)):
+            raise ToolError(reason)
+
     async def create_conversation(params: CreateConversationIn, ctx: ToolContext) -> ConversationInfo:
+        await check_bot(params.bot_id)
         return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
+        await check_bot(params.bot_id)
         if not ctx.can_report:  # nobody to stream to: no relay to run
             return await service.send_message(
                 user_id=_who(params.user_id, ctx),

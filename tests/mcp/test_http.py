@@ -180,7 +180,7 @@ async def test_ready_is_200_when_every_dependency_answers(upstream: tuple[Sandbo
             response = await http.get(f"{base}/ready")
         assert response.status_code == 200
         assert response.json()["ready"] is True
-        assert set(response.json()["checks"]) == {"coze", "knowledge", "store"}
+        assert set(response.json()["checks"]) == {"coze", "knowledge", "store", "webhook inbox"}
 
 
 async def test_ready_is_503_naming_the_dependency_that_fails(

@@ -52,7 +52,7 @@ async def test_the_background_refresh_runs_the_checks_that_health_then_shows(tmp
             await bridge.health.wait_for_run()
             await bridge.health.wait_for_run()  # a second run: it keeps refreshing
         body = (await http.get(base + "/health")).json()
-    assert set(body["checks"]) == {"coze", "store", "knowledge"}
+    assert set(body["checks"]) == {"coze", "store", "knowledge", "webhook inbox"}
     assert all(check["ok"] for check in body["checks"].values())
     assert all(ISO_UTC.match(check["checked_at"]) for check in body["checks"].values())
     assert bridge.health.runs >= 2
