@@ -22,7 +22,7 @@ from kai_bridge.logs import configure_logging, redact
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor")
+COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor", "openapi")
 _log = logging.getLogger("kai_bridge.cli")
 
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _secrets_of(settings: Settings) -> list[str]:
-    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token]
+    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token, settings.plugin_token]
     values += [u.api_key for u in settings.upstreams]
     return [v.get_secret_value() for v in values if v is not None]
 

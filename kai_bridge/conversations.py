@@ -144,6 +144,7 @@ class _Run:
     rounds: int = 0
     chars: int = 0
     first_write: asyncio.Task[None] | None = None  # the "in_progress" record, written beside the stream
+    on_chat: Callable[[str, str], None] | None = None  # told (chat_id, conversation_id) once known
 
     @property
     def answer(self) -> str:
@@ -284,8 +285,12 @@ class ConversationService:
         conversation_id: str | None = None,
         bot_id: str | None = None,
         on_delta: Callable[[str], Awaitable[None]] | None = None,
+        on_chat: Callable[[str, str], None] | None = None,
     ) -> SendResult:
         """Send ``message`` and stream the reply; see the module docstring for the whole contract.
+
+        ``on_chat(chat_id, conversation_id)`` is called once Coze has named the chat (a caller
+        that cannot wait for the end can hand out the chat id for ``get_chat_result``).
 
         Raises ChatFailedError, ChatTimeoutError (the chat is canceled upstream), ChatError
         (too many plugin rounds), or CozeError subclasses; all carry the Coze logid when known.
@@ -295,7 +300,7 @@ class ConversationService:
         if conversation_id is None:
             conversation_id = await self._store.get_conversation(user_id=user_id, bot_id=bot)
             stored = conversation_id is not None
-        run = _Run(user_id=user_id, bot_id=bot, conversation_id=conversation_id)
+        run = _Run(user_id=user_id, bot_id=bot, conversation_id=conversation_id, on_chat=on_chat)
         try:
             with anyio.move_on_after(self.chat_timeout) as deadline:
                 try:
@@ -392,6 +397,8 @@ class ConversationService:
                         run.conversation_id = chat.conversation_id
                         # Written while the answer streams on; every later record waits for it.
                         run.first_write = asyncio.ensure_future(self._record_first(run))
+                        if run.on_chat is not None:
+                            run.on_chat(chat.id, chat.conversation_id)
                 if kind is ChatEventType.MESSAGE_DELTA and event.message is not None:
                     if _is_answer(event.message) and event.message.content:
                         run.streamed.add(event.message.id or "")

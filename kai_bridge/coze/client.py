@@ -53,6 +53,7 @@ from kai_bridge.coze.models import (
     ToolOutput,
     User,
 )
+from kai_bridge.coze.quota import RequestQuota
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.coze.streaming import SSEDecoder
 from kai_bridge.errors import (
@@ -132,7 +133,9 @@ class CozeClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        quota: RequestQuota | None = None,
     ) -> None:
+        self._quota = quota  # every request (each attempt) waits for a slot of the outgoing quota
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._auth = auth
@@ -185,6 +188,8 @@ class CozeClient:
             workspace_id=workspace_id or settings.coze_workspace_id,
             clock=clock,
             sleep=sleep,
+            quota=RequestQuota.configured(per_second=settings.coze_quota_per_second, burst=settings.coze_quota_burst,
+                                          max_wait=settings.coze_quota_max_wait),
         )
 
     def __repr__(self) -> str:
@@ -250,6 +255,8 @@ class CozeClient:
         retry = 0
         reauthed = False
         while True:
+            if self._quota is not None:
+                await self._quota.acquire()  # CozeQuotaError: nothing was sent, so neither retried nor a failure
             token: str | None = None
             self.counters["requests"] += 1
             try:

@@ -6,8 +6,10 @@ the operator routes are never authenticated and never show a secret. The session
 runs in this app's lifespan (a mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
-(:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics,
-plugin face) add theirs.
+(:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics)
+add theirs. The Coze plugin face (``/plugin/...``, :mod:`kai_bridge.plugin`) is served by
+``serve`` only: a stdio process lives and dies with its desktop agent, while Coze needs one
+stable public endpoint. ``/mcp`` has a per-client rate limit (:mod:`kai_bridge.limits`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from starlette.types import ASGIApp
 
 from kai_bridge import __version__
 from kai_bridge.config import Settings
-from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, transport_security
+from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, is_loopback, transport_security
+from kai_bridge.limits import RateLimit, RateLimitMiddleware, TokenBuckets
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
+from kai_bridge.plugin import PluginOptions, plugin_routes
 from kai_bridge.tools.registry import ToolRegistry
 
 __all__ = ["HttpRuntime", "build_app", "build_sidecar_app", "operator_routes"]
@@ -192,6 +196,10 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
         security_settings=transport_security(settings),
     )
     endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
+    limit = RateLimit(door="MCP endpoint", per_minute=settings.mcp_rate_limit_per_minute,
+                      burst=settings.mcp_rate_limit_burst)
+    if limit.enabled:  # inside the bearer check: only an accepted token names a client
+        endpoint = RateLimitMiddleware(endpoint, buckets=TokenBuckets(limit))
     token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
     if token:
         endpoint = BearerAuthMiddleware(endpoint, token=token)
@@ -214,15 +222,22 @@ def build_app(
     check_http_security(settings)
     server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
     endpoint, manager = _mcp_endpoint(server, settings)
+    loopback = is_loopback(settings.server_host)
+    face, plugin = plugin_routes(registry=runtime.registry, options=PluginOptions.from_settings(settings, loopback=loopback))
+    if settings.plugin_token is None and not loopback:
+        logger.warning("the Coze plugin face (/plugin/...) is off: set KAI_BRIDGE_PLUGIN_TOKEN to serve it beyond loopback")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
+        async with manager.run(), face.running():
             yield
 
-    routes: list[BaseRoute] = [Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *extra_routes]
+    routes: list[BaseRoute] = [
+        Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *plugin, *extra_routes
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.mcp_server = server
+    app.state.plugin_face = face
     return app
 
 

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kai_bridge.sandbox.plugins import PluginSource
+
 __all__ = [
     "COFFEE_BOT_ID",
     "DEFAULT_WORKSPACE_ID",
@@ -129,6 +131,8 @@ class SandboxConfig:
       token is set it must be sent as ``Authorization: Bearer <admin_token>``).
     - ``stream_chunk_delay``: seconds between streamed answer chunks (0 for tests).
     - ``seed``: seeds the fault dice so fault tests are deterministic.
+    - ``plugins``: cloud plugins (OpenAPI files) imported at start, each with a bot that calls it;
+      ``plugin_timeout``: how long a plugin call may take.
     """
 
     apps: Sequence[tuple[str, str | bytes]] = ()
@@ -146,12 +150,17 @@ class SandboxConfig:
     max_conversations: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     follow_up: bool = True
+    plugins: Sequence[PluginSource] = ()
+    plugin_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         # Normalise to tuples so the frozen config is really immutable and hashable-ish.
         object.__setattr__(self, "apps", tuple(RegisteredApp(a[0], a[1]) for a in self.apps))
         object.__setattr__(self, "pats", tuple(self.pats))
         object.__setattr__(self, "faults", tuple(self.faults))
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        if self.plugin_timeout <= 0:
+            raise ValueError("plugin_timeout must be > 0")
         if self.stream_chunk_delay < 0:
             raise ValueError("stream_chunk_delay must be >= 0")
         if self.stream_chunk_words < 1:

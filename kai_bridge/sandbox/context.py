@@ -10,6 +10,7 @@ from kai_bridge.sandbox.auth import AuthService
 from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.engine import ChatEngine
 from kai_bridge.sandbox.faults import FaultEngine
+from kai_bridge.sandbox.plugins import PluginCatalog
 from kai_bridge.sandbox.state import SandboxState
 from kai_bridge.sandbox.store import Store
 
@@ -26,3 +27,4 @@ class SandboxContext:
     engine: ChatEngine
     faults: FaultEngine
     answerer: Answerer
+    plugins: PluginCatalog

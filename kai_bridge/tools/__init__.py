@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kai_bridge.tools.registry import (
+    Caller,
+    CozeCaller,
     NullToolContext,
     Tool,
     ToolAnnotations,
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from kai_bridge.tools.coffee import KnowledgeQuery
 
 __all__ = [
+    "Caller",
+    "CozeCaller",
     "NullToolContext",
     "Tool",
     "ToolAnnotations",

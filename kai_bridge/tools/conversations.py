@@ -39,7 +39,7 @@ DEFAULT_USER_ID: Final = "default"
 CozeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
 
-_USER_ID_DOC = "whose conversation this is; defaults to your MCP session (or 'default')"
+_USER_ID_DOC = "whose conversation this is; defaults to you (your MCP session or Coze user, else 'default')"
 _BOT_ID_DOC = "the Coze bot; defaults to the configured bot"
 
 
@@ -170,12 +170,16 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
         return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
+        def on_chat(chat_id: str, conversation_id: str) -> None:
+            ctx.offer_poll({"chat_id": chat_id})
+
         if not ctx.can_report:  # nobody to stream to: no relay to run
             return await service.send_message(
                 user_id=_who(params.user_id, ctx),
                 message=params.message,
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
+                on_chat=on_chat,
             )
         async with relay_deltas(ctx) as on_delta:
             return await service.send_message(
@@ -184,6 +188,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
                 on_delta=on_delta,
+                on_chat=on_chat,
             )
 
     async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:
@@ -231,6 +236,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
             annotations=ToolAnnotations(read_only=False, destructive=False, idempotent=False, open_world=True),
             func=send_message,
             timeout=timeout,
+            poll_with="get_chat_result",
         ),
         typed_tool(
             name="get_conversation_messages",
