@@ -340,7 +340,9 @@ def test_the_manifest_file_is_the_generated_file_for_the_default_tools(bridge: B
     )
 
 
-def test_the_cli_writes_the_file_for_the_chosen_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_writes_the_file_for_the_chosen_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "plugin.json"
     code = main(["openapi", "--server-url", "https://kai.example.com", "--tools", "coffee_knowledge_query",
@@ -362,7 +364,8 @@ def test_the_cli_writes_the_file_for_the_chosen_tools(tmp_path: Path, monkeypatc
     ],
 )
 def test_the_cli_refuses_what_coze_could_not_import(
-    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], restore_logging: None,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
