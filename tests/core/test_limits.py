@@ -68,7 +68,7 @@ def test_no_limit_admits_everything() -> None:
     [pytest.param(-1, 1, id="negative"), pytest.param(float("inf"), 1, id="infinite"), pytest.param(1, 0, id="no-burst")],
 )
 def test_a_limit_that_cannot_work_is_refused(per_minute: float, burst: int) -> None:
-    with pytest.raises(ValueError, match="per_minute|burst"):
+    with pytest.raises(ValueError, match=r"per_minute|burst"):
         RateLimit(door="d", per_minute=per_minute, burst=burst)
 
 
