@@ -18,7 +18,7 @@ from mcp.server.context import ServerRequestContext
 from mcp_types import LoggingLevel
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from kai_bridge.tools.registry import ToolContext
+from kai_bridge.tools.registry import Caller, ToolContext
 
 __all__ = ["LOG_LEVEL_STATE_KEY", "McpToolContext", "connection_of", "normalize_level"]
 
@@ -58,6 +58,7 @@ class McpToolContext(ToolContext):
     def __init__(self, rctx: ServerRequestContext[Any, Any], *, caller_id: str | None) -> None:
         self._rctx = rctx
         self.caller_id = caller_id
+        self.caller = Caller(door="mcp", id=caller_id)
         self._allowed: frozenset[LoggingLevel] | None = None
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:

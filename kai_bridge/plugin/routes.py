@@ -149,6 +149,7 @@ class _Outcome:
     result: dict[str, Any] | None = None
     error: ToolError | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 class PluginFace:
@@ -257,10 +258,16 @@ class PluginFace:
                 {"Retry-After": retry_after_header(wait)},
             )
 
+    def _is_served(self, name: str) -> bool:
+        """Every tool when ``tools`` is empty; else those named and the tools they poll with."""
+        if not self._served or name in self._served:
+            return True
+        return any(s in self.registry and self.registry.get(s).poll_with == name for s in self._served)
+
     def _tool(self, name: str) -> Tool:
-        if name in self.registry and (not self._served or name in self._served):
+        if name in self.registry and self._is_served(name):
             return self.registry.get(name)
-        names = [t.name for t in self.registry.list() if not self._served or t.name in self._served]
+        names = [t.name for t in self.registry.list() if self._is_served(t.name)]
         listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
         raise _Refused(404, "unknown_tool", f"unknown tool '{name}'; available tools: {listed or 'none'}")
 
@@ -327,7 +334,8 @@ class PluginFace:
             self._running += 1
             self._idle = anyio.Event() if self._running == 1 else self._idle
             try:
-                outcome.result = await self.registry.call(tool.name, arguments, ctx=ctx)
+                with outcome.scope:
+                    outcome.result = await self.registry.call(tool.name, arguments, ctx=ctx)
             except ToolError as exc:
                 outcome.error = exc
             finally:
@@ -346,6 +354,7 @@ class PluginFace:
             return self._success(tool, outcome.result)
         if ctx.poll_arguments is None:
             # Not even started (e.g. waiting for the Coze quota): nothing to hand out, so nothing goes on.
+            outcome.scope.cancel()
             return self._timeout(tool), "timeout"
         poll = tool.poll_with or ""
         shown = ", ".join(f"{k}={v}" for k, v in ctx.poll_arguments.items())
@@ -405,6 +414,10 @@ class PluginFace:
         self._check_open(request)
         params = request.query_params
         requested = [n.strip() for n in params.get("tools", "").split(",") if n.strip()]
+        hidden = [n for n in requested if n in self.registry and not self._is_served(n)]
+        if hidden:
+            raise _Refused(400, "invalid_arguments", f"tool(s) {', '.join(hidden)} are not served by this plugin face "
+                           "(plugin_tools)")
         names = tuple(requested or self.options.tools)
         url = params.get("server_url") or self.options.public_url or f"{request.url.scheme}://{request.url.netloc}"
         key = (url, names)
@@ -413,8 +426,7 @@ class PluginFace:
             return cached
         try:
             check_server_url(url)
-            served = [n for n in names if not self._served or n in self._served] if names else list(self._served)
-            tools = select_tools(self.registry, served)
+            tools = select_tools(self.registry, list(names))
         except ValueError as exc:
             hint = "" if params.get("server_url") or self.options.public_url else (
                 " (set plugin_public_url, KAI_BRIDGE_PLUGIN_PUBLIC_URL, or pass ?server_url=https://your.domain)"

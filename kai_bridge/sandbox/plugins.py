@@ -500,7 +500,7 @@ class PluginCatalog:
         self._plugins[plugin.plugin_id] = plugin
         if plugin.bot_id is not None:
             self._by_bot[plugin.bot_id] = plugin
-        logger.info("sandbox: imported plugin %r (%d tools) at %s; bot %s calls %s",
+        logger.debug("sandbox: imported plugin %r (%d tools) at %s; bot %s calls %s",
                     plugin.name, len(tools), server_url, plugin.bot_id, bot_tool)
         return plugin
 

@@ -346,3 +346,41 @@ def test_the_face_exposes_its_routes() -> None:
     face = PluginFace(registry=registry_with(probe_tool()), options=PluginOptions())
     paths = sorted(getattr(route, "path", "") for route in face.routes())
     assert paths == ["/plugin/openapi.json", "/plugin/openapi.yaml", "/plugin/tools/{name}"]
+
+
+def pollable_without_handle(cancelled: list[bool]) -> Tool:
+    async def run(params: Empty, ctx: ToolContext) -> Empty:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+        return Empty()
+
+    return typed_tool(name="never_starts", title="Never starts", description="Waits forever without a handle.",
+                      input_model=Empty, output_model=Empty, annotations=READ_ONLY, func=run, timeout=3600,
+                      poll_with="probe_caller")
+
+
+async def test_a_long_call_with_no_handle_yet_is_stopped_at_the_wait() -> None:
+    cancelled: list[bool] = []
+    async with face_client(registry_with(probe_tool(), pollable_without_handle(cancelled)), wait=0.2) as (face, http):
+        with anyio.fail_after(10):
+            answer = (await http.post("/plugin/tools/never_starts", json={})).json()
+            await face.drain()
+    assert answer["error_code"] == "timeout"
+    assert cancelled == [True]  # nothing was left running with no way to fetch its result
+
+
+async def test_serving_a_long_tool_serves_the_tool_that_polls_it(bridge: Bridge) -> None:
+    async with face_client(bridge.registry, tools=("send_message",)) as (_, http):
+        poll = await http.post("/plugin/tools/get_chat_result", json={"chat_id": "123"})
+        hidden = await http.post("/plugin/tools/coffee_knowledge_query", json={"query": "x"})
+        spec = await http.get("/plugin/openapi.json")
+        refused = await http.get("/plugin/openapi.json", params={"tools": "coffee_knowledge_query"})
+    assert poll.status_code == 200
+    assert poll.json()["error_code"] == "tool_failed"  # no such chat: but the tool is there
+    assert hidden.status_code == 404
+    assert sorted(spec.json()["paths"]) == ["/plugin/tools/get_chat_result", "/plugin/tools/send_message"]
+    assert refused.status_code == 400
+    assert "not served" in refused.json()["error"]
