@@ -30,6 +30,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 DOOR: Final = "Coze plugin face"
 _PROXY_HEADERS: Final = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 _JSON: Final = "application/json"
+_TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +409,8 @@ class PluginFace:
     def _log(self, name: str, caller: Caller, outcome: str, began: float, *, level: int = logging.INFO) -> None:
         if logger.isEnabledFor(level):
             ms = (time.perf_counter() - began) * 1000
-            logger.log(level, "plugin call %s by %s: %s in %.1f ms", name, caller.describe(), outcome, ms)
+            shown = name if _TOOL_NAME.fullmatch(name) else repr(name[:80])  # a path can carry %0A: no forged lines
+            logger.log(level, "plugin call %s by %s: %s in %.1f ms", shown, caller.describe(), outcome, ms)
 
     # ---- the OpenAPI file --------------------------------------------------------------------
     def _document(self, request: Request) -> tuple[str, str]:

@@ -384,3 +384,11 @@ async def test_serving_a_long_tool_serves_the_tool_that_polls_it(bridge: Bridge)
     assert sorted(spec.json()["paths"]) == ["/plugin/tools/get_chat_result", "/plugin/tools/send_message"]
     assert refused.status_code == 400
     assert "not served" in refused.json()["error"]
+
+
+async def test_a_tool_name_with_a_newline_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kai_bridge.plugin")
+    async with face_client(registry_with(probe_tool())) as (_, http):
+        response = await http.post("/plugin/tools/x%0A2026-01-01 INFO forged", json={})
+    assert response.status_code == 404
+    assert all("\n" not in r.getMessage() for r in caplog.records)
