@@ -253,10 +253,13 @@ def _response_schema(tool: Tool, registry: ToolRegistry | None, *, wait: float) 
     schema = _output_schema(tool)
     properties: dict[str, Any] = dict(schema.get("properties", {}))
     name = error_field(properties, tool.output_schema)
-    own = properties.get(name, {})
-    error_doc = "set when the call failed: what went wrong, in words you can act on (then the other fields are absent)"
-    if own.get("description"):
-        error_doc = f"{own['description']}; also {error_doc}"
+    if name in properties:  # the tool has an `error` of its own (e.g. why a chat failed): one field says both
+        own = properties[name].get("description")
+        error_doc = (f"{own}; " if own else "what went wrong in the tool's own work (e.g. a failed chat); ") + (
+            "with error_code set, why the call itself failed, in words you can act on")
+    else:
+        error_doc = ("set when the call failed: what went wrong, in words you can act on (error_code says how; "
+                     "no other field is set then)")
     properties[name] = {"type": "string", "description": error_doc}
     properties["error_code"] = {
         "type": "string",
