@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _secrets_of(settings: Settings) -> list[str]:
-    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token, settings.plugin_token]
+    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token, settings.admin_token,
+              settings.plugin_token]
     values += [u.api_key for u in settings.upstreams]
     return [v.get_secret_value() for v in values if v is not None]
 

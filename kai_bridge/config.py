@@ -19,10 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
+from kai_bridge.urls import parse_authority_pattern, parse_origin_pattern, redact_url
 
 __all__ = ["ENV_PREFIX", "Settings", "UpstreamConfig", "load_settings"]
 
@@ -31,10 +40,60 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _check_http_url(value: str, *, name: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an http(s) URL such as https://api.coze.cn, got {value!r}")
+        raise ValueError(f"{name} must be an http(s) URL such as https://api.coze.cn, got {redact_url(value)!r}")
     return value.rstrip("/")
+
+
+def _check_base_url(value: str, *, name: str) -> str:
+    """An http(s) base URL with nothing that could be a credential: no userinfo, query or fragment."""
+    checked = _check_http_url(value, name=name)
+    parts = urlsplit(checked)
+    found = [
+        label
+        for label, present in (
+            ("a user name or password", "@" in parts.netloc),
+            ("a query string", bool(parts.query) or checked.endswith("?")),
+            ("a fragment", bool(parts.fragment) or "#" in checked),
+        )
+        if present
+    ]
+    if found:
+        raise ValueError(
+            f"{name} must be a plain base URL such as https://api.coze.cn, but it has {' and '.join(found)} "
+            f"in '{redact_url(checked)}': remove it; credentials go in coze_pat or the JWT settings "
+            "(coze_app_id, coze_kid, coze_private_key_path)"
+        )
+    return checked
+
+
+def _check_token(value: SecretStr | None, *, min_length: int = 0) -> SecretStr | None:
+    """A bearer-style token: None when empty; refused with whitespace in it or too short.
+
+    The messages never echo the value and start with short words: the error line is prefixed
+    with the setting's name, and ``name: <long word>`` would itself be masked by the log scrubber.
+    """
+    if value is None or value.get_secret_value() == "":
+        return None
+    token = value.get_secret_value()
+    if not token.strip():
+        raise ValueError("the value is only whitespace: set a real token (e.g. `openssl rand -hex 32`) or leave it unset")
+    if token != token.strip():
+        raise ValueError(
+            "the value starts or ends with whitespace (a stray space or newline?): remove it, "
+            "clients send the token without it and would all be refused"
+        )
+    if any(char.isspace() or not char.isprintable() for char in token):
+        raise ValueError("the value contains whitespace or control characters: a token is one word (e.g. hex)")
+    if len(token) < min_length:
+        raise ValueError(
+            f"the value is too short: use at least {min_length} random characters (e.g. `openssl rand -hex 32`)"
+        )
+    return value
 
 
 class UpstreamConfig(BaseModel):
@@ -48,6 +107,12 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0, le=3600)
+    required: bool = False  # true: the bridge is not ready (/ready 503) while this upstream is down
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamConfig:
@@ -93,7 +158,7 @@ class Settings(BaseModel):
     coze_backoff_base: float = Field(default=0.2, ge=0)
     coze_backoff_max: float = Field(default=5.0, ge=0)
     coze_breaker_failures: int = Field(default=5, ge=1)
-    coze_breaker_reset: float = Field(default=10.0, gt=0)
+    coze_breaker_reset: float = Field(default=1.0, gt=0)
     coze_poll_interval: float = Field(default=1.0, gt=0)
     coze_chat_timeout: float = Field(default=120.0, gt=0)
     # Outgoing quota (0 = none): calls wait up to coze_quota_max_wait for a slot, then fail unsent.
@@ -104,12 +169,22 @@ class Settings(BaseModel):
     # --- HTTP server (/mcp + sidecar) ---
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8080, ge=0, le=65535)
+    server_request_timeout: float = Field(default=30.0, gt=0, le=3600)  # a request must arrive whole within
+    server_keep_alive_timeout: float = Field(default=5.0, ge=1, le=3600)  # idle keep-alive connections
+    server_max_connections: int = Field(default=1000, ge=1)  # beyond it new requests get 503
     mcp_path: str = "/mcp"
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     mcp_allowed_origins: list[str] = Field(default_factory=list)
     mcp_stateless: bool = False
     mcp_json_response: bool = False
+    # Stateful /mcp sessions: at most this many open at once (503 past it); closed after this many
+    # seconds without a request in flight or an open GET stream (clients then start a new one).
+    mcp_max_sessions: int = Field(default=256, ge=1, le=100_000)
+    mcp_session_idle_timeout: float = Field(default=600.0, gt=0, le=86_400)
+    # Bearer token for the operator routes that show configuration (/diagnostics/*); required
+    # there when serving beyond loopback (without it they answer 403).
+    admin_token: SecretStr | None = None
     stdio_sidecar: bool = True
     stdio_sidecar_port: int = Field(default=8081, ge=0, le=65535)
     # Per-client token buckets on /mcp (0 = no limit); a client is its bearer identity, else its address.
@@ -144,7 +219,43 @@ class Settings(BaseModel):
     @field_validator("coze_api_base")
     @classmethod
     def _api_base_url(cls, value: str) -> str:
-        return _check_http_url(value, name="coze_api_base") if value else value
+        return _check_base_url(value, name="coze_api_base") if value else value
+
+    @field_validator("mcp_auth_token", "coze_pat")
+    @classmethod
+    def _tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value, min_length=16)
+
+    @field_validator("mcp_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_authority_pattern(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"mcp_allowed_hosts entry {entry!r} is not host, host:port or host:* ({exc}), "
+                    "e.g. mcp.example.com:443 or mcp.example.com:*"
+                ) from None
+        return value
+
+    @field_validator("mcp_allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_origin_pattern(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"mcp_allowed_origins entry {entry!r} is not scheme://host[:port] or scheme://host:* ({exc}), "
+                    "e.g. https://app.example.com"
+                ) from None
+        return value
 
     @field_validator("mcp_path")
     @classmethod

@@ -1,5 +1,9 @@
 """Logging set-up: stderr plus rotating files, optional JSON, and a filter that scrubs secrets.
 
+The filter sits on every handler, so it scrubs the records of every logger (the MCP SDK's,
+httpx's, uvicorn's) alike: known secret values, token shapes, and the credentials inside
+any URL (``http://user:pw@host`` is written ``http://user:***@host``).
+
 Configured once, by the CLI's ``main()``. stdout is never used: in ``kai-bridge stdio`` it
 is the MCP wire. The seed guide's files are kept: ``<log_dir>/coze_integration.log`` (all
 records at the configured level) and ``<log_dir>/error.log`` (ERROR and above).
@@ -16,6 +20,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
+
+from kai_bridge.urls import redact_urls
 
 __all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
@@ -34,10 +40,12 @@ _MASK = "[REDACTED]"
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace known secret values and anything that looks like a key, JWT or token."""
+    """Replace known secret values, anything that looks like a key, JWT or token, and the
+    credentials of every URL (userinfo, query values, fragment: see :func:`kai_bridge.urls.redact_url`)."""
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, _MASK)
+    text = redact_urls(text)
     for pattern in _PATTERNS:
         if pattern.groups and pattern.pattern.startswith("(?i)("):
             text = pattern.sub(lambda m: m.group(1) + _MASK, text)

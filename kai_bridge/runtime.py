@@ -2,9 +2,12 @@
 
 ``open_runtime(settings)`` is the only place that wires the Coze client (real Coze, or the
 embedded sandbox when no credentials are set), the store, the knowledge base, the tool
-registry with its tools, the conversation service and the upstream KAI MCP servers. Doors
-(``serve``, ``stdio``, ``call``) receive the :class:`Runtime` and never build these
-themselves.
+registry with its tools, the conversation service and the upstream KAI MCP servers. Each
+long-lived service is declared once in :class:`~kai_bridge.health.Health` with how it is
+built, pinged and closed; ``/ready``, ``/health``, ``kai-bridge doctor`` and the metrics read
+those declarations. Doors (``serve``, ``stdio``, ``call``...) receive the :class:`Runtime` and
+never build these themselves. Tests and benchmarks go through this same root, handing in
+:class:`RuntimeParts` where they need to (a shared knowledge base, a transport, a store wrapper).
 """
 
 from __future__ import annotations
@@ -15,23 +18,29 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
 import anyio
+import httpx
 
 from kai_bridge.config import Settings
 from kai_bridge.conversations import ConversationService
-from kai_bridge.coze import CozeClient, EnterMessage, collect_answer
-from kai_bridge.coze_upstream import open_coze_session
+from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage, collect_answer
+from kai_bridge.health import Health
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
 from kai_bridge.sandbox.answers import KnowledgeAnswerer
 from kai_bridge.store import Store, open_store
-from kai_bridge.tools import ToolRegistry, build_registry
+from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 from kai_bridge.upstream import UpstreamManager
+from kai_bridge.urls import redact_url
+from kai_bridge.wiring import CozeSession, open_coze_session
 
-__all__ = ["CozeBotAsker", "Runtime", "SandboxInfo", "open_runtime"]
+__all__ = ["SEED_QUESTION", "CozeBotAsker", "Runtime", "RuntimeParts", "SandboxInfo", "open_runtime"]
 
 logger = logging.getLogger(__name__)
+
+#: The seed guide's example question: the knowledge check asks it.
+SEED_QUESTION: Final = "埃塞俄比亚咖啡特点"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +52,16 @@ class SandboxInfo:
     workspace_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeParts:
+    """Pieces handed to the root instead of built by it (tests, benchmarks); None = build as usual."""
+
+    knowledge_base: KnowledgeBase | None = None  # an already loaded (immutable) base, shared
+    coze_transport: httpx.AsyncBaseTransport | None = None  # the Coze HTTP pool's transport
+    wrap_store: Callable[[Store], Store] | None = None  # observe or wrap the opened store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Runtime:
     settings: Settings
     coze: CozeClient
@@ -54,6 +72,7 @@ class Runtime:
     conversations: ConversationService
     upstreams: UpstreamManager
     sandbox: SandboxInfo | None
+    health: Health
     started_at: float
 
 
@@ -71,27 +90,54 @@ class CozeBotAsker:
             f"Reference passages:\n{context}\n\nQuestion: {question}"
         )
         events = self._coze.stream_chat(
-            bot_id=self._bot_id, user_id=self._user_id, messages=[EnterMessage.user(prompt)], auto_save_history=True
+            ChatRequest(bot_id=self._bot_id, user_id=self._user_id, messages=[EnterMessage.user(prompt)])
         )
         async with contextlib.aclosing(events):
             poll = await collect_answer(events)
         return poll.answer
 
 
+async def _ping_coze(session: CozeSession) -> str:
+    await session.client.ping()
+    return f"authenticated ({session.client.auth.mode})" + (" against the embedded sandbox" if session.sandbox_url
+                                                             else "")
+
+
+async def _ping_store(store: Store) -> str:
+    await store.ping()
+    return f"{store.kind} reachable"
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings, wrap: Callable[[Store], Store] | None) -> AsyncIterator[Store]:
+    async with open_store(settings.effective_store_url()) as store:
+        yield wrap(store) if wrap is not None else store
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, announce: Callable[[str], None] | None = None
+    settings: Settings,
+    *,
+    announce: Callable[[str], None] | None = None,
+    parts: RuntimeParts | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open everything the doors need; on exit close it all in reverse order."""
     say = announce or logger.warning
+    given = parts or RuntimeParts()
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
-        base = await anyio.to_thread.run_sync(KnowledgeBase.load)
-        # The sandbox's bots answer from the same (already loaded) knowledge base.
-        session = await stack.enter_async_context(
-            open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base))
+        health = Health(stack)
+        base = given.knowledge_base if given.knowledge_base is not None else await anyio.to_thread.run_sync(
+            KnowledgeBase.load
         )
-        store = await stack.enter_async_context(open_store(settings.effective_store_url()))
+        # The sandbox's bots answer from the same (already loaded) knowledge base.
+        session = await health.open(
+            "coze",
+            open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base),
+                              transport=given.coze_transport),
+            ping=_ping_coze,
+        )
+        store = await health.open("store", _store(settings, given.wrap_store), ping=_ping_store)
         knowledge_bot = settings.knowledge_bot_id or (session.bot_id if settings.knowledge_backend != "local" else None)
         asker = CozeBotAsker(coze=session.client, bot_id=knowledge_bot) if knowledge_bot else None
         knowledge = KnowledgeService(
@@ -99,17 +145,32 @@ async def open_runtime(
         )
         if settings.knowledge_backend != "local" and asker is None:
             say(f"knowledge_backend={settings.knowledge_backend} needs knowledge_bot_id or coze_bot_id; using local")
+
+        async def ping_knowledge() -> str:
+            # The local base, whatever the backend: readiness must not start a Coze chat.
+            answer = base.query(SEED_QUESTION, top_k=1)
+            top = answer.passages[0].article_id if answer.passages else "nothing"
+            return f"{base.article_count} articles; '{SEED_QUESTION}' -> {top}"
+
+        health.declare("knowledge", ping=ping_knowledge)
         registry = ToolRegistry(default_timeout=settings.tool_timeout)
         conversations = ConversationService(
             coze=session.client,
             store=store,
-            registry=registry,
+            plugins=RegistryPluginRunner(registry),
             default_bot_id=session.bot_id or "",
             max_rounds=settings.requires_action_max_rounds,
             chat_timeout=settings.coze_chat_timeout,
         )
-        build_registry(knowledge=knowledge, conversations=conversations)
-        upstreams = await stack.enter_async_context(UpstreamManager(configs=settings.upstreams, registry=registry))
+        build_registry(knowledge=knowledge, conversations=conversations, registry=registry)
+        upstreams = await health.open("upstreams", UpstreamManager(configs=settings.upstreams, registry=registry))
+        for upstream in settings.upstreams:
+
+            async def ping_upstream(name: str = upstream.name) -> str:
+                return await upstreams.ping(name)
+
+            # An upstream down leaves the bridge degraded, not unready, unless it is marked required.
+            health.declare(f"upstream {upstream.name}", ping=ping_upstream, critical=upstream.required)
         sandbox = (
             SandboxInfo(base_url=session.sandbox_url, bot_id=session.bot_id, workspace_id=session.workspace_id)
             if session.sandbox_url
@@ -117,7 +178,7 @@ async def open_runtime(
         )
         logger.info(
             "runtime ready: coze=%s store=%s knowledge=%d articles (%s) tools=%d upstreams=%d",
-            "sandbox " + session.sandbox_url if session.sandbox_url else settings.coze_api_base,
+            "sandbox " + session.sandbox_url if session.sandbox_url else redact_url(settings.coze_api_base),
             store.kind,
             base.article_count,
             knowledge.backend,
@@ -140,15 +201,6 @@ async def open_runtime(
             conversations=conversations,
             upstreams=upstreams,
             sandbox=sandbox,
+            health=health,
             started_at=started,
         )
-
-
-def describe(runtime: Runtime) -> dict[str, Any]:
-    """A secret-free summary for logs and diagnostics."""
-    return {
-        "coze": "sandbox" if runtime.sandbox else runtime.settings.coze_api_base,
-        "auth": runtime.settings.auth_mode,
-        "store": runtime.store.kind,
-        "tools": [tool.name for tool in runtime.registry.list()],
-    }

@@ -80,7 +80,15 @@ async def serve(
                 if on_started is not None:
                     on_started(url)
 
-            server = AppServer(app, handle_signals=handle_signals, access_log=settings.debug, on_started=started)
+            server = AppServer(
+                app,
+                handle_signals=handle_signals,
+                access_log=settings.debug,
+                on_started=started,
+                request_timeout=settings.server_request_timeout,
+                keep_alive_timeout=settings.server_keep_alive_timeout,
+                max_connections=settings.server_max_connections,
+            )
             await server.serve(sockets=[sock])
     finally:
         sock.close()

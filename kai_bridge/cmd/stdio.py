@@ -54,7 +54,17 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
     async with open_runtime(settings) as runtime:
         server = build_mcp_server(runtime.registry, extensions=[*extensions_for(runtime.knowledge), *extensions])
         sock = _sidecar_socket(settings) if settings.stdio_sidecar else None
-        sidecar = AppServer(build_sidecar_app(runtime), handle_signals=False) if sock is not None else None
+        sidecar = (
+            AppServer(
+                build_sidecar_app(runtime),
+                handle_signals=False,
+                request_timeout=settings.server_request_timeout,
+                keep_alive_timeout=settings.server_keep_alive_timeout,
+                max_connections=settings.server_max_connections,
+            )
+            if sock is not None
+            else None
+        )
         try:
             async with anyio.create_task_group() as tg:
                 if sidecar is not None and sock is not None:

@@ -18,8 +18,8 @@ from typing import Any
 from kai_bridge.cmd.common import settings_from_args
 from kai_bridge.coze.auth import JWTAuth, PATAuth
 from kai_bridge.coze.client import CozeClient
-from kai_bridge.coze_upstream import CozeSession, open_coze_session
 from kai_bridge.errors import CozeAPIError, CozeAuthError, CozeError
+from kai_bridge.wiring import CozeSession, open_coze_session
 
 __all__ = ["HELP", "add_arguments", "run"]
 

@@ -1,13 +1,13 @@
 """The Coze layer: an async client for the Coze Open API (JWT OAuth or PAT, chat v3, streams).
 
-Build one with :meth:`CozeClient.from_settings` on the process's one ``httpx.AsyncClient``
-(:func:`build_http_client`). Everything here is an independent implementation of the wire:
+It knows no application settings: ``kai_bridge.wiring`` maps the settings to a client built
+on the process's one ``httpx.AsyncClient`` (:func:`build_http_client`). Everything here is an independent implementation of the wire:
 it shares nothing with :mod:`kai_bridge.sandbox`, so the two check each other.
 """
 
-from kai_bridge.coze.auth import JWTAuth, PATAuth, TokenProvider, auth_from_settings
+from kai_bridge.coze.auth import JWTAuth, PATAuth, TokenProvider
 from kai_bridge.coze.breaker import BreakerState, CircuitBreaker
-from kai_bridge.coze.client import CozeClient, build_http_client
+from kai_bridge.coze.client import CozeClient
 from kai_bridge.coze.events import collect_answer
 from kai_bridge.coze.models import (
     Bot,
@@ -17,6 +17,7 @@ from kai_bridge.coze.models import (
     ChatEventError,
     ChatEventType,
     ChatPoll,
+    ChatRequest,
     ChatStatus,
     Conversation,
     ConversationPage,
@@ -34,6 +35,7 @@ from kai_bridge.coze.models import (
     Usage,
     User,
 )
+from kai_bridge.coze.pipeline import build_http_client
 from kai_bridge.coze.retry import RetryPolicy
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "ChatEventError",
     "ChatEventType",
     "ChatPoll",
+    "ChatRequest",
     "ChatStatus",
     "CircuitBreaker",
     "Conversation",
@@ -67,7 +70,6 @@ __all__ = [
     "ToolOutput",
     "Usage",
     "User",
-    "auth_from_settings",
     "build_http_client",
     "collect_answer",
 ]

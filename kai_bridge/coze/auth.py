@@ -29,11 +29,9 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kai_bridge.config import Settings
 from kai_bridge.coze.envelope import decode_json, logid_of, oauth_error, parse_envelope
 from kai_bridge.coze.retry import RetryPolicy, is_retryable
 from kai_bridge.errors import ConfigError, CozeAuthError, CozeRateLimitError, CozeTransportError
-from kai_bridge.keys import load_private_key
 
 __all__ = [
     "GRANT_TYPE_JWT",
@@ -41,7 +39,6 @@ __all__ = [
     "JWTAuth",
     "PATAuth",
     "TokenProvider",
-    "auth_from_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -303,38 +300,3 @@ class JWTAuth:
             "exchange_attempts": self.exchange_attempts,
             "last_error": self.last_error,
         }
-
-
-def auth_from_settings(
-    settings: Settings,
-    *,
-    http: httpx.AsyncClient,
-    base_url: str | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    wall_clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> TokenProvider:
-    """The provider the settings describe (JWT when coze_app_id is set, else the PAT)."""
-    if settings.coze_app_id:
-        source = "coze_private_key" if settings.coze_private_key is not None else str(settings.coze_private_key_path)
-        key = load_private_key(settings.private_key_pem(), source=source)
-        return JWTAuth(
-            http=http,
-            base_url=base_url or settings.coze_api_base,
-            app_id=settings.coze_app_id,
-            kid=settings.coze_kid or "",
-            private_key=key,
-            aud=settings.coze_jwt_aud,
-            ttl=settings.coze_token_ttl,
-            refresh_margin=settings.coze_token_refresh_margin,
-            session_name=settings.coze_session_name,
-            retry=RetryPolicy.from_settings(settings),
-            clock=clock,
-            wall_clock=wall_clock,
-            sleep=sleep,
-        )
-    if settings.coze_pat is not None:
-        return PATAuth(token=settings.coze_pat.get_secret_value())
-    raise ConfigError(
-        "no Coze credentials: set coze_app_id + coze_kid + coze_private_key_path (JWT OAuth) or coze_pat"
-    )

@@ -6,8 +6,12 @@ closed ──(N consecutive failures)──► open ──(reset_timeout elapsed
 
 Only upstream-health failures count (transport errors, 5xx/5000): a 4xx means Coze is up
 and answering, so it counts as a success. While open, calls fail in microseconds with
-:class:`~kai_bridge.errors.CircuitOpenError` carrying ``retry_after``. In half-open exactly
-one caller is let through as the probe; the others keep failing fast until it settles.
+:class:`~kai_bridge.errors.CircuitOpenError` carrying ``retry_after``. In half-open one
+caller at a time is let through as the probe; the others keep failing fast until it
+settles. A probe that hangs (an upstream that accepts and never answers) does not hold the
+door shut: ``reset_timeout`` after it started, the next caller probes too. So once Coze is
+back, the first success comes at most ``reset_timeout`` (1 s by default) plus one round trip
+later, however the outage looked.
 The breaker is not thread-safe by design: it lives on one event loop, and its decisions
 happen between awaits.
 """
@@ -40,7 +44,7 @@ class CircuitBreaker:
         self,
         *,
         failure_threshold: int = 5,
-        reset_timeout: float = 10.0,
+        reset_timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         name: str = "coze",
     ) -> None:
@@ -54,6 +58,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._probe_started = 0.0
         self.opened_count = 0
         self.rejected_count = 0
 
@@ -68,14 +73,22 @@ class CircuitBreaker:
         """Admit a call or raise CircuitOpenError. An admitted call must end in a record_* call."""
         if self._state is BreakerState.CLOSED:
             return
-        remaining = self._reset_timeout - (self._clock() - self._opened_at)
+        now = self._clock()
+        remaining = self._reset_timeout - (now - self._opened_at)
         if self._state is BreakerState.OPEN and remaining <= 0:
             self._state = BreakerState.HALF_OPEN
-        if self._state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+        if self._state is BreakerState.HALF_OPEN and (
+            not self._probe_in_flight or now - self._probe_started >= self._reset_timeout
+        ):
             self._probe_in_flight = True
+            self._probe_started = now
             return
         self.rejected_count += 1
-        wait = max(remaining, 0.0) if self._state is BreakerState.OPEN else self._reset_timeout
+        wait = (
+            max(remaining, 0.0)
+            if self._state is BreakerState.OPEN
+            else max(0.0, self._reset_timeout - (now - self._probe_started))
+        )
         raise CircuitOpenError(
             f"Coze is unavailable: the last {self._threshold} calls failed, so calls fail fast "
             f"for now; next try in {wait:.1f}s",

@@ -9,6 +9,8 @@ new Coze status or message type degrades to "unknown" rather than to an exceptio
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "ChatEventError",
     "ChatEventType",
     "ChatPoll",
+    "ChatRequest",
     "ChatStatus",
     "Conversation",
     "ConversationPage",
@@ -213,8 +216,44 @@ class EnterMessage(_Model):
     def assistant(cls, content: str) -> EnterMessage:
         return cls(role=MessageRole.ASSISTANT, type=MessageType.ANSWER, content=content)
 
+    def tagged(self, key: str, value: str) -> EnterMessage:
+        """A copy with ``key: value`` added to its ``meta_data`` (Coze keeps and returns it)."""
+        return self.model_copy(update={"meta_data": {**(self.meta_data or {}), key: value}})
+
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    """One chat turn as ``POST /v3/chat`` takes it; ``stream`` is the method's choice, not the request's.
+
+    ``messages`` are the additional messages (the last is the query); ``conversation_id``
+    continues a conversation (Coze creates one when it is None).
+    """
+
+    bot_id: str
+    user_id: str
+    messages: Sequence[EnterMessage] = ()
+    conversation_id: str | None = None
+    custom_variables: Mapping[str, str] | None = None
+    meta_data: Mapping[str, str] | None = None
+    auto_save_history: bool = True
+
+    def body(self, *, stream: bool) -> dict[str, Any]:
+        """The JSON body (Coze rejects nulls in the optional maps, so they are left out)."""
+        body: dict[str, Any] = {
+            "bot_id": self.bot_id,
+            "user_id": self.user_id,
+            "additional_messages": [m.wire() for m in self.messages],
+            "stream": stream,
+            "auto_save_history": self.auto_save_history,
+        }
+        if self.custom_variables is not None:
+            body["custom_variables"] = dict(self.custom_variables)
+        if self.meta_data is not None:
+            body["meta_data"] = dict(self.meta_data)
+        return body
 
 
 class ToolOutput(_Model):

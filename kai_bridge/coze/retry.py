@@ -16,7 +16,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kai_bridge.config import Settings
 from kai_bridge.errors import CozeRateLimitError, CozeServerError, CozeTransportError
 
 __all__ = ["RetryPolicy", "is_retryable"]
@@ -30,14 +29,6 @@ class RetryPolicy:
     backoff_base: float = 0.2
     backoff_max: float = 5.0
     retry_after_max: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            max_retries=settings.coze_max_retries,
-            backoff_base=settings.coze_backoff_base,
-            backoff_max=settings.coze_backoff_max,
-        )
 
     @classmethod
     def none(cls) -> RetryPolicy:

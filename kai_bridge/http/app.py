@@ -1,9 +1,12 @@
 """The Starlette app of ``kai-bridge serve``: Streamable HTTP MCP plus health, readiness, diagnostics.
 
 One port serves everything. ``/mcp`` (``settings.mcp_path``) is the SDK's Streamable HTTP
-transport for both protocol eras, behind the bearer check and the Host/Origin allowlists;
-the operator routes are never authenticated and never show a secret. The session manager
-runs in this app's lifespan (a mounted sub-app's lifespan would never run).
+transport for both protocol eras, behind the bearer check, with bounded sessions. Every route
+is behind the exact Host/Origin allowlists; ``/diagnostics/*`` (they show configuration) need
+the admin token beyond loopback; ``/health`` and ``/ready`` are open and show no configuration
+(see :mod:`kai_bridge.http.security`). ``/ready`` and the other health readers read the checks
+the composition root declared (``runtime.health``). The session manager runs in this app's
+lifespan (a mounted sub-app's lifespan would never run).
 
 Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
 (:func:`build_sidecar_app`). ``extra_routes`` is how other areas (webhook, metrics)
@@ -15,13 +18,11 @@ stable public endpoint. ``/mcp`` has a per-client rate limit (:mod:`kai_bridge.l
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
 
-import anyio
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,14 +32,23 @@ from starlette.types import ASGIApp
 
 from kai_bridge import __version__
 from kai_bridge.config import Settings
-from kai_bridge.http.security import BearerAuthMiddleware, check_http_security, is_loopback, transport_security
+from kai_bridge.http.security import (
+    BearerAuthMiddleware,
+    OperatorAccess,
+    check_http_security,
+    is_loopback,
+    security_middleware,
+    transport_security,
+)
+from kai_bridge.http.sessions import SessionLimitMiddleware
 from kai_bridge.limits import RateLimit, RateLimitMiddleware, TokenBuckets
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
 from kai_bridge.plugin import PluginOptions, plugin_routes
-from kai_bridge.tools.registry import ToolRegistry
+from kai_bridge.runtime import Runtime
+from kai_bridge.urls import redact_url
 
-__all__ = ["HttpRuntime", "build_app", "build_sidecar_app", "operator_routes"]
+__all__ = ["build_app", "build_sidecar_app", "operator_routes"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,71 +59,21 @@ SANDBOX_WARNING: Final = (
 )
 
 
-class HttpRuntime(Protocol):
-    """What the HTTP app needs from the composition root (``kai_bridge.runtime.Runtime``)."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def registry(self) -> ToolRegistry: ...
-
-    @property
-    def coze(self) -> Any: ...
-
-    @property
-    def store(self) -> Any: ...
-
-    @property
-    def knowledge(self) -> Any: ...
-
-    @property
-    def upstreams(self) -> Any: ...
-
-    @property
-    def sandbox(self) -> Any: ...
-
-
-async def _maybe_await(value: object) -> None:
-    if inspect.isawaitable(value):
-        await value
-
-
-def _pings(runtime: HttpRuntime) -> dict[str, Callable[[], Awaitable[None]]]:
-    async def coze() -> None:
-        await runtime.coze.ping()
-
-    async def store() -> None:
-        await runtime.store.ping()
-
-    async def knowledge() -> None:
-        ping = getattr(runtime.knowledge, "ping", None)
-        if ping is not None:
-            await _maybe_await(ping())
-            return
-        # A base without a ping: answering a fixed question proves it is loaded and usable.
-        await _maybe_await(runtime.knowledge.query("espresso", top_k=1, language="en"))
-
-    return {"coze": coze, "store": store, "knowledge": knowledge}
-
-
-def _coze_summary(runtime: HttpRuntime) -> dict[str, Any]:
-    settings = runtime.settings
-    summary: dict[str, Any] = {"auth_mode": settings.auth_mode}
-    sandbox = runtime.sandbox
-    if sandbox is not None:
+def _coze_summary(runtime: Runtime) -> dict[str, Any]:
+    summary: dict[str, Any] = {"auth_mode": runtime.settings.auth_mode}
+    if runtime.sandbox is not None:
         summary["upstream"] = "embedded sandbox"
-        summary["api_base"] = getattr(sandbox, "base_url", None)
+        summary["api_base"] = runtime.sandbox.base_url
     else:
         summary["upstream"] = "coze"
-        summary["api_base"] = settings.coze_api_base
+        summary["api_base"] = redact_url(runtime.settings.coze_api_base)
     return summary
 
 
-def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
+def operator_routes(runtime: Runtime) -> list[BaseRoute]:
     """/health, /ready, /diagnostics/coze and /diagnostics/kai for ``runtime``."""
     started = time.time()
-    pings = _pings(runtime)
+    access = OperatorAccess.from_settings(runtime.settings)
 
     async def health(request: Request) -> JSONResponse:
         body: dict[str, Any] = {
@@ -121,7 +81,6 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
             "service": "kai-bridge",
             "version": __version__,
             "uptime_s": round(time.time() - started, 1),
-            "coze": _coze_summary(runtime),
             "tools": len(runtime.registry),
         }
         if runtime.sandbox is not None:
@@ -129,54 +88,40 @@ def operator_routes(runtime: HttpRuntime) -> list[BaseRoute]:
         return JSONResponse(body)
 
     async def ready(request: Request) -> JSONResponse:
+        results = await runtime.health.run(timeout=PING_TIMEOUT)
         checks: dict[str, dict[str, Any]] = {}
-
-        async def check(name: str, ping: Callable[[], Awaitable[None]]) -> None:
-            begun = time.perf_counter()
-            try:
-                with anyio.fail_after(PING_TIMEOUT):
-                    await ping()
-            except TimeoutError:
-                checks[name] = {"ok": False, "error": f"no answer within {PING_TIMEOUT:g} s"}
-            except Exception as exc:
-                # Messages of kai-bridge errors are safe to show; others are reduced to their type.
-                text = str(exc) if exc.__class__.__module__.startswith("kai_bridge") else type(exc).__name__
-                checks[name] = {"ok": False, "error": text}
-            else:
-                checks[name] = {"ok": True}
-            checks[name]["ms"] = round((time.perf_counter() - begun) * 1000, 1)
-
-        async with anyio.create_task_group() as tg:
-            for name, ping in pings.items():
-                tg.start_soon(check, name, ping)
-        ok = all(result["ok"] for result in checks.values())
-        return JSONResponse({"ready": ok, "checks": dict(sorted(checks.items()))}, status_code=200 if ok else 503)
+        # The texts name configuration (targets, modes): only for whoever may see /diagnostics.
+        explain = access.decide(request.scope) == "allowed"
+        for result in results:
+            entry: dict[str, Any] = {"ok": result.ok, "critical": result.critical, "ms": result.ms}
+            if explain:
+                entry["detail" if result.ok else "error"] = result.detail
+            checks[result.name] = entry
+        ok = all(result.ok for result in results if result.critical)
+        degraded = [result.name for result in results if not result.ok and not result.critical]
+        body: dict[str, Any] = {"ready": ok, "checks": dict(sorted(checks.items()))}
+        if degraded:
+            body["degraded"] = degraded
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def diagnostics_coze(request: Request) -> JSONResponse:
-        body: dict[str, Any] = {"summary": _coze_summary(runtime)}
-        diagnostics = getattr(runtime.coze, "diagnostics", None)
-        if diagnostics is not None:
-            body["client"] = diagnostics()
+        body: dict[str, Any] = {"summary": _coze_summary(runtime), "client": runtime.coze.diagnostics()}
         sandbox = runtime.sandbox
         if sandbox is not None:
             body["sandbox"] = {
-                "base_url": getattr(sandbox, "base_url", None),
-                "workspace_id": getattr(sandbox, "workspace_id", None),
-                "bot_id": getattr(sandbox, "bot_id", None),
+                "base_url": sandbox.base_url,
+                "workspace_id": sandbox.workspace_id,
+                "bot_id": sandbox.bot_id,
                 "warning": SANDBOX_WARNING,
             }
         return JSONResponse(body)
 
     async def diagnostics_kai(request: Request) -> JSONResponse:
-        upstreams = runtime.upstreams
-        states: Any = []
-        if upstreams is not None and hasattr(upstreams, "diagnostics"):
-            states = upstreams.diagnostics()
         tools = [
             {"name": tool.name, "title": tool.title, "read_only": tool.annotations.read_only}
             for tool in runtime.registry.list()
         ]
-        return JSONResponse({"upstreams": states, "tools": tools})
+        return JSONResponse({"upstreams": runtime.upstreams.diagnostics(), "tools": tools})
 
     return [
         Route("/health", health, methods=["GET"]),
@@ -194,8 +139,14 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
         json_response=settings.mcp_json_response,
         stateless=settings.mcp_stateless,
         security_settings=transport_security(settings),
+        session_idle_timeout=settings.mcp_session_idle_timeout,
+        max_sessions=settings.mcp_max_sessions,
     )
-    endpoint: ASGIApp = StreamableHTTPASGIApp(manager)
+    endpoint: ASGIApp = SessionLimitMiddleware(
+        StreamableHTTPASGIApp(manager),
+        max_sessions=settings.mcp_max_sessions,
+        idle_timeout=settings.mcp_session_idle_timeout,
+    )
     limit = RateLimit(door="MCP endpoint", per_minute=settings.mcp_rate_limit_per_minute,
                       burst=settings.mcp_rate_limit_burst)
     if limit.enabled:  # inside the bearer check: only an accepted token names a client
@@ -207,7 +158,7 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
 
 
 def build_app(
-    runtime: HttpRuntime,
+    runtime: Runtime,
     *,
     extensions: Sequence[McpExtension] = (),
     extra_routes: Sequence[BaseRoute] = (),
@@ -235,12 +186,12 @@ def build_app(
     routes: list[BaseRoute] = [
         Route(settings.mcp_path, endpoint=endpoint), *operator_routes(runtime), *plugin, *extra_routes
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=security_middleware(settings))
     app.state.mcp_server = server
     app.state.plugin_face = face
     return app
 
 
-def build_sidecar_app(runtime: HttpRuntime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def build_sidecar_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The ``stdio`` sidecar: the operator routes (and ``extra_routes``) without /mcp."""
-    return Starlette(routes=[*operator_routes(runtime), *extra_routes])
+    return Starlette(routes=[*operator_routes(runtime), *extra_routes], middleware=security_middleware(runtime.settings))

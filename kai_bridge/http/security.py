@@ -1,8 +1,22 @@
-"""Who may talk to ``/mcp``: a bearer token (constant-time check) and Host/Origin allowlists.
+"""Who may talk to the HTTP faces: exact Host/Origin allowlists, the MCP bearer token, the admin token.
 
-The token is required whenever the server listens beyond loopback: an MCP endpoint that
-can start Coze chats must not be open to the network. The Host/Origin checks (DNS-rebinding
-protection) are the SDK's; this module only decides their allowlists from the settings.
+Three pure-ASGI middlewares, all answering a JSON body ``{"error", "error_description"}``
+that says what to change:
+
+* :class:`HostOriginMiddleware` (every route of ``serve`` and of the stdio sidecar): the
+  ``Host`` header must name a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``, any
+  port) or an ``mcp_allowed_hosts`` entry, else 421; a present ``Origin`` must be a loopback
+  origin or an ``mcp_allowed_origins`` entry, else 403 (no Origin: a non-browser client,
+  allowed). Values are compared exactly after canonicalisation (:mod:`kai_bridge.urls`), so
+  ``127.0.0.1:8080.evil.example`` is not ``127.0.0.1:*``. This is the DNS-rebinding defence;
+  the SDK's own check (which matches by prefix) is switched off behind it.
+* :class:`BearerAuthMiddleware` (``/mcp``): ``Authorization: Bearer <mcp_auth_token>``, else 401.
+* :class:`OperatorAuthMiddleware` (``/diagnostics/*``, which show configuration): with
+  ``admin_token`` set, ``Authorization: Bearer <admin_token>`` is required (else 401);
+  without it the routes answer 403 when the server listens beyond loopback. The same rule
+  (:class:`OperatorAccess`) decides whether ``/ready`` adds the text of each check.
+
+Tokens are compared in constant time (``hmac.compare_digest``).
 """
 
 from __future__ import annotations
@@ -10,19 +24,45 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from typing import Final
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kai_bridge.config import Settings
 from kai_bridge.errors import ConfigError
+from kai_bridge.urls import (
+    AuthorityPattern,
+    OriginPattern,
+    parse_authority,
+    parse_authority_pattern,
+    parse_origin,
+    parse_origin_pattern,
+)
 
-__all__ = ["BearerAuthMiddleware", "check_http_security", "is_loopback", "transport_security"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "LOOPBACK_ORIGINS",
+    "BearerAuthMiddleware",
+    "HostOriginMiddleware",
+    "HostOriginPolicy",
+    "OperatorAccess",
+    "OperatorAuthMiddleware",
+    "check_http_security",
+    "is_loopback",
+    "security_middleware",
+    "send_json_error",
+    "transport_security",
+]
 
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-LOOPBACK_HOSTS: Final = ("127.0.0.1:*", "localhost:*", "[::1]:*")
-LOOPBACK_ORIGINS: Final = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+LOOPBACK_HOSTS: Final = ("localhost:*", "127.0.0.1:*", "[::1]:*")
+LOOPBACK_ORIGINS: Final = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS)
+OPERATOR_PREFIX: Final = "/diagnostics"
+_SHOWN_MAX: Final = 200
 
 
 def is_loopback(host: str) -> bool:
@@ -51,17 +91,140 @@ def check_http_security(settings: Settings) -> None:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host/Origin allowlists: loopback plus what ``mcp_allowed_hosts``/``mcp_allowed_origins`` add.
+    """The SDK's transport checks for /mcp: its Host/Origin matching is off (HostOriginMiddleware,
+    in front of every route, compares exactly; the SDK matches ``host:*`` by prefix). The SDK
+    still checks the Content-Type of POSTs."""
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
-    Entries are exact ``host:port`` strings or ``host:*``; origins are ``scheme://host[:port]``
-    or ``scheme://host:*``. A bad Host gets 421, a bad Origin 403; a missing Origin is allowed
-    (non-browser clients do not send one).
-    """
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts],
-        allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins],
+
+# ---- responses ------------------------------------------------------------------------------------
+
+
+async def send_json_error(
+    send: Send, *, status: int, error: str, description: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer an HTTP request with ``{"error": error, "error_description": description}``."""
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header_values(scope: Scope, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+
+
+def _shown(value: str) -> str:
+    """A client-sent header value as it may appear in an error message (bounded)."""
+    return value if len(value) <= _SHOWN_MAX else value[:_SHOWN_MAX] + "..."
+
+
+def _bearer_matches(scope: Scope, expected: bytes) -> tuple[bool, bool]:
+    """(a credential was presented, it is ``expected``), compared in constant time."""
+    presented = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            presented = value
+            break
+    scheme, _, credential = presented.partition(b" ")
+    # compare_digest: the time taken does not reveal how much of the token matched.
+    ok = scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), expected)
+    return bool(presented), ok
+
+
+# ---- Host / Origin --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostOriginPolicy:
+    """Which Host and Origin header values are allowed: exact entries after canonicalisation."""
+
+    hosts: tuple[AuthorityPattern, ...]
+    origins: tuple[OriginPattern, ...]
+
+    @classmethod
+    def of(cls, *, hosts: Sequence[str] = (), origins: Sequence[str] = ()) -> HostOriginPolicy:
+        """Loopback plus ``hosts`` / ``origins`` (ValueError on a malformed entry)."""
+        return cls(
+            hosts=tuple(parse_authority_pattern(entry) for entry in (*LOOPBACK_HOSTS, *hosts)),
+            origins=tuple(parse_origin_pattern(entry) for entry in (*LOOPBACK_ORIGINS, *origins)),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HostOriginPolicy:
+        return cls.of(hosts=settings.mcp_allowed_hosts, origins=settings.mcp_allowed_origins)
+
+    def host_allowed(self, value: str) -> bool:
+        try:
+            authority = parse_authority(value)
+        except ValueError:
+            return False
+        return any(pattern.matches(authority) for pattern in self.hosts)
+
+    def origin_allowed(self, value: str) -> bool:
+        try:
+            origin = parse_origin(value)
+        except ValueError:
+            return False
+        return any(pattern.matches(origin) for pattern in self.origins)
+
+
+class HostOriginMiddleware:
+    """Pure ASGI: 421 unless exactly one allowed Host; 403 for a present Origin that is not allowed."""
+
+    def __init__(self, app: ASGIApp, *, policy: HostOriginPolicy) -> None:
+        self.app = app
+        self._policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(scope)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": problem[2][:120]})
+            return
+        status, error, description = problem
+        await send_json_error(send, status=status, error=error, description=description)
+
+    def _problem(self, scope: Scope) -> tuple[int, str, str] | None:
+        hosts = _header_values(scope, b"host")
+        if len(hosts) != 1:
+            return 421, "misdirected_request", (
+                f"the request has {'no' if not hosts else 'more than one'} Host header: send exactly one, "
+                "naming this server (e.g. localhost:PORT)"
+            )
+        if not self._policy.host_allowed(hosts[0]):
+            return 421, "misdirected_request", (
+                f"Host {_shown(hosts[0])!r} is not allowed (DNS-rebinding protection): use localhost, 127.0.0.1 "
+                "or [::1], or add this name to KAI_BRIDGE_MCP_ALLOWED_HOSTS as host:port or host:* "
+                "(e.g. mcp.example.com:443)"
+            )
+        origins = _header_values(scope, b"origin")
+        if len(origins) > 1:
+            return 403, "forbidden_origin", "the request has more than one Origin header: send at most one"
+        if origins and not self._policy.origin_allowed(origins[0]):
+            return 403, "forbidden_origin", (
+                f"Origin {_shown(origins[0])!r} is not allowed (cross-site requests are refused): if this web "
+                "app may call kai-bridge, add it to KAI_BRIDGE_MCP_ALLOWED_ORIGINS as scheme://host[:port] "
+                "(e.g. https://app.example.com)"
+            )
+        return None
+
+
+# ---- tokens ---------------------------------------------------------------------------------------
 
 
 class BearerAuthMiddleware:
@@ -78,27 +241,87 @@ class BearerAuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        presented = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                presented = value
-                break
-        scheme, _, credential = presented.partition(b" ")
-        # compare_digest: the time taken does not reveal how much of the token matched.
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self._expected):
+        presented, ok = _bearer_matches(scope, self._expected)
+        if ok:
             await self.app(scope, receive, send)
             return
-        reason = "missing bearer token" if not presented else "invalid bearer token"
-        body = json.dumps({"error": "unauthorized", "error_description": reason}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", f'Bearer realm="{self._realm}"'.encode()),
-                ],
-            }
+        reason = "invalid bearer token" if presented else "missing bearer token"
+        await send_json_error(
+            send, status=401, error="unauthorized", description=reason,
+            headers=[(b"www-authenticate", f'Bearer realm="{self._realm}"'.encode())],
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+def _operator_path(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == OPERATOR_PREFIX or path.startswith(OPERATOR_PREFIX + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAccess:
+    """Who may see configuration (``/diagnostics/*``, the check texts of ``/ready``).
+
+    With an admin token: whoever presents it. Without one: anyone while the server listens on
+    loopback only, nobody beyond it.
+    """
+
+    token: bytes | None
+    beyond_loopback: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OperatorAccess:
+        token = settings.admin_token.get_secret_value().encode() if settings.admin_token else None
+        return cls(token=token, beyond_loopback=not is_loopback(settings.server_host))
+
+    def decide(self, scope: Scope) -> Literal["allowed", "forbidden", "missing", "invalid"]:
+        if self.token is None:
+            return "forbidden" if self.beyond_loopback else "allowed"
+        presented, ok = _bearer_matches(scope, self.token)
+        if ok:
+            return "allowed"
+        return "invalid" if presented else "missing"
+
+
+class OperatorAuthMiddleware:
+    """Pure ASGI: the routes under ``/diagnostics`` need :class:`OperatorAccess` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, access: OperatorAccess) -> None:
+        self.app = app
+        self._access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _operator_path(scope):
+            await self.app(scope, receive, send)
+            return
+        decision = self._access.decide(scope)
+        if decision == "allowed":
+            await self.app(scope, receive, send)
+        elif decision == "forbidden":
+            await send_json_error(
+                send, status=403, error="forbidden",
+                description=(
+                    f"{OPERATOR_PREFIX}/* show configuration and kai-bridge listens beyond loopback: set "
+                    "KAI_BRIDGE_ADMIN_TOKEN (e.g. `openssl rand -hex 32`) and send it as "
+                    "'Authorization: Bearer <token>' (or serve on 127.0.0.1)"
+                ),
+            )
+        else:
+            await send_json_error(
+                send, status=401, error="unauthorized",
+                description=(
+                    f"{decision} admin token: {OPERATOR_PREFIX}/* need "
+                    "'Authorization: Bearer <admin_token>' (KAI_BRIDGE_ADMIN_TOKEN)"
+                ),
+                headers=[(b"www-authenticate", b'Bearer realm="kai-bridge-admin"')],
+            )
+
+
+def security_middleware(settings: Settings) -> list[Middleware]:
+    """The middleware every kai-bridge HTTP app runs, outermost first (serve and the stdio sidecar)."""
+    return [
+        Middleware(HostOriginMiddleware, policy=HostOriginPolicy.from_settings(settings)),
+        Middleware(OperatorAuthMiddleware, access=OperatorAccess.from_settings(settings)),
+    ]

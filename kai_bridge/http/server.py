@@ -4,10 +4,19 @@ We bind the socket ourselves (so ``port=0`` works and the real port is known bef
 request), tell uvicorn not to touch logging, and handle SIGINT/SIGTERM by stopping the
 server gracefully *without* re-raising the signal afterwards (uvicorn's default), so the
 composition root still closes the store, the HTTP client and the sandbox in order.
+
+Slow clients: uvicorn arms no timer while a request is still arriving, so a client that
+opens a connection and never finishes its headers (or its body) holds it forever, and a few
+thousand of them hold the server's file descriptors. :class:`GuardedH11Protocol` gives every
+request ``request_timeout`` seconds from its first byte (or from the connection's start) to
+arrive whole, then closes the connection with a 408. ``limit_concurrency`` caps connections
+(uvicorn answers 503 beyond it). A reverse proxy in front should still bound header and body
+times and sizes itself (README, "Deploying").
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -16,12 +25,14 @@ import threading
 from collections.abc import Callable, Generator
 from types import FrameType
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kai_bridge.errors import ConfigError
 
-__all__ = ["AppServer", "bind_socket", "url_of"]
+__all__ = ["AppServer", "GuardedH11Protocol", "bind_socket", "url_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,59 @@ def url_of(sock: socket.socket, path: str = "") -> str:
     return f"http://{shown}:{port}{path}"
 
 
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request to arrive whole (see the module docstring)."""
+
+    request_timeout: float = 30.0  # set on a subclass by AppServer
+
+    _request_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_request_timer()  # a connection that sends nothing counts too
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        state = self.conn.their_state
+        if state is h11.SEND_BODY or (state is h11.IDLE and self.conn.trailing_data[0]):
+            self._arm_request_timer()  # a request has begun and is not whole yet
+        else:
+            self._cancel_request_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_request_timer()
+        super().connection_lost(exc)
+
+    def _arm_request_timer(self) -> None:
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_later(self.request_timeout, self._request_timed_out)
+
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _request_timed_out(self) -> None:
+        self._request_timer = None
+        if self.transport.is_closing():
+            return
+        logger.info("closing a connection from %s: its request did not arrive within %.0f s",
+                    _peer(self.client), self.request_timeout)
+        answering = self.cycle is not None and self.cycle.response_started
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not answering:
+            # Nothing was answered on this request yet: say why before closing.
+            body = b'{"error": "request_timeout", "error_description": "the request did not arrive in time"}'
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+        self.transport.close()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "an unknown peer"
+
+
 class AppServer(uvicorn.Server):
     """A uvicorn server that calls ``on_started`` once listening and may leave signals alone."""
 
@@ -62,7 +126,11 @@ class AppServer(uvicorn.Server):
         access_log: bool = False,
         on_started: Callable[[], None] | None = None,
         graceful_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        keep_alive_timeout: float = 5.0,
+        max_connections: int | None = 1000,
     ) -> None:
+        protocol = type("KaiBridgeH11Protocol", (GuardedH11Protocol,), {"request_timeout": request_timeout})
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -70,6 +138,9 @@ class AppServer(uvicorn.Server):
             lifespan="on",
             timeout_graceful_shutdown=int(graceful_timeout),
             server_header=False,
+            http=protocol,
+            timeout_keep_alive=max(1, round(keep_alive_timeout)),
+            limit_concurrency=max_connections,
         )
         super().__init__(config)
         self._handle_signals = handle_signals

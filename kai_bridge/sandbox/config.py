@@ -69,7 +69,10 @@ class FaultRule:
     glob starting with ``/`` (``/v3/chat*``) or ``*`` for every API route. One random draw per
     request picks at most one of drop / rate limit / error (in that order of precedence);
     latency is added first in any case. ``times`` limits the rule to the next N matching
-    requests, which makes "fail once, then succeed" tests deterministic.
+    requests, which makes "fail once, then succeed" tests deterministic. With
+    ``error_after_effect`` an injected error replaces the answer *after* the route did its work
+    (a gateway timing out while Coze goes on with the chat it started): a client that repeats
+    such a call blindly does the work twice.
     """
 
     route: str = "*"
@@ -81,6 +84,7 @@ class FaultRule:
     drop_rate: float = 0.0
     cut_stream_after_events: int | None = None
     fail_chat_rate: float = 0.0
+    error_after_effect: bool = False
     times: int | None = None
 
     def __post_init__(self) -> None:

@@ -46,6 +46,7 @@ class FaultDecision:
     error_status: int = 500
     cut_after_events: int | None = None
     fail_chat: bool = False
+    after_effect: bool = False
 
 
 def _matches(pattern: str, name: str, path: str) -> bool:
@@ -83,6 +84,7 @@ class FaultEngine:
         error_status = 500
         cut: int | None = None
         fail_chat = False
+        after_effect = False
         matched = False
         for active in list(self._active):
             rule = active.rule
@@ -101,14 +103,14 @@ class FaultEngine:
                 elif u < rule.drop_rate + rule.rate_limit_rate:
                     action, retry_after = "rate_limit", rule.retry_after
                 elif u < rule.drop_rate + rule.rate_limit_rate + rule.error_rate:
-                    action, error_status = "error", rule.error_status
+                    action, error_status, after_effect = "error", rule.error_status, rule.error_after_effect
             if cut is None and rule.cut_stream_after_events is not None:
                 cut = rule.cut_stream_after_events
             if not fail_chat and rule.fail_chat_rate and self._rng.random() < rule.fail_chat_rate:
                 fail_chat = True
         if not matched:
             return None
-        return FaultDecision(latency, action, retry_after, error_status, cut, fail_chat)
+        return FaultDecision(latency, action, retry_after, error_status, cut, fail_chat, after_effect)
 
 
 async def _abort_connection(scope: Scope) -> bool:
@@ -179,6 +181,9 @@ class RouteFaultMiddleware:
             return
         if decision.action == "error":
             self.state.faults_injected["error"] += 1
+            if decision.after_effect:
+                # The route runs to its end (a chat is created and answered); its answer is lost.
+                await self.app(scope, receive, _discard)
             await _send_json(
                 send,
                 status=decision.error_status,
@@ -196,6 +201,10 @@ class RouteFaultMiddleware:
         if decision.cut_after_events is not None:
             send = _StreamCutter(scope, send, decision.cut_after_events, self.state)
         await self.app(scope, receive, send)
+
+
+async def _discard(message: Message) -> None:
+    return None
 
 
 class _StreamCutter:

@@ -12,9 +12,10 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["ChatRecord", "Store", "redact_url", "storable"]
+from kai_bridge.urls import redact_url
+
+__all__ = ["LEASE_DELETE", "LEASE_UPSERT", "SAVE_CHAT_GUARD", "ChatRecord", "Store", "redact_url", "storable"]
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -38,6 +39,34 @@ class ChatRecord:
     updated_at: float
 
 
+def _rank(column: str) -> str:
+    return (
+        f"(CASE {column} WHEN 'created' THEN 0 WHEN 'in_progress' THEN 1 WHEN 'requires_action' THEN 1 "
+        "ELSE 2 END)"
+    )
+
+
+#: The ``WHERE`` of ``save_chat``'s upsert (both backends): a write never moves a chat back
+#: (a running state over a finished one), and among states of the same rank the later
+#: ``updated_at`` wins. Replicas and late writers (a refresh racing the stream's end) can then
+#: write in any order and the record still ends at the newest, most advanced state.
+SAVE_CHAT_GUARD = (
+    f"WHERE {_rank('excluded.status')} > {_rank('kb_chats.status')} "
+    f"OR ({_rank('excluded.status')} = {_rank('kb_chats.status')} "
+    "AND excluded.updated_at >= kb_chats.updated_at)"
+)
+
+
+#: ``acquire_lease``'s upsert, both backends (placeholders aside): it takes a free or expired
+#: lease, or extends one the same owner holds, and RETURNING yields a row only when it did.
+LEASE_UPSERT = (
+    "INSERT INTO kb_leases (name, owner, expires_at) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE kb_leases.expires_at <= {p} OR kb_leases.owner = excluded.owner RETURNING owner"
+)
+LEASE_DELETE = "DELETE FROM kb_leases WHERE name = {p} AND owner = {p}"
+
+
 @runtime_checkable
 class Store(Protocol):
     """The state store. All methods are safe to call concurrently from one event loop.
@@ -56,28 +85,27 @@ class Store(Protocol):
 
     async def delete_conversation(self, *, user_id: str, bot_id: str) -> None: ...
 
-    async def save_chat(self, record: ChatRecord) -> None: ...
+    async def save_chat(self, record: ChatRecord) -> None:
+        """Insert or update the chat; an update that would move it back is ignored (see SAVE_CHAT_GUARD)."""
+        ...
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None: ...
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Take (or, for the same ``owner``, extend) the lease ``name`` for ``ttl`` seconds.
+
+        True when ``owner`` now holds it; False while another owner holds an unexpired one.
+        A holder that dies simply lets its lease expire.
+        """
+        ...
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        """Give up the lease if ``owner`` holds it (no error otherwise)."""
+        ...
 
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (user name, host and path kept)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable store URL>"
-    if password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    masked = SplitResult(parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment)
-    return urlunsplit(masked)
 
 
 def storable(text: str) -> str:

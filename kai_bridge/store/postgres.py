@@ -23,7 +23,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, redact_url, row_to_chat, scrub, storable
+from kai_bridge.store.base import (
+    LEASE_DELETE,
+    LEASE_UPSERT,
+    SAVE_CHAT_GUARD,
+    ChatRecord,
+    ChatRow,
+    chat_to_row,
+    redact_url,
+    row_to_chat,
+    scrub,
+    storable,
+)
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
 
 __all__ = ["PostgresStore"]
@@ -39,12 +50,14 @@ _SQL_SET_CONVERSATION = (
 )
 _SQL_DELETE_CONVERSATION = "DELETE FROM kb_conversations WHERE user_id = %s AND bot_id = %s"
 _SQL_SAVE_CHAT = (
-    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "  # noqa: S608 (constants only)
     "ON CONFLICT (chat_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
     "user_id = excluded.user_id, bot_id = excluded.bot_id, status = excluded.status, "
     "answer = excluded.answer, usage = excluded.usage, error = excluded.error, "
-    "updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
+_SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="%s")
+_SQL_LEASE_DELETE = LEASE_DELETE.format(p="%s")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
     "FROM kb_chats WHERE chat_id = %s"
@@ -144,6 +157,14 @@ class PostgresStore:
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None:
         row = await self._fetchone(_SQL_GET_CHAT, (storable(chat_id),))
         return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        row = await self._fetchone(_SQL_LEASE_UPSERT, (storable(name), storable(owner), now + ttl, now))
+        return row is not None
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        await self._execute(_SQL_LEASE_DELETE, (storable(name), storable(owner)))
 
     async def ping(self) -> None:
         await self._fetchone("SELECT 1", ())

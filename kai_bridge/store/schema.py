@@ -7,7 +7,7 @@ has shipped. The SQL is kept to the subset both databases read the same way (``T
 ``INTEGER``, ``DOUBLE PRECISION``, ``ON CONFLICT``). Tables carry a ``kb_`` prefix so a shared
 PostgreSQL database (or schema) can hold them next to other applications' tables.
 
-Planned next: version 2 adds ``kb_inbox`` (webhook events, primary key = event id for dedup).
+Version 2 is reserved for ``kb_inbox`` (webhook events), which lands with the webhook door.
 """
 
 from __future__ import annotations
@@ -62,9 +62,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX kb_chats_conversation ON kb_chats (conversation_id)",
         ),
     ),
+    Migration(
+        version=3,
+        description="leases (one holder at a time across replicas, with expiry)",
+        statements=(
+            """
+            CREATE TABLE kb_leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 
 
 def pending(applied: set[int]) -> list[Migration]:

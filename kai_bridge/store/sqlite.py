@@ -45,7 +45,16 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
 from kai_bridge.errors import StoreError
-from kai_bridge.store.base import ChatRecord, ChatRow, chat_to_row, row_to_chat, storable
+from kai_bridge.store.base import (
+    LEASE_DELETE,
+    LEASE_UPSERT,
+    SAVE_CHAT_GUARD,
+    ChatRecord,
+    ChatRow,
+    chat_to_row,
+    row_to_chat,
+    storable,
+)
 from kai_bridge.store.schema import SCHEMA_VERSION, VERSION_TABLE_DDL, pending, too_new_message
 
 __all__ = ["DEFAULT_SYNCHRONOUS", "SQLiteStore", "Synchronous"]
@@ -75,12 +84,14 @@ _SQL_SET_CONVERSATION = (
 )
 _SQL_DELETE_CONVERSATION = "DELETE FROM kb_conversations WHERE user_id = ? AND bot_id = ?"
 _SQL_SAVE_CHAT = (
-    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "INSERT INTO kb_chats (chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608 (constants only)
     "ON CONFLICT (chat_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
     "user_id = excluded.user_id, bot_id = excluded.bot_id, status = excluded.status, "
     "answer = excluded.answer, usage = excluded.usage, error = excluded.error, "
-    "updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
+_SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="?")
+_SQL_LEASE_DELETE = LEASE_DELETE.format(p="?")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
     "FROM kb_chats WHERE chat_id = ?"
@@ -199,6 +210,19 @@ class SQLiteStore:
             return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
 
         return await self._submit(fn, write=False)
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        params = (storable(name), storable(owner), now + ttl, now)
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_SQL_LEASE_UPSERT, params).fetchone() is not None
+
+        return await self._submit(fn, write=True)
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        params = (storable(name), storable(owner))
+        await self._submit(lambda conn: conn.execute(_SQL_LEASE_DELETE, params), write=True)
 
     async def ping(self) -> None:
         await self._submit(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)

@@ -1,12 +1,16 @@
 """KAI tools: the registry every door calls through, and the tools kai-bridge itself provides.
 
-:func:`build_registry` assembles the registry the composition root hands to every door.
+:func:`build_registry` adds the bridge's own tools to the registry the composition root hands
+to every door; :class:`RegistryPluginRunner` lets the conversation service run local plugins
+through that same registry (the service itself knows no registry).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from kai_bridge.conversations import ConversationService
+from kai_bridge.tools.coffee import KnowledgeQuery, coffee_knowledge_tool
+from kai_bridge.tools.conversations import conversation_tools
+from kai_bridge.tools.plugins import RegistryPluginRunner
 from kai_bridge.tools.registry import (
     Caller,
     CozeCaller,
@@ -20,14 +24,11 @@ from kai_bridge.tools.registry import (
     validate_tool_name,
 )
 
-if TYPE_CHECKING:
-    from kai_bridge.conversations import ConversationService
-    from kai_bridge.tools.coffee import KnowledgeQuery
-
 __all__ = [
     "Caller",
     "CozeCaller",
     "NullToolContext",
+    "RegistryPluginRunner",
     "Tool",
     "ToolAnnotations",
     "ToolContext",
@@ -42,27 +43,15 @@ __all__ = [
 def build_registry(
     *,
     knowledge: KnowledgeQuery,
-    conversations: ConversationService | None,
+    conversations: ConversationService | None = None,
     registry: ToolRegistry | None = None,
     default_timeout: float | None = 30.0,
 ) -> ToolRegistry:
-    """The registry with kai-bridge's own tools: coffee knowledge and (with a service) conversations.
+    """``registry`` (a new one, ``default_timeout`` per call, when None) with the bridge's own tools.
 
-    The conversation service runs requires_action tools through a registry, which must be
-    this one: by default the service's own registry is filled; passing a different
-    ``registry`` together with a service is refused. Without a service, a new registry
-    (``default_timeout`` per call) is made unless one is given.
+    The coffee knowledge tool always; the conversation tools when a service is given.
     """
-    # Imported here: kai_bridge.conversations itself imports the registry module.
-    from kai_bridge.tools.coffee import coffee_knowledge_tool
-    from kai_bridge.tools.conversations import conversation_tools
-
-    if conversations is not None:
-        if registry is not None and registry is not conversations.registry:
-            raise ValueError("the conversation service must use the registry its tools are added to")
-        registry = conversations.registry
-    elif registry is None:
-        registry = ToolRegistry(default_timeout=default_timeout)
+    registry = registry if registry is not None else ToolRegistry(default_timeout=default_timeout)
     registry.add(coffee_knowledge_tool(knowledge))
     if conversations is not None:
         for tool in conversation_tools(conversations):

@@ -30,11 +30,32 @@ from kai_bridge.conversations import (
 )
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, typed_tool
 
-__all__ = ["DEFAULT_USER_ID", "DeltaRelay", "conversation_tools", "relay_deltas"]
+__all__ = [
+    "CANCEL_CHAT",
+    "CONVERSATION_TOOL_NAMES",
+    "CREATE_CONVERSATION",
+    "DEFAULT_USER_ID",
+    "GET_CHAT_RESULT",
+    "GET_CONVERSATION_MESSAGES",
+    "SEND_MESSAGE",
+    "DeltaRelay",
+    "conversation_tools",
+    "relay_deltas",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_USER_ID: Final = "default"
+
+CREATE_CONVERSATION: Final = "create_conversation"
+SEND_MESSAGE: Final = "send_message"
+GET_CONVERSATION_MESSAGES: Final = "get_conversation_messages"
+CANCEL_CHAT: Final = "cancel_chat"
+GET_CHAT_RESULT: Final = "get_chat_result"
+#: The tools a Coze chat may not call back into through requires_action (a chat starting chats).
+CONVERSATION_TOOL_NAMES: Final = frozenset(
+    {CREATE_CONVERSATION, SEND_MESSAGE, GET_CONVERSATION_MESSAGES, CANCEL_CHAT, GET_CHAT_RESULT}
+)
 
 CozeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
@@ -208,10 +229,11 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
     async def get_chat_result(params: GetChatResultIn, ctx: ToolContext) -> ChatResult:
         return await service.get_chat_result(chat_id=params.chat_id)
 
-    timeout = send_timeout if send_timeout is not None else service.chat_timeout + 15.0
+    # Waiting for an earlier message to the same conversation, then the chat: each up to chat_timeout.
+    timeout = send_timeout if send_timeout is not None else 2 * service.chat_timeout + 15.0
     return [
         typed_tool(
-            name="create_conversation",
+            name=CREATE_CONVERSATION,
             title="New Coze conversation",
             description=(
                 "Start a new conversation with the Coze bot and make it your current one; later send_message "
@@ -223,7 +245,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
             func=create_conversation,
         ),
         typed_tool(
-            name="send_message",
+            name=SEND_MESSAGE,
             title="Send a message to the Coze bot",
             description=(
                 "Send a message to the Coze bot and return its whole answer (streamed as progress while it "
@@ -239,7 +261,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
             poll_with="get_chat_result",
         ),
         typed_tool(
-            name="get_conversation_messages",
+            name=GET_CONVERSATION_MESSAGES,
             title="Read a Coze conversation",
             description=(
                 "List messages of a conversation (your current one by default), newest first. Page with "
@@ -251,7 +273,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
             func=get_conversation_messages,
         ),
         typed_tool(
-            name="cancel_chat",
+            name=CANCEL_CHAT,
             title="Cancel a running Coze chat",
             description="Cancel a chat that is still running (e.g. one that takes too long).",
             input_model=CancelChatIn,
@@ -260,7 +282,7 @@ def conversation_tools(service: ConversationService, *, send_timeout: float | No
             func=cancel_chat,
         ),
         typed_tool(
-            name="get_chat_result",
+            name=GET_CHAT_RESULT,
             title="Fetch a chat's answer",
             description=(
                 "Fetch the outcome of an earlier send_message by chat_id: status and the whole answer once "

@@ -277,6 +277,22 @@ class UpstreamManager:
             )
         return out
 
+    async def ping(self, name: str) -> str:
+        """A live check of upstream ``name``: an MCP ping over its session (UpstreamToolError when down)."""
+        upstream = self._get(name)
+        session = upstream.session
+        if upstream.state is not UpstreamState.CONNECTED or session is None:
+            why = f": {upstream.last_error}" if upstream.last_error else ""
+            raise UpstreamToolError(f"upstream {name!r} is {upstream.state.value}{why}")
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await session.send_ping()
+        except Exception as exc:
+            raise UpstreamToolError(
+                f"upstream {name!r} did not answer a ping: {self._describe(upstream, exc)}"
+            ) from None
+        return f"connected ({len(upstream.tools)} tools)"
+
     # ---- supervision ---------------------------------------------------------------------------
     async def _supervise(self, upstream: _Upstream) -> None:
         delay = self._backoff_initial

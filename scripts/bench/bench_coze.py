@@ -44,7 +44,7 @@ with warnings.catch_warnings():  # cozepy's import triggers authlib's deprecatio
         Message,
     )
 
-from kai_bridge.coze import CozeClient, EnterMessage, RetryPolicy
+from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage, RetryPolicy
 from kai_bridge.coze import JWTAuth as OurJWTAuth
 from kai_bridge.keys import KeyPair, generate_key_pair, load_private_key
 from kai_bridge.sandbox import (
@@ -113,14 +113,12 @@ async def cozepy_stream(coze: AsyncCoze) -> str:
 
 
 async def our_poll(client: CozeClient) -> str:
-    result = await client.create_and_poll(bot_id=COFFEE_BOT_ID, user_id="bench",
-                                          messages=[EnterMessage.user(QUESTION)])
+    result = await client.create_and_poll(ChatRequest(bot_id=COFFEE_BOT_ID, user_id="bench", messages=[EnterMessage.user(QUESTION)]))
     return result.answer
 
 
 async def our_stream(client: CozeClient) -> str:
-    result = await client.stream_and_collect(bot_id=COFFEE_BOT_ID, user_id="bench",
-                                             messages=[EnterMessage.user(QUESTION)])
+    result = await client.stream_and_collect(ChatRequest(bot_id=COFFEE_BOT_ID, user_id="bench", messages=[EnterMessage.user(QUESTION)]))
     return result.answer
 
 

@@ -47,14 +47,14 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from kai_bridge.conversations import ConversationService
-from kai_bridge.coze import CozeClient, EnterMessage
+from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage
 from kai_bridge.coze.auth import JWTAuth
 from kai_bridge.keys import generate_key_pair, load_private_key
 from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
 from kai_bridge.mcp import build_mcp_server
 from kai_bridge.sandbox import COFFEE_BOT_ID, SandboxConfig, start_sandbox
 from kai_bridge.store import open_store
-from kai_bridge.tools import ToolRegistry, build_registry
+from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -303,10 +303,10 @@ async def part_layers(tmp: Path, *, chats: int) -> list[Series]:
                        private_key=load_private_key(pair.private_pem, source="bench"))
         coze_client = CozeClient(http=http, base_url=handle.base_url, auth=auth)
         registry = ToolRegistry()
-        service = ConversationService(coze=coze_client, store=store, registry=registry, default_bot_id=COFFEE_BOT_ID,
-                                      max_rounds=3, chat_timeout=60)
+        service = ConversationService(coze=coze_client, store=store, plugins=RegistryPluginRunner(registry),
+                                      default_bot_id=COFFEE_BOT_ID, max_rounds=3, chat_timeout=60)
         build_registry(knowledge=KnowledgeService(base=KnowledgeBase.load(), backend="local", asker=None),
-                       conversations=service)
+                       conversations=service, registry=registry)
         cz = AsyncCoze(auth=AsyncJWTAuth(client_id="layers", private_key=pair.private_pem.decode(),
                                          public_key_id=pair.kid, ttl=900, base_url=handle.base_url),
                        base_url=handle.base_url)
@@ -319,8 +319,7 @@ async def part_layers(tmp: Path, *, chats: int) -> list[Series]:
                 pass
 
         async def client_only() -> None:
-            await coze_client.stream_and_collect(bot_id=COFFEE_BOT_ID, user_id="c", conversation_id=conv_ours,
-                                                 messages=[EnterMessage.user(question)])
+            await coze_client.stream_and_collect(ChatRequest(bot_id=COFFEE_BOT_ID, user_id="c", conversation_id=conv_ours, messages=[EnterMessage.user(question)]))
 
         async def service_only() -> None:
             await service.send_message(user_id="s", message=question)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from kai_bridge.config import load_settings
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import generate_key_pair, write_key_pair
+from kai_bridge.logs import redact
 
 
 def test_defaults_use_the_embedded_sandbox() -> None:
@@ -128,3 +130,127 @@ def test_bad_toml_file_is_reported(tmp_path: Path) -> None:
     config.write_text("server_port = = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(config_file=config, environ={})
+
+
+# ---- security findings of issue 7 -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "problem"),
+    [
+        pytest.param("http://ops:{s}@api.coze.cn", "a user name or password", id="userinfo"),
+        pytest.param("https://{s}@api.coze.cn", "a user name or password", id="lone-user-name"),
+        pytest.param("https://api.coze.cn/?access_token={s}", "a query string", id="query-token"),
+        pytest.param("https://api.coze.cn?", "a query string", id="empty-query"),
+        pytest.param("https://api.coze.cn/#{s}", "a fragment", id="fragment"),
+        pytest.param("http://u:{s}@api.coze.cn/?t={s}#{s}", "a user name or password and a query string and a fragment",
+                     id="all-three"),
+    ],
+)
+def test_credentials_in_the_coze_api_base_are_refused_without_being_echoed(base: str, problem: str) -> None:
+    secret = "Z" + secrets.token_hex(8)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"KAI_BRIDGE_COZE_API_BASE": base.format(s=secret)}, check_files=False)
+    message = str(info.value)
+    assert "coze_api_base must be a plain base URL" in message
+    assert problem in message
+    assert secret not in message
+    assert "': remove it" in redact(message)  # the CLI prints it through the scrubber: still readable
+
+
+def test_a_malformed_upstream_url_is_reported_without_its_credentials() -> None:
+    secret = "Z" + secrets.token_hex(8)
+    upstreams = f'[{{"name": "kai", "url": "ftp://ops:{secret}@kai.example.com/mcp?key={secret}"}}]'
+    with pytest.raises(ConfigError, match="must be an http") as info:
+        load_settings(environ={"KAI_BRIDGE_UPSTREAMS": upstreams}, check_files=False)
+    assert secret not in str(info.value)
+
+
+def test_an_upstream_url_may_carry_userinfo_for_http_basic() -> None:
+    upstreams = '[{"name": "kai", "url": "https://ops:pw@kai.example.com/mcp"}]'
+    settings = load_settings(environ={"KAI_BRIDGE_UPSTREAMS": upstreams}, check_files=False)
+    assert settings.upstreams[0].url == "https://ops:pw@kai.example.com/mcp"
+
+
+TOKEN_SETTINGS = [
+    pytest.param("KAI_BRIDGE_MCP_AUTH_TOKEN", "mcp_auth_token", id="mcp-token"),
+    pytest.param("KAI_BRIDGE_ADMIN_TOKEN", "admin_token", id="admin-token"),
+    pytest.param("KAI_BRIDGE_COZE_PAT", "coze_pat", id="coze-pat"),
+    pytest.param("KAI_BRIDGE_UPSTREAMS", "api_key", id="upstream-api-key"),
+]
+
+
+def _token_env(variable: str, value: str) -> dict[str, str]:
+    if variable == "KAI_BRIDGE_UPSTREAMS":
+        return {variable: json.dumps([{"name": "kai", "url": "http://127.0.0.1:1/mcp", "api_key": value}])}
+    env = {variable: value}
+    if variable == "KAI_BRIDGE_COZE_PAT":
+        env["KAI_BRIDGE_COZE_API_BASE"] = "https://api.coze.cn"
+    return env
+
+
+@pytest.mark.parametrize(("variable", "field"), TOKEN_SETTINGS)
+@pytest.mark.parametrize(
+    ("shape", "problem"),
+    [
+        pytest.param("                    ", "only whitespace", id="spaces"),
+        pytest.param("\t\n", "only whitespace", id="tab-newline"),
+        pytest.param("  {t}", "starts or ends with whitespace", id="leading"),
+        pytest.param("{t}\n", "starts or ends with whitespace", id="trailing-newline"),
+        pytest.param("{t} {t}", "contains whitespace", id="inner-space"),
+    ],
+)
+def test_a_token_setting_of_whitespace_or_padded_with_it_is_refused(
+    variable: str, field: str, shape: str, problem: str
+) -> None:
+    token = "Z" + secrets.token_hex(12)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=_token_env(variable, shape.format(t=token)), check_files=False)
+    message = str(info.value)
+    assert field in message
+    assert problem in message
+    assert token not in message
+    assert "[REDACTED]" not in redact(message)  # the CLI prints it through the scrubber: still readable
+
+
+@pytest.mark.parametrize(("variable", "field"), TOKEN_SETTINGS)
+def test_an_empty_token_setting_means_unset(variable: str, field: str) -> None:
+    settings = load_settings(environ=_token_env(variable, ""), check_files=False)
+    value = settings.upstreams[0].api_key if field == "api_key" else getattr(settings, field)
+    assert value is None
+
+
+def test_a_short_admin_token_is_refused() -> None:
+    with pytest.raises(ConfigError, match="admin_token: the value is too short"):
+        load_settings(environ={"KAI_BRIDGE_ADMIN_TOKEN": "short-token"}, check_files=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        pytest.param("KAI_BRIDGE_MCP_ALLOWED_HOSTS", "https://mcp.example.com", "mcp_allowed_hosts entry", id="url-as-host"),
+        pytest.param("KAI_BRIDGE_MCP_ALLOWED_HOSTS", "*.example.com", "mcp_allowed_hosts entry", id="wildcard-name"),
+        pytest.param("KAI_BRIDGE_MCP_ALLOWED_HOSTS", "mcp.example.com:http", "mcp_allowed_hosts entry", id="named-port"),
+        pytest.param("KAI_BRIDGE_MCP_ALLOWED_ORIGINS", "app.example.com", "mcp_allowed_origins entry", id="no-scheme"),
+        pytest.param("KAI_BRIDGE_MCP_ALLOWED_ORIGINS", "https://app.example.com/", "mcp_allowed_origins entry",
+                     id="trailing-slash"),
+        pytest.param("KAI_BRIDGE_MCP_MAX_SESSIONS", "0", "mcp_max_sessions", id="no-sessions"),
+        pytest.param("KAI_BRIDGE_MCP_SESSION_IDLE_TIMEOUT", "0", "mcp_session_idle_timeout", id="zero-idle"),
+        pytest.param("KAI_BRIDGE_MCP_SESSION_IDLE_TIMEOUT", "inf", "mcp_session_idle_timeout", id="infinite-idle"),
+    ],
+)
+def test_bad_http_security_settings_are_refused_naming_the_setting(variable: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(environ={variable: value}, check_files=False)
+
+
+def test_allowlist_entries_in_every_accepted_form_load() -> None:
+    settings = load_settings(
+        environ={
+            "KAI_BRIDGE_MCP_ALLOWED_HOSTS": "mcp.example.com,mcp.example.com:8443,kai:*,[::1]:9000,10.0.0.5:*",
+            "KAI_BRIDGE_MCP_ALLOWED_ORIGINS": "https://app.example.com,http://dev.example.com:*,vscode-webview://abc",
+        },
+        check_files=False,
+    )
+    assert len(settings.mcp_allowed_hosts) == 5
+    assert len(settings.mcp_allowed_origins) == 3

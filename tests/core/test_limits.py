@@ -15,8 +15,8 @@ from starlette.routing import Route
 from kai_bridge.coze import CozeClient
 from kai_bridge.limits import RateLimit, RateLimitMiddleware, TokenBuckets, bearer_identity, mcp_client_key
 from kai_bridge.sandbox import SandboxHandle
+from tests.bridge import open_bridge, running_sandbox
 from tests.mcp.http_harness import serving
-from tests.tools.bridge import open_bridge, running_sandbox
 
 SEED = RateLimit(door="test door", per_minute=60, burst=10)
 INIT = {
@@ -102,7 +102,7 @@ async def test_the_middleware_answers_429_with_retry_after_and_the_limit_named()
 async def test_the_mcp_endpoint_has_a_per_client_limit(tmp_path: Path) -> None:
     upstream: tuple[SandboxHandle, CozeClient]
     async with running_sandbox() as upstream, open_bridge(
-        coze=upstream[1], sandbox=upstream[0], db_path=tmp_path / "kb.db",
+        sandbox=upstream[0], db_path=tmp_path / "kb.db",
         settings_overrides={"mcp_rate_limit_per_minute": 1, "mcp_rate_limit_burst": 2},
     ) as bridge, serving(bridge) as base, httpx.AsyncClient(timeout=30) as http:
         codes = [(await http.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS)).status_code for _ in range(3)]

@@ -71,3 +71,20 @@ def test_unwritable_log_dir_is_reported_not_fatal(tmp_path: Path, restore_loggin
     problems = configure_logging(level="INFO", log_dir=blocker / "logs", stream=io.StringIO())
     assert problems
     assert "stderr only" in problems[0]
+
+
+def test_url_credentials_are_scrubbed_from_every_logger_at_debug(tmp_path: Path, restore_logging: None) -> None:
+    password, token = "pw-" + secrets.token_hex(8), "tok-" + secrets.token_hex(8)
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", log_dir=tmp_path / "logs", stream=stream)
+    url = f"http://ops:{password}@127.0.0.1:9/mcp?access_token={token}"
+    # The loggers of libraries we do not control: the MCP SDK's, httpx's, and a made-up one.
+    logging.getLogger("mcp.client.streamable_http").debug("Connecting to StreamableHTTP endpoint: %s", url)
+    logging.getLogger("some.library").error("failed to reach %r", url)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    texts = [stream.getvalue(), *(p.read_text() for p in (tmp_path / "logs").glob("*.log"))]
+    assert "Connecting to StreamableHTTP endpoint: http://ops:***@127.0.0.1:9/mcp?access_token=***" in texts[0]
+    for text in texts:
+        assert password not in text
+        assert token not in text

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kai_bridge.coze.auth import JWTAuth, PATAuth
 from kai_bridge.coze.client import CozeClient
-from kai_bridge.coze.models import EnterMessage
+from kai_bridge.coze.models import ChatRequest, EnterMessage
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import CozeAuthError
 from kai_bridge.keys import KeyPair, generate_key_pair, load_private_key
@@ -154,8 +154,7 @@ async def test_stream_requests_also_recover_from_an_expired_token(make_rig: RigF
     rig = await make_rig(ttl=900)
     await rig.auth.get_token()
     rig.wall.advance(1000)
-    result = await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u",
-                                                 messages=[EnterMessage.user("espresso?")])
+    result = await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")]))
     assert result.chat.id
     assert rig.client.counters["reauths"] == 1
 

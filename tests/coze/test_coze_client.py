@@ -9,6 +9,7 @@ import pytest
 
 from kai_bridge.coze.models import (
     ChatEventType,
+    ChatRequest,
     ChatStatus,
     EnterMessage,
     MessageRole,
@@ -49,9 +50,7 @@ async def test_iter_messages_walks_every_page(rig: Rig) -> None:
 
 
 async def test_create_and_poll_returns_the_completed_chat_and_its_answer(rig: Rig) -> None:
-    result = await rig.client.create_and_poll(
-        bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("What is espresso?")]
-    )
+    result = await rig.client.create_and_poll(ChatRequest(bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("What is espresso?")]))
     assert result.chat.status is ChatStatus.COMPLETED
     assert result.chat.usage is not None
     assert result.chat.usage.output_count > 0
@@ -64,8 +63,7 @@ async def test_create_and_poll_returns_the_completed_chat_and_its_answer(rig: Ri
 
 
 async def test_stream_chat_yields_typed_events_in_coze_order(rig: Rig) -> None:
-    events = [e async for e in rig.client.stream_chat(
-        bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("手冲咖啡的水温是多少？")])]
+    events = [e async for e in rig.client.stream_chat(ChatRequest(bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("手冲咖啡的水温是多少？")]))]
     kinds = [e.event for e in events]
     assert kinds[:2] == [ChatEventType.CHAT_CREATED, ChatEventType.CHAT_IN_PROGRESS]
     assert kinds[-2:] == [ChatEventType.CHAT_COMPLETED, ChatEventType.DONE]
@@ -79,16 +77,14 @@ async def test_stream_chat_yields_typed_events_in_coze_order(rig: Rig) -> None:
 
 
 async def test_stream_and_collect_gathers_the_whole_answer(rig: Rig) -> None:
-    result = await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u1",
-                                                 messages=[EnterMessage.user("How do I store beans?")])
+    result = await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u1", messages=[EnterMessage.user("How do I store beans?")]))
     assert result.chat.status is ChatStatus.COMPLETED
     assert result.answer
 
 
 @pytest.mark.parametrize("stream", [pytest.param(True, id="stream"), pytest.param(False, id="non-stream")])
 async def test_requires_action_then_submit_tool_outputs_completes_the_chat(rig: Rig, stream: bool) -> None:
-    paused = await rig.client.stream_and_collect(bot_id=rig.plugin_bot_id, user_id="u1",
-                                                 messages=[EnterMessage.user("耶加雪菲有什么风味？")])
+    paused = await rig.client.stream_and_collect(ChatRequest(bot_id=rig.plugin_bot_id, user_id="u1", messages=[EnterMessage.user("耶加雪菲有什么风味？")]))
     chat = paused.chat
     assert chat.status is ChatStatus.REQUIRES_ACTION
     assert chat.required_action is not None
@@ -130,18 +126,16 @@ async def test_unknown_conversation_is_not_found_with_a_logid(rig: Rig) -> None:
 async def test_a_second_chat_in_a_running_conversation_is_a_conflict(make_rig: RigFactory) -> None:
     rig = await make_rig(stream_chunk_delay=0.05)
     conv = await rig.client.create_conversation(bot_id=rig.bot_id)
-    first = await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", conversation_id=conv.id,
-                                         messages=[EnterMessage.user("What is espresso?")])
+    first = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", conversation_id=conv.id, messages=[EnterMessage.user("What is espresso?")]))
     with pytest.raises(CozeConflictError) as info:
-        await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", conversation_id=conv.id,
-                                     messages=[EnterMessage.user("And latte?")])
+        await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", conversation_id=conv.id, messages=[EnterMessage.user("And latte?")]))
     assert info.value.code == 4016
     await rig.client.cancel_chat(conversation_id=conv.id, chat_id=first.id)
 
 
 async def test_a_bad_request_is_reported_not_retried(rig: Rig) -> None:
     with pytest.raises(CozeBadRequestError) as info:
-        await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", messages=[])
+        await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[]))
     assert info.value.code == 4000
     assert rig.state.requests["chat.create"] == 1
     assert rig.sleeps == []
@@ -159,7 +153,7 @@ async def test_ping_and_diagnostics_report_health_without_secrets(rig: Rig) -> N
 
 
 async def test_breaking_out_of_a_stream_closes_it(rig: Rig) -> None:
-    stream = rig.client.stream_chat(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")])
+    stream = rig.client.stream_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")]))
     async with contextlib.aclosing(stream):
         async for event in stream:
             assert event.event is ChatEventType.CHAT_CREATED

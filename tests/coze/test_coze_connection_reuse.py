@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from kai_bridge.coze import EnterMessage
+from kai_bridge.coze import ChatRequest, EnterMessage
 from kai_bridge.coze.auth import PATAuth
 from kai_bridge.coze.client import CozeClient
 from tests.coze.conftest import RigFactory
@@ -36,8 +36,7 @@ async def test_two_sequential_streamed_chats_reuse_one_connection(make_rig: RigF
     rig = await make_rig(transport="socket")
     opened = count_connections(rig.http)
     for question in ("What is espresso?", "And a flat white?"):
-        poll = await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u",
-                                                   messages=[EnterMessage.user(question)])
+        poll = await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user(question)]))
         assert poll.answer
     assert len(opened) == 1  # the token exchange opened it; both chats rode on it
 
@@ -45,11 +44,11 @@ async def test_two_sequential_streamed_chats_reuse_one_connection(make_rig: RigF
 async def test_a_stream_broken_off_by_its_reader_does_not_keep_a_connection(make_rig: RigFactory) -> None:
     rig = await make_rig(transport="socket")
     opened = count_connections(rig.http)
-    stream = rig.client.stream_chat(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")])
+    stream = rig.client.stream_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")]))
     async for _ in stream:
         break  # the rest of the answer is never read: that connection cannot be reused
     await stream.aclose()
-    await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("latte?")])
+    await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("latte?")]))
     assert len(opened) == 2
 
 
@@ -69,7 +68,7 @@ async def test_a_body_that_goes_on_after_done_is_cut_not_read_forever() -> None:
         client = CozeClient(http=http, base_url="http://coze.test", auth=PATAuth(token="pat_test_token_0123456789"))
         with anyio.fail_after(10):
             events = [event.event async for event in
-                      client.stream_chat(bot_id="b", user_id="u", messages=[EnterMessage.user("hi")])]
+                      client.stream_chat(ChatRequest(bot_id="b", user_id="u", messages=[EnterMessage.user("hi")]))]
     assert [str(e) for e in events][-1] == "done"
 
 

@@ -94,10 +94,10 @@ async def test_a_canceled_chat_raises_chat_canceled() -> None:
 def test_public_names_are_pinned() -> None:
     assert sorted(coze.__all__) == coze.__all__
     assert set(coze.__all__) == {
-        "Bot", "BotPage", "BreakerState", "Chat", "ChatEvent", "ChatEventError", "ChatEventType", "ChatPoll",
+        "Bot", "BotPage", "BreakerState", "Chat", "ChatEvent", "ChatEventError", "ChatEventType", "ChatPoll", "ChatRequest",
         "ChatStatus", "CircuitBreaker", "Conversation", "ConversationPage", "CozeClient", "EnterMessage",
         "JWTAuth", "LastError", "Message", "MessageContentType", "MessagePage", "MessageRole", "MessageType",
         "PATAuth", "RequiredAction", "RetryPolicy", "Section", "TokenProvider", "ToolCall", "ToolOutput", "Usage",
         "User",
-        "auth_from_settings", "build_http_client", "collect_answer",
+        "build_http_client", "collect_answer",
     }

@@ -9,6 +9,7 @@ from kai_bridge.config import load_settings
 from kai_bridge.coze.client import CozeClient
 from kai_bridge.coze.quota import RequestQuota
 from kai_bridge.errors import CozeQuotaError
+from kai_bridge.wiring.coze import client_from_settings
 from tests.coze.conftest import RigFactory
 
 
@@ -66,11 +67,11 @@ async def test_a_client_over_its_quota_sends_nothing_to_coze(make_rig: RigFactor
     assert client.breaker.snapshot()["consecutive_failures"] == 0  # our own refusal is no Coze failure
 
 
-async def test_the_settings_give_the_client_its_quota(make_rig: RigFactory) -> None:
+async def test_the_wiring_gives_the_client_the_quota_of_the_settings(make_rig: RigFactory) -> None:
     rig = await make_rig()
     settings = load_settings(environ={"KAI_BRIDGE_COZE_QUOTA_PER_SECOND": "0.001", "KAI_BRIDGE_COZE_QUOTA_BURST": "1",
                                       "KAI_BRIDGE_COZE_QUOTA_MAX_WAIT": "0"}, check_files=False)
-    client = CozeClient.from_settings(settings, http=rig.http, base_url=rig.base_url, auth=rig.auth)
+    client = client_from_settings(settings, http=rig.http, base_url=rig.base_url, auth=rig.auth)
     await client.create_conversation(bot_id=rig.bot_id)
     with pytest.raises(CozeQuotaError):
         await client.create_conversation(bot_id=rig.bot_id)

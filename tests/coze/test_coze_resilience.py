@@ -13,7 +13,7 @@ import pytest
 from kai_bridge.coze.auth import PATAuth
 from kai_bridge.coze.breaker import BreakerState
 from kai_bridge.coze.client import CozeClient
-from kai_bridge.coze.models import ChatEvent, ChatEventType, ChatStatus, EnterMessage
+from kai_bridge.coze.models import ChatEvent, ChatEventType, ChatRequest, ChatStatus, EnterMessage
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import (
     ChatFailedError,
@@ -49,14 +49,14 @@ async def test_retries_stop_after_the_budget_with_the_last_error(rig: Rig) -> No
 
 async def test_rate_limit_retry_after_is_honoured(rig: Rig) -> None:
     await rig.add_fault(route="chat.retrieve", rate_limit_rate=1.0, retry_after=3, times=1)
-    poll = await rig.client.create_and_poll(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+    poll = await rig.client.create_and_poll(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     assert poll.chat.status is ChatStatus.COMPLETED
     assert 3.0 in rig.sleeps
 
 
 async def test_rate_limit_on_chat_create_is_retried_because_nothing_started(rig: Rig) -> None:
     await rig.add_fault(route="chat.create", rate_limit_rate=1.0, retry_after=1, times=1)
-    chat = await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+    chat = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     assert chat.id
     assert rig.state.requests["chat.create"] == 2
 
@@ -72,7 +72,7 @@ async def test_rate_limit_error_carries_retry_after_when_retries_run_out(make_ri
 async def test_chat_create_is_never_repeated_after_a_server_error(rig: Rig) -> None:
     await rig.add_fault(route="chat.create", error_rate=1.0, times=1)
     with pytest.raises(CozeServerError):
-        await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+        await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     assert rig.state.requests["chat.create"] == 1
     assert rig.sleeps == []
 
@@ -82,7 +82,7 @@ async def test_a_dropped_connection_on_an_unsafe_call_is_not_repeated(rig: Rig, 
     await rig.add_fault(route=route, drop_rate=1.0, times=1)
     if route == "chat.create":
         with pytest.raises(CozeTransportError):
-            await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+            await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     else:
         with pytest.raises(CozeTransportError):
             await rig.client.submit_tool_outputs(conversation_id="1", chat_id="2", tool_outputs=[])
@@ -110,7 +110,7 @@ async def test_connect_errors_are_retried_even_for_chat_create() -> None:
         client = CozeClient(http=http, base_url=f"http://127.0.0.1:{port}", auth=PATAuth(token="pat_x_123456789"),
                             retry=RetryPolicy(max_retries=2), sleep=no_wait)
         with pytest.raises(CozeTransportError) as info:
-            await client.create_chat(bot_id="1", user_id="u", messages=QUESTION)
+            await client.create_chat(ChatRequest(bot_id="1", user_id="u", messages=QUESTION))
     assert len(sleeps) == 2
     assert "ConnectError" in str(info.value)
 
@@ -164,7 +164,7 @@ async def test_a_cut_stream_raises_after_the_events_that_arrived(rig: Rig) -> No
     seen: list[ChatEvent] = []
 
     async def consume() -> None:
-        async for event in rig.client.stream_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION):
+        async for event in rig.client.stream_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION)):
             seen.append(event)
 
     with pytest.raises(CozeTransportError, match=r"cut|ended"):
@@ -180,7 +180,7 @@ async def test_a_cut_stream_raises_after_the_events_that_arrived(rig: Rig) -> No
 
 async def test_a_failed_chat_is_an_event_in_the_stream_and_an_error_when_collecting(rig: Rig) -> None:
     await rig.add_fault(route="chat.create", fail_chat_rate=1.0, times=1)
-    events = [e async for e in rig.client.stream_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION)]
+    events = [e async for e in rig.client.stream_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))]
     failed = [e for e in events if e.event is ChatEventType.CHAT_FAILED]
     assert len(failed) == 1
     assert failed[0].chat is not None
@@ -189,7 +189,7 @@ async def test_a_failed_chat_is_an_event_in_the_stream_and_an_error_when_collect
 
     await rig.add_fault(route="chat.create", fail_chat_rate=1.0, times=1)
     with pytest.raises(ChatFailedError) as info:
-        await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+        await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     assert info.value.code == 5000
     assert info.value.logid
     assert info.value.chat_id
@@ -199,7 +199,7 @@ async def test_a_failed_chat_is_an_event_in_the_stream_and_an_error_when_collect
 async def test_a_failed_chat_raises_from_create_and_poll(rig: Rig) -> None:
     await rig.add_fault(route="chat.create", fail_chat_rate=1.0, times=1)
     with pytest.raises(ChatFailedError) as info:
-        await rig.client.create_and_poll(bot_id=rig.bot_id, user_id="u", messages=QUESTION)
+        await rig.client.create_and_poll(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
     assert info.value.code == 5000
     assert info.value.logid
 
@@ -207,7 +207,7 @@ async def test_a_failed_chat_raises_from_create_and_poll(rig: Rig) -> None:
 async def test_a_slow_chat_times_out_and_is_canceled_upstream(make_rig: RigFactory) -> None:
     rig = await make_rig(stream_chunk_delay=30.0)  # the sandbox's answer would take minutes
     with pytest.raises(ChatTimeoutError) as info:
-        await rig.client.create_and_poll(bot_id=rig.bot_id, user_id="u", messages=QUESTION, timeout=5.0)
+        await rig.client.create_and_poll(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION), timeout=5.0)
     assert info.value.chat_id
     assert info.value.conversation_id
     chat = await rig.client.retrieve_chat(conversation_id=info.value.conversation_id, chat_id=info.value.chat_id)
@@ -225,12 +225,11 @@ async def test_cancelling_the_caller_cancels_the_coze_chat(make_rig: RigFactory)
         await asyncio.Event().wait()
 
     rig.client._sleep = sleep_until_cancelled
-    task = asyncio.create_task(rig.client.create_and_poll(bot_id=rig.bot_id, user_id="u", messages=QUESTION,
-                                                          conversation_id=conv.id))
+    task = asyncio.create_task(rig.client.create_and_poll(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id)))
     await polling.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # The conversation is free again: the running chat was canceled, so no 4016 here.
-    chat = await rig.client.create_chat(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id)
+    chat = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id))
     await rig.client.cancel_chat(conversation_id=conv.id, chat_id=chat.id)

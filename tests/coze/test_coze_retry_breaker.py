@@ -110,6 +110,33 @@ def test_half_open_lets_exactly_one_probe_through_and_success_closes() -> None:
     breaker.before_call()
 
 
+def test_a_probe_that_hangs_does_not_keep_the_breaker_shut() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=1.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 1.0
+    breaker.before_call()  # the first probe, which never answers
+    clock.now += 0.5
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    assert info.value.retry_after == pytest.approx(0.5)
+    clock.now += 0.5
+    breaker.before_call()  # a second probe, one reset period after the first began
+    breaker.record_success()  # Coze is back: the newer probe closes the breaker
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure()  # the hung probe finally fails: one failure of two, not a reopening
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_the_default_reset_lets_a_probe_through_within_a_second() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 1.0
+    breaker.before_call()
+
+
 def test_failed_probe_reopens_for_a_full_reset_period() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5.0, clock=clock)

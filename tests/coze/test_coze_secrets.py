@@ -11,7 +11,7 @@ import pytest
 
 from kai_bridge.coze.auth import PATAuth
 from kai_bridge.coze.client import CozeClient
-from kai_bridge.coze.models import EnterMessage
+from kai_bridge.coze.models import ChatRequest, EnterMessage
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import KaiBridgeError
 from kai_bridge.keys import KeyPair, generate_key_pair
@@ -35,7 +35,7 @@ async def test_a_full_jwt_session_with_failures_logs_no_secret(
     errors: list[str] = []
 
     tokens.append(await rig.auth.get_token())
-    await rig.client.stream_and_collect(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")])
+    await rig.client.stream_and_collect(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=[EnterMessage.user("espresso?")]))
     rig.wall.advance(1000)  # expired upstream: one re-auth
     await rig.client.retrieve_bot(bot_id=rig.bot_id)
     tokens.append(await rig.auth.get_token())

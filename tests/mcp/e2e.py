@@ -21,7 +21,7 @@ from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
 from kai_bridge.sandbox import COFFEE_BOT_ID, SandboxHandle
-from tests.tools.bridge import APP_ID, key_pair
+from tests.bridge import APP_ID, key_pair
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "kai_bridge.cli"]

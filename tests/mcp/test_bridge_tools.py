@@ -13,9 +13,10 @@ import pytest
 from mcp.client import Client
 
 from kai_bridge.mcp import build_mcp_server
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import PLUGIN_BOT_ID
 from kai_bridge.store import ChatRecord, Store
-from tests.tools.bridge import Bridge, open_bridge, running_sandbox
+from tests.bridge import open_bridge, running_sandbox
 
 MODES = [pytest.param("legacy", id="2025-11-25"), pytest.param("auto", id="2026-07-28")]
 EXPECTED_TOOLS = [
@@ -35,7 +36,7 @@ def _text(result: types.CallToolResult) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_every_tool_is_listed_with_a_schema_and_annotations(bridge: Bridge, mode: str) -> None:
+async def test_every_tool_is_listed_with_a_schema_and_annotations(bridge: Runtime, mode: str) -> None:
     async with Client(build_mcp_server(bridge.registry), mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert sorted(tools) == EXPECTED_TOOLS
@@ -57,7 +58,7 @@ async def test_every_tool_is_listed_with_a_schema_and_annotations(bridge: Bridge
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_coffee_knowledge_query_returns_a_structured_answer_matching_its_schema(
-    bridge: Bridge, mode: str
+    bridge: Runtime, mode: str
 ) -> None:
     async with Client(build_mcp_server(bridge.registry), mode=mode) as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
@@ -83,7 +84,7 @@ async def test_coffee_knowledge_query_returns_a_structured_answer_matching_its_s
     ],
 )
 async def test_bad_arguments_come_back_as_an_error_result_naming_the_problem(
-    bridge: Bridge, arguments: dict[str, Any], fragment: str
+    bridge: Runtime, arguments: dict[str, Any], fragment: str
 ) -> None:
     async with Client(build_mcp_server(bridge.registry), mode="legacy") as client:
         result = await client.call_tool("coffee_knowledge_query", arguments)
@@ -93,7 +94,7 @@ async def test_bad_arguments_come_back_as_an_error_result_naming_the_problem(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_send_message_streams_progress_deltas_that_add_up_to_the_answer(bridge: Bridge, mode: str) -> None:
+async def test_send_message_streams_progress_deltas_that_add_up_to_the_answer(bridge: Runtime, mode: str) -> None:
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -118,8 +119,8 @@ async def test_a_stream_that_arrives_over_time_is_forwarded_as_it_arrives(tmp_pa
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         updates.append((progress, message))
 
-    async with running_sandbox(stream_chunk_delay=0.01) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db"
+    async with running_sandbox(stream_chunk_delay=0.01) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db"
     ) as bridge, Client(build_mcp_server(bridge.registry), mode=mode) as client:
         with anyio.fail_after(20):
             result = await client.call_tool("send_message", {"message": "What is a pour-over?"},
@@ -131,7 +132,7 @@ async def test_a_stream_that_arrives_over_time_is_forwarded_as_it_arrives(tmp_pa
     assert [p for p, _ in updates] == sorted(p for p, _ in updates)
 
 
-async def test_send_message_deltas_arrive_as_log_lines_when_the_client_asked_for_logs(bridge: Bridge) -> None:
+async def test_send_message_deltas_arrive_as_log_lines_when_the_client_asked_for_logs(bridge: Runtime) -> None:
     lines: list[str] = []
 
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
@@ -143,7 +144,7 @@ async def test_send_message_deltas_arrive_as_log_lines_when_the_client_asked_for
     assert "".join(lines) == result.structured_content["answer"]
 
 
-async def test_the_plugin_bot_pauses_and_the_bridge_answers_it_from_the_registry(bridge: Bridge) -> None:
+async def test_the_plugin_bot_pauses_and_the_bridge_answers_it_from_the_registry(bridge: Runtime) -> None:
     async with Client(build_mcp_server(bridge.registry), mode="legacy") as client:
         with anyio.fail_after(20):
             result = await client.call_tool("send_message", {"message": "What is a natural process?",
@@ -156,9 +157,9 @@ async def test_the_plugin_bot_pauses_and_the_bridge_answers_it_from_the_registry
 
 
 async def test_an_unknown_plugin_tool_gets_an_error_output_over_mcp(upstream: Any, tmp_path: Path) -> None:
-    handle, coze = upstream
+    handle, _coze = upstream
     async with (
-        open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", plugin_tools=False) as bridge,
+        open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", plugin_tools=False) as bridge,
         Client(build_mcp_server(bridge.registry)) as client,
     ):
         with anyio.fail_after(20):
@@ -167,7 +168,7 @@ async def test_an_unknown_plugin_tool_gets_an_error_output_over_mcp(upstream: An
     assert "unknown tool coffee_knowledge_query" in result.structured_content["answer"]
 
 
-async def test_get_chat_result_returns_what_send_message_answered(bridge: Bridge) -> None:
+async def test_get_chat_result_returns_what_send_message_answered(bridge: Runtime) -> None:
     async with Client(build_mcp_server(bridge.registry), mode="legacy") as client:
         sent = await client.call_tool("send_message", {"message": "What is crema?"})
         assert sent.structured_content is not None
@@ -180,7 +181,7 @@ async def test_get_chat_result_returns_what_send_message_answered(bridge: Bridge
     assert "no chat with id '404'" in _text(missing)
 
 
-async def test_a_coze_error_comes_back_as_a_tool_error_with_the_logid(bridge: Bridge) -> None:
+async def test_a_coze_error_comes_back_as_a_tool_error_with_the_logid(bridge: Runtime) -> None:
     async with Client(build_mcp_server(bridge.registry), mode="legacy") as client:
         result = await client.call_tool("get_conversation_messages", {"conversation_id": "7300000000000000404"})
     assert result.is_error
@@ -214,7 +215,7 @@ async def test_cancelling_the_mcp_request_cancels_the_coze_chat(tmp_path: Path, 
         return holder["s"]  # type: ignore[return-value]
 
     async with running_sandbox(stream_chunk_delay=0.05) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", store_wrapper=wrap
+        sandbox=handle, db_path=tmp_path / "kb.db", wrap_store=wrap
     ) as bridge, Client(build_mcp_server(bridge.registry), mode=mode) as client:
         first = anyio.Event()
 

@@ -98,6 +98,7 @@ async def test_serve_requires_the_token_and_serves_both_eras(
             refused = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
                                            headers={"Accept": "application/json, text/event-stream"})
             health = await anonymous.get(url.rsplit("/", 1)[0] + "/health")
+            coze = await anonymous.get(url.rsplit("/", 1)[0] + "/diagnostics/coze")
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
             async with streamable_http_client(url, http_client=http) as (read, write), ClientSession(
                 read, write
@@ -110,7 +111,8 @@ async def test_serve_requires_the_token_and_serves_both_eras(
         with anyio.fail_after(30):
             code = await process.wait()
     assert refused.status_code == 401
-    assert health.json()["coze"]["upstream"] == "coze"
+    assert health.status_code == 200
+    assert coze.json()["summary"]["upstream"] == "coze"
     assert legacy.structured_content is not None
     assert modern.structured_content is not None
     assert modern.structured_content["answer"]

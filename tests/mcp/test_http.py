@@ -20,9 +20,10 @@ from kai_bridge.config import load_settings
 from kai_bridge.coze import CozeClient
 from kai_bridge.errors import ConfigError
 from kai_bridge.http.security import check_http_security, is_loopback
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import SandboxHandle
+from tests.bridge import open_bridge, open_embedded, running_sandbox
 from tests.mcp.http_harness import serving
-from tests.tools.bridge import Bridge, open_bridge, running_sandbox
 
 TOKEN = "test-token-0123456789abcdef"
 INIT = {
@@ -35,10 +36,10 @@ POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type":
 
 
 @contextlib.asynccontextmanager
-async def secured_server(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[tuple[Bridge, str]]:
+async def secured_server(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[tuple[Runtime, str]]:
     """A bridge served with a bearer token (a context manager: uvicorn's task group must stay in one task)."""
-    handle, coze = upstream
-    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db",
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db",
                            settings_overrides={"mcp_auth_token": TOKEN}) as bridge, serving(bridge) as base:
         yield bridge, base
 
@@ -108,10 +109,10 @@ async def test_mcp_requires_the_bearer_token_and_an_allowed_host_and_origin(
 async def test_configured_host_names_and_origins_are_accepted(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
 ) -> None:
-    handle, coze = upstream
+    handle, _coze = upstream
     overrides = {"mcp_allowed_hosts": ["mcp.example.com"], "mcp_allowed_origins": ["https://app.example.com"]}
     async with (
-        open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge,
+        open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge,
         serving(bridge) as base,
         httpx2.AsyncClient(timeout=10) as http,
     ):
@@ -134,9 +135,9 @@ async def test_configured_host_names_and_origins_are_accepted(
 async def test_the_transport_options_serve_both_eras(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path, overrides: dict[str, Any], mode: str
 ) -> None:
-    handle, coze = upstream
+    handle, _coze = upstream
     async with (
-        open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge,
+        open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge,
         serving(bridge) as base,
         Client(f"{base}/mcp", mode=mode) as client,
     ):
@@ -147,10 +148,11 @@ async def test_the_transport_options_serve_both_eras(
     assert sent.structured_content["answer"]
 
 
-async def test_health_says_loudly_that_the_sandbox_is_the_upstream_and_shows_no_secret(
-    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
-) -> None:
-    async with secured_server(upstream, tmp_path) as (_, base):
+async def test_health_says_loudly_that_the_sandbox_is_the_upstream_and_shows_no_secret(tmp_path: Path) -> None:
+    overrides = {"mcp_auth_token": TOKEN}
+    async with open_embedded(db_path=tmp_path / "kb.db", settings_overrides=overrides) as runtime, serving(
+        runtime
+    ) as base:
         async with httpx2.AsyncClient(timeout=10) as http:
             health = await http.get(f"{base}/health")
             coze = await http.get(f"{base}/diagnostics/coze")
@@ -158,9 +160,10 @@ async def test_health_says_loudly_that_the_sandbox_is_the_upstream_and_shows_no_
         assert health.status_code == 200
         body = health.json()
         assert body["status"] == "ok"
-        assert body["coze"]["upstream"] == "embedded sandbox"
+        assert "coze" not in body  # configuration is for /diagnostics/coze
         assert "NOT CONNECTED TO COZE" in body["warning"]
         assert coze.status_code == 200
+        assert coze.json()["summary"]["upstream"] == "embedded sandbox"
         assert coze.json()["sandbox"]["base_url"].startswith("http://127.0.0.1:")
         assert kai.status_code == 200
         assert "send_message" in [tool["name"] for tool in kai.json()["tools"]]
@@ -182,8 +185,8 @@ async def test_ready_is_200_when_every_dependency_answers(upstream: tuple[Sandbo
 async def test_ready_is_503_naming_the_dependency_that_fails(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
 ) -> None:
-    handle, coze = upstream
-    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
         await bridge.store.close()
         async with serving(bridge) as base, httpx2.AsyncClient(timeout=10) as http:
             response = await http.get(f"{base}/ready")
@@ -193,6 +196,31 @@ async def test_ready_is_503_naming_the_dependency_that_fails(
     assert checks["coze"]["ok"] is True
     assert checks["knowledge"]["ok"] is True
 
+
+
+@pytest.mark.parametrize(
+    ("required", "status"),
+    [pytest.param(False, 200, id="optional-upstream-degrades"), pytest.param(True, 503, id="required-upstream")],
+)
+async def test_an_upstream_that_is_down_is_in_readiness(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path, required: bool, status: int
+) -> None:
+    handle, _coze = upstream
+    # Port 9 (discard) is closed here: the upstream never connects.
+    down = {"name": "kai", "url": "http://127.0.0.1:9/mcp", "required": required}
+    async with (
+        open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides={"upstreams": [down]}) as bridge,
+        serving(bridge) as base,
+        httpx2.AsyncClient(timeout=10) as http,
+    ):
+        response = await http.get(f"{base}/ready")
+    body = response.json()
+    assert response.status_code == status
+    assert body["checks"]["upstream kai"]["ok"] is False
+    assert body["checks"]["upstream kai"]["critical"] is required
+    assert "upstream 'kai' is" in body["checks"]["upstream kai"]["error"]
+    assert body["checks"]["coze"]["ok"] is True
+    assert body.get("degraded", []) == ([] if required else ["upstream kai"])
 
 async def test_operator_routes_need_no_token(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> None:
     async with secured_server(upstream, tmp_path) as (_, base), httpx2.AsyncClient(timeout=10) as http:

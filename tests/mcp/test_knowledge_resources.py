@@ -10,8 +10,8 @@ from mcp.shared.exceptions import MCPError
 from kai_bridge.mcp import build_mcp_server
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.tools import build_registry
+from tests.bridge import knowledge_service
 from tests.conformance.fixtures import install as install_fixtures
-from tests.tools.bridge import knowledge_service
 
 MODES = [pytest.param("legacy", id="2025-11-25"), pytest.param("auto", id="2026-07-28")]
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from cozepy import ChatEventType, Coze, Message, SyncHTTPClient, TokenAuth
 
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import SandboxConfig, SandboxHandle
+from tests.bridge import APP_ID, key_pair, open_bridge, running_sandbox
 from tests.mcp.http_harness import serving
-from tests.tools.bridge import APP_ID, Bridge, key_pair, open_bridge, running_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +27,14 @@ QUESTION = "埃塞俄比亚咖啡有什么特点"
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[SandboxHandle, Bridge, str, str, str]]:
+async def stack(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[SandboxHandle, Runtime, str, str, str]]:
     """(sandbox, bridge, kai-bridge's URL as localhost, the sandbox PAT, the admin token), all on real sockets."""
     pat = "pat_" + secrets.token_hex(16)
     admin = secrets.token_hex(16)
     config = SandboxConfig(apps=[(APP_ID, key_pair().public_pem)], pats=[pat], admin_enabled=True,
                            admin_token=admin, follow_up=False)
-    async with running_sandbox(config) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=settings
+    async with running_sandbox(config) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=settings
     ) as bridge, serving(bridge) as base:
         # Coze refuses IP addresses: the plugin is reached by name (localhost is one).
         yield handle, bridge, f"http://localhost:{urlsplit(base).port}", pat, admin

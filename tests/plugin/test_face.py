@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from kai_bridge.errors import KnowledgeError
 from kai_bridge.limits import RateLimit
 from kai_bridge.plugin import PluginFace, PluginOptions
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import COFFEE_BOT_ID
 from kai_bridge.tools.registry import Tool, ToolAnnotations, ToolContext, ToolRegistry, typed_tool
+from tests.bridge import open_bridge, running_sandbox
 from tests.plugin.conftest import FakeClock, face_client
-from tests.tools.bridge import Bridge, open_bridge, running_sandbox
 
 COZE_HEADERS = {
     "X-Tt-Logid": "20261201093012ABCDEF0123456789",
@@ -93,7 +94,7 @@ def registry_with(*tools: Tool) -> ToolRegistry:
 
 
 # ---- a call ------------------------------------------------------------------------------------
-async def test_a_plugin_call_answers_what_the_registry_answers(bridge: Bridge, token: str) -> None:
+async def test_a_plugin_call_answers_what_the_registry_answers(bridge: Runtime, token: str) -> None:
     args = {"query": "what is a washed process", "top_k": 2}
     expected = await bridge.registry.call("coffee_knowledge_query", args)
     async with face_client(bridge.registry, token=token) as (_, http):
@@ -202,7 +203,7 @@ async def test_control_characters_in_coze_headers_never_reach_the_logs() -> None
     assert body["coze_user"] == ("bobfake log line" + "x" * 300)[:128]
 
 
-async def test_a_conversation_tool_called_by_a_coze_bot_serves_the_coze_user(bridge: Bridge) -> None:
+async def test_a_conversation_tool_called_by_a_coze_bot_serves_the_coze_user(bridge: Runtime) -> None:
     async with face_client(bridge.registry) as (_, http):
         response = await http.post("/plugin/tools/send_message", json={"message": "What is a V60?"},
                                    headers=COZE_HEADERS)
@@ -229,7 +230,7 @@ CALLERS = [pytest.param(COZE_HEADERS, id="coze-caller"), pytest.param({}, id="ot
     ],
 )
 async def test_a_tool_error_is_a_200_with_error_and_error_code(
-    bridge: Bridge, headers: dict[str, str], tool: str, body: Any, code: str, words: str
+    bridge: Runtime, headers: dict[str, str], tool: str, body: Any, code: str, words: str
 ) -> None:
     bridge.registry.add(failing_tool())
     async with face_client(bridge.registry) as (_, http):
@@ -292,8 +293,8 @@ async def test_a_short_tool_that_overruns_is_stopped_at_the_wait() -> None:
 
 async def test_a_long_chat_answers_pending_then_its_result_is_polled(tmp_path: Any) -> None:
     # Chunks 0.2 s apart: the answer (dozens of chunks) takes seconds, far past the 0.5 s wait.
-    async with running_sandbox(stream_chunk_delay=0.2) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db"
+    async with running_sandbox(stream_chunk_delay=0.2) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db"
     ) as bridge, face_client(bridge.registry, wait=0.5) as (face, http):
         with anyio.fail_after(10):
             first = await http.post("/plugin/tools/send_message", json={"message": "How do I brew pour-over coffee?"},
@@ -372,7 +373,7 @@ async def test_a_long_call_with_no_handle_yet_is_stopped_at_the_wait() -> None:
     assert cancelled == [True]  # nothing was left running with no way to fetch its result
 
 
-async def test_serving_a_long_tool_serves_the_tool_that_polls_it(bridge: Bridge) -> None:
+async def test_serving_a_long_tool_serves_the_tool_that_polls_it(bridge: Runtime) -> None:
     async with face_client(bridge.registry, tools=("send_message",)) as (_, http):
         poll = await http.post("/plugin/tools/get_chat_result", json={"chat_id": "123"})
         hidden = await http.post("/plugin/tools/coffee_knowledge_query", json={"query": "x"})

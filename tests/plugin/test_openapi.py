@@ -23,10 +23,10 @@ from kai_bridge.cli import main
 from kai_bridge.config import Settings
 from kai_bridge.plugin import PLACEHOLDER_SERVER_URL, build_openapi, check_server_url, coze_schema, select_tools
 from kai_bridge.plugin.openapi import UnsupportedSchema, dump_yaml, operation_id
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox.plugins import PluginImportError, validate_openapi
 from kai_bridge.tools.registry import ToolRegistry
 from tests.plugin.conftest import face_client
-from tests.tools.bridge import Bridge
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "manifests" / "coze-plugin" / "openapi.yaml"
@@ -183,7 +183,7 @@ BREAKS: list[Any] = [
 
 
 @pytest.fixture
-def document(bridge: Bridge) -> dict[str, Any]:
+def document(bridge: Runtime) -> dict[str, Any]:
     return generated(bridge.registry)
 
 
@@ -197,7 +197,7 @@ def test_the_generated_file_keeps_every_coze_rule(document: dict[str, Any], rule
     assert COZE_RULES[rule](document), rule
 
 
-def test_the_sandbox_importer_accepts_the_generated_file_as_it_is(bridge: Bridge, document: dict[str, Any]) -> None:
+def test_the_sandbox_importer_accepts_the_generated_file_as_it_is(bridge: Runtime, document: dict[str, Any]) -> None:
     server, tools = validate_openapi(yaml.safe_load(dump_yaml(document)))
     assert server == PLACEHOLDER_SERVER_URL
     assert sorted(t.name for t in tools) == sorted(operation_id(t.name) for t in bridge.registry.list())
@@ -282,7 +282,7 @@ def test_a_domain_server_url_is_kept_without_its_trailing_slash() -> None:
 
 
 # ---- answers match the file --------------------------------------------------------------------
-async def test_real_answers_and_errors_validate_against_the_declared_responses(bridge: Bridge,
+async def test_real_answers_and_errors_validate_against_the_declared_responses(bridge: Runtime,
                                                                                document: dict[str, Any]) -> None:
     schemas = {path.rsplit("/", 1)[1]: item["post"]["responses"]["200"]["content"]["application/json"]["schema"]
                for path, item in document["paths"].items()}
@@ -306,7 +306,7 @@ async def test_real_answers_and_errors_validate_against_the_declared_responses(b
 
 
 # ---- where the file comes from -----------------------------------------------------------------
-async def test_the_face_serves_the_same_file_as_yaml_and_json(bridge: Bridge) -> None:
+async def test_the_face_serves_the_same_file_as_yaml_and_json(bridge: Runtime) -> None:
     expected = generated(bridge.registry, "https://kai.example.com")
     async with face_client(bridge.registry, public_url="https://kai.example.com") as (_, http):
         as_yaml = await http.get("/plugin/openapi.yaml")
@@ -319,7 +319,7 @@ async def test_the_face_serves_the_same_file_as_yaml_and_json(bridge: Bridge) ->
     assert sorted(chosen.json()["paths"]) == ["/plugin/tools/get_chat_result", "/plugin/tools/send_message"]
 
 
-async def test_the_served_file_takes_the_host_asked_for_and_refuses_an_ip(bridge: Bridge) -> None:
+async def test_the_served_file_takes_the_host_asked_for_and_refuses_an_ip(bridge: Runtime) -> None:
     async with face_client(bridge.registry) as (_, http):
         from_host = await http.get("/plugin/openapi.json")  # the client asked for http://kai.example.com
         from_ip = await http.get("/plugin/openapi.json", headers={"Host": "127.0.0.1:8080"})
@@ -332,7 +332,7 @@ async def test_the_served_file_takes_the_host_asked_for_and_refuses_an_ip(bridge
     assert "unknown tool(s) nope" in unknown.json()["error"]
 
 
-def test_the_manifest_file_is_the_generated_file_for_the_default_tools(bridge: Bridge) -> None:
+def test_the_manifest_file_is_the_generated_file_for_the_default_tools(bridge: Runtime) -> None:
     expected = dump_yaml(generated(bridge.registry))
     assert MANIFEST.read_text(encoding="utf-8") == expected, (
         "manifests/coze-plugin/openapi.yaml is stale: regenerate it with "

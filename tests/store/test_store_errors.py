@@ -58,10 +58,11 @@ async def test_a_missing_database_gives_a_store_error_without_the_password(pg_ba
     ("url", "shown"),
     [
         pytest.param("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db", id="password"),
-        pytest.param("postgresql://u@h/db", "postgresql://u@h/db", id="no-password"),
+        pytest.param("postgresql://u@h/db", "postgresql://***@h/db", id="lone-user-name-may-be-a-token"),
         pytest.param("sqlite:///data/x.db", "sqlite:///data/x.db", id="sqlite"),
-        pytest.param("postgresql://:pw@h/db?sslmode=require", "postgresql://:***@h/db?sslmode=require", id="query"),
+        pytest.param("postgresql://:pw@h/db?sslmode=require", "postgresql://:***@h/db?sslmode=***", id="query"),
+        pytest.param("postgresql://h/db?password=pw", "postgresql://h/db?password=***", id="password-in-query"),
     ],
 )
-def test_redact_url_masks_only_the_password(url: str, shown: str) -> None:
+def test_redact_url_masks_the_password_and_query_values(url: str, shown: str) -> None:
     assert redact_url(url) == shown

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from kai_bridge.coze import CozeClient
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import SandboxHandle
-from tests.tools.bridge import Bridge, open_bridge, running_sandbox
+from tests.bridge import open_bridge, running_sandbox
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ async def upstream() -> AsyncIterator[tuple[SandboxHandle, CozeClient]]:
 
 
 @pytest.fixture
-async def bridge(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[Bridge]:
-    handle, coze = upstream
-    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db") as opened:
+async def bridge(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[Runtime]:
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as opened:
         yield opened

@@ -10,7 +10,7 @@ from kai_bridge.errors import ToolInputError
 from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBrief
 from kai_bridge.tools import ToolRegistry
 from kai_bridge.tools.coffee import coffee_knowledge_tool
-from tests.tools.bridge import knowledge_base, knowledge_service
+from tests.bridge import knowledge_base, knowledge_service
 
 
 class CountingKnowledge:

@@ -12,13 +12,14 @@ import pytest
 
 from kai_bridge.coze import CozeClient
 from kai_bridge.errors import ChatCanceledError, KnowledgeError, ToolError, ToolInputError
+from kai_bridge.runtime import Runtime
 from kai_bridge.sandbox import PLUGIN_BOT_ID, SandboxHandle
 from kai_bridge.store import ChatRecord, Store
 from kai_bridge.tools import NullToolContext, ToolContext
-from tests.tools.bridge import Bridge, open_bridge
+from tests.bridge import open_bridge
 
 
-async def test_send_message_streams_deltas_whose_concatenation_is_the_answer(bridge: Bridge) -> None:
+async def test_send_message_streams_deltas_whose_concatenation_is_the_answer(bridge: Runtime) -> None:
     deltas: list[str] = []
 
     async def on_delta(text: str) -> None:
@@ -35,7 +36,7 @@ async def test_send_message_streams_deltas_whose_concatenation_is_the_answer(bri
     assert result.rounds == 0
 
 
-async def test_the_chat_record_holds_the_finished_answer(bridge: Bridge) -> None:
+async def test_the_chat_record_holds_the_finished_answer(bridge: Runtime) -> None:
     result = await bridge.conversations.send_message(user_id="alice", message="espresso ratio?")
     fetched = await bridge.conversations.get_chat_result(chat_id=result.chat_id)
     assert fetched.status == "completed"
@@ -44,7 +45,7 @@ async def test_the_chat_record_holds_the_finished_answer(bridge: Bridge) -> None
     assert fetched.usage == result.usage
 
 
-async def test_a_users_next_message_continues_the_same_conversation(bridge: Bridge) -> None:
+async def test_a_users_next_message_continues_the_same_conversation(bridge: Runtime) -> None:
     first = await bridge.conversations.send_message(user_id="alice", message="Tell me about Kenya coffee")
     second = await bridge.conversations.send_message(user_id="alice", message="And its processing?")
     other = await bridge.conversations.send_message(user_id="bob", message="Tell me about Kenya coffee")
@@ -59,19 +60,19 @@ async def test_a_users_next_message_continues_the_same_conversation(bridge: Brid
 async def test_conversation_continuity_survives_a_restart_with_the_same_sqlite_file(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
 ) -> None:
-    handle, coze = upstream
+    handle, _coze = upstream
     db = tmp_path / "state" / "kb.db"
     db.parent.mkdir()
-    async with open_bridge(coze=coze, sandbox=handle, db_path=db) as first_run:
+    async with open_bridge(sandbox=handle, db_path=db) as first_run:
         before = await first_run.conversations.send_message(user_id="carol", message="What is a flat white?")
-    async with open_bridge(coze=coze, sandbox=handle, db_path=db) as second_run:
+    async with open_bridge(sandbox=handle, db_path=db) as second_run:
         after = await second_run.conversations.send_message(user_id="carol", message="And a cortado?")
         old = await second_run.conversations.get_chat_result(chat_id=before.chat_id)
     assert after.conversation_id == before.conversation_id
     assert old.answer == before.answer
 
 
-async def test_create_conversation_makes_the_new_one_current(bridge: Bridge) -> None:
+async def test_create_conversation_makes_the_new_one_current(bridge: Runtime) -> None:
     first = await bridge.conversations.send_message(user_id="dan", message="hello coffee")
     created = await bridge.conversations.create_conversation(user_id="dan")
     assert created.conversation_id != first.conversation_id
@@ -79,7 +80,7 @@ async def test_create_conversation_makes_the_new_one_current(bridge: Bridge) -> 
     assert following.conversation_id == created.conversation_id
 
 
-async def test_an_explicit_conversation_id_is_used_and_becomes_current(bridge: Bridge) -> None:
+async def test_an_explicit_conversation_id_is_used_and_becomes_current(bridge: Runtime) -> None:
     created = await bridge.conversations.create_conversation(user_id="someone-else")
     sent = await bridge.conversations.send_message(
         user_id="erin", message="what is arabica?", conversation_id=created.conversation_id
@@ -91,8 +92,8 @@ async def test_an_explicit_conversation_id_is_used_and_becomes_current(bridge: B
 async def test_a_stored_conversation_that_vanished_upstream_is_replaced(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
 ) -> None:
-    handle, coze = upstream
-    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as bridge:
         await bridge.store.set_conversation(user_id="frank", bot_id=bridge.conversations.default_bot_id,
                                             conversation_id="7399999999999999999")
         sent = await bridge.conversations.send_message(user_id="frank", message="what is a latte?")
@@ -100,7 +101,7 @@ async def test_a_stored_conversation_that_vanished_upstream_is_replaced(
         assert await bridge.conversations.current_conversation(user_id="frank") == sent.conversation_id
 
 
-async def test_the_plugin_bots_requires_action_is_resolved_through_the_registry(bridge: Bridge) -> None:
+async def test_the_plugin_bots_requires_action_is_resolved_through_the_registry(bridge: Runtime) -> None:
     seen: list[str] = []
     result = await bridge.conversations.send_message(
         user_id="gina", message="埃塞俄比亚咖啡有什么特点", bot_id=PLUGIN_BOT_ID, on_delta=_collect(seen)
@@ -118,8 +119,8 @@ async def test_the_plugin_bots_requires_action_is_resolved_through_the_registry(
 async def test_an_unknown_plugin_tool_gets_an_error_output_instead_of_a_hang(
     upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
 ) -> None:
-    handle, coze = upstream
-    async with open_bridge(coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", plugin_tools=False) as bridge:
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", plugin_tools=False) as bridge:
         with anyio.fail_after(20):
             result = await bridge.conversations.send_message(
                 user_id="hal", message="what is a ristretto?", bot_id=PLUGIN_BOT_ID
@@ -128,7 +129,7 @@ async def test_an_unknown_plugin_tool_gets_an_error_output_instead_of_a_hang(
     assert json.loads(result.answer) == {"error": "unknown tool coffee_knowledge_query"}
 
 
-async def test_a_plugin_tool_that_fails_submits_its_error_text(bridge: Bridge) -> None:
+async def test_a_plugin_tool_that_fails_submits_its_error_text(bridge: Runtime) -> None:
     async def broken(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         raise KnowledgeError("the coffee index is offline")
 
@@ -143,17 +144,17 @@ async def test_a_plugin_tool_that_fails_submits_its_error_text(bridge: Bridge) -
     }
 
 
-async def test_get_chat_result_for_an_unknown_chat_says_so(bridge: Bridge) -> None:
+async def test_get_chat_result_for_an_unknown_chat_says_so(bridge: Runtime) -> None:
     with pytest.raises(ToolError, match="no chat with id '123'"):
         await bridge.conversations.get_chat_result(chat_id="123")
 
 
-async def test_messages_of_a_user_without_conversation_is_a_clear_error(bridge: Bridge) -> None:
+async def test_messages_of_a_user_without_conversation_is_a_clear_error(bridge: Runtime) -> None:
     with pytest.raises(ToolError, match="has no conversation yet"):
         await bridge.conversations.get_conversation_messages(user_id="nobody")
 
 
-async def test_the_send_message_tool_reports_the_streamed_answer_as_progress_in_order(bridge: Bridge) -> None:
+async def test_the_send_message_tool_reports_the_streamed_answer_as_progress_in_order(bridge: Runtime) -> None:
     progress: list[tuple[float, str | None]] = []
     logs: list[str] = []
 
@@ -176,14 +177,14 @@ async def test_the_send_message_tool_reports_the_streamed_answer_as_progress_in_
     assert await bridge.conversations.current_conversation(user_id="session-1") == result["conversation_id"]
 
 
-async def test_the_send_message_tool_rejects_a_blank_message_naming_the_field(bridge: Bridge) -> None:
+async def test_the_send_message_tool_rejects_a_blank_message_naming_the_field(bridge: Runtime) -> None:
     with pytest.raises(ToolInputError, match="'message'"):
         await bridge.registry.call("send_message", {"message": "   "})
     with pytest.raises(ToolInputError, match="'message'"):
         await bridge.registry.call("send_message", {"message": "x" * 10001})
 
 
-async def test_user_id_argument_wins_over_the_caller_identity(bridge: Bridge) -> None:
+async def test_user_id_argument_wins_over_the_caller_identity(bridge: Runtime) -> None:
     result = await bridge.registry.call(
         "send_message", {"message": "hi", "user_id": "explicit"}, ctx=NullToolContext(caller_id="session-2")
     )
@@ -211,7 +212,7 @@ class _NotifyingStore:
 
 
 async def test_cancelling_send_message_cancels_the_coze_chat_and_records_it(tmp_path: Path) -> None:
-    from tests.tools.bridge import running_sandbox
+    from tests.bridge import running_sandbox
 
     holder: dict[str, _NotifyingStore] = {}
 
@@ -220,7 +221,7 @@ async def test_cancelling_send_message_cancels_the_coze_chat_and_records_it(tmp_
         return holder["store"]  # type: ignore[return-value]
 
     async with running_sandbox(stream_chunk_delay=0.05) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", store_wrapper=wrap
+        sandbox=handle, db_path=tmp_path / "kb.db", wrap_store=wrap
     ) as bridge:
         first_delta = anyio.Event()
 
@@ -251,7 +252,7 @@ def _collect(into: list[str]):  # type: ignore[no-untyped-def]
 
 
 async def test_a_chat_canceled_by_cancel_chat_ends_send_message_as_canceled(tmp_path: Path) -> None:
-    from tests.tools.bridge import running_sandbox
+    from tests.bridge import running_sandbox
 
     holder: dict[str, _NotifyingStore] = {}
 
@@ -260,8 +261,8 @@ async def test_a_chat_canceled_by_cancel_chat_ends_send_message_as_canceled(tmp_
         return holder["store"]  # type: ignore[return-value]
 
     outcome: list[BaseException] = []
-    async with running_sandbox(stream_chunk_delay=0.05) as (handle, coze), open_bridge(
-        coze=coze, sandbox=handle, db_path=tmp_path / "kb.db", store_wrapper=wrap
+    async with running_sandbox(stream_chunk_delay=0.05) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db", wrap_store=wrap
     ) as bridge:
 
         async def send() -> None:
@@ -284,7 +285,7 @@ async def test_a_chat_canceled_by_cancel_chat_ends_send_message_as_canceled(tmp_
     assert "canceled" in (final.error or "")
 
 
-async def test_the_send_message_tool_sends_no_progress_where_the_door_cannot_report(bridge: Bridge) -> None:
+async def test_the_send_message_tool_sends_no_progress_where_the_door_cannot_report(bridge: Runtime) -> None:
     calls: list[str] = []
 
     class Mute(ToolContext):
