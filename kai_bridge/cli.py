@@ -3,6 +3,11 @@
 Each subcommand lives in its own module exposing ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``. Errors from the package are printed as one line (never a traceback)
 and mapped to exit codes: 0 ok, 1 failure, 2 bad usage or settings, 130 interrupted.
+
+Start-up cost matters for a command people type: the subcommand modules import only what
+``add_arguments`` needs (argparse, pathlib), and their ``run`` imports the rest. So ``--help``
+and ``keygen`` load neither the MCP SDK nor the HTTP stack, and the settings model is loaded
+only once a command runs.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from kai_bridge import __version__
-from kai_bridge.config import Settings, load_settings
 from kai_bridge.errors import ConfigError, KaiBridgeError
-from kai_bridge.logs import configure_logging, redact
+
+if TYPE_CHECKING:
+    from kai_bridge.config import Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -27,14 +34,9 @@ _log = logging.getLogger("kai_bridge.cli")
 
 
 def _command_modules() -> dict[str, ModuleType]:
-    modules: dict[str, ModuleType] = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"kai_bridge.cmd.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kai_bridge.cmd.{name}":
-                raise
-    return modules
+    # Every command is imported: a module that fails to import is a bug to see, not a command
+    # to leave out of the help.
+    return {name: importlib.import_module(f"kai_bridge.cmd.{name}") for name in COMMANDS}
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -80,6 +82,9 @@ def _secrets_of(settings: Settings) -> list[str]:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    from kai_bridge.config import load_settings
+    from kai_bridge.logs import configure_logging
+
     level = "DEBUG" if args.debug else args.log_level
     try:
         settings = load_settings(config_file=args.config, check_files=False)
@@ -90,7 +95,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     problems = configure_logging(
         level=level or ("DEBUG" if settings.debug else settings.log_level),
         json_format=args.log_json or settings.log_json,
-        log_dir=settings.log_dir,
+        log_dir=settings.log_dir if settings.log_files else None,
         secrets=_secrets_of(settings),
     )
     for problem in problems:
@@ -104,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args)
+    from kai_bridge.logs import redact
+
     try:
         code: int = args._run(args)
     except ConfigError as exc:

@@ -4,6 +4,11 @@ Sources, lowest to highest precedence: defaults, an optional TOML file (``--conf
 ``KAI_BRIDGE_CONFIG``), environment variables ``KAI_BRIDGE_<FIELD>`` (upper case), and
 explicit overrides (CLI flags). Nothing else in the package reads the environment.
 
+State and logs go to per-user folders unless ``data_dir`` / ``log_dir`` say otherwise
+(``platformdirs``: on Linux ``$XDG_DATA_HOME/kai-bridge`` and ``$XDG_STATE_HOME/kai-bridge/log``,
+by default ``~/.local/share/kai-bridge`` and ``~/.local/state/kai-bridge/log``), so a one-shot
+command leaves nothing behind in the folder it runs from. A container sets both explicitly.
+
 Errors are :class:`~kai_bridge.errors.ConfigError` with one line per problem, naming the
 setting and never echoing a secret value.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,10 +39,35 @@ from kai_bridge.errors import ConfigError
 from kai_bridge.keys import fingerprint, load_private_key
 from kai_bridge.urls import parse_authority_pattern, parse_origin_pattern, redact_url
 
-__all__ = ["ENV_PREFIX", "Settings", "UpstreamConfig", "load_settings"]
+__all__ = ["APP_NAME", "ENV_PREFIX", "Settings", "UpstreamConfig", "check_host_resolves", "load_settings"]
 
 ENV_PREFIX = "KAI_BRIDGE_"
+APP_NAME = "kai-bridge"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _user_data_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def _user_log_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_log_path(APP_NAME, appauthor=False)
+
+
+def check_host_resolves(host: str, *, name: str) -> None:
+    """ConfigError unless ``host`` is an address or a name this machine resolves (before any bind)."""
+    try:
+        socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(
+            f"{name} {host!r} does not resolve ({reason}): use an address such as 127.0.0.1 (this machine only) "
+            "or 0.0.0.0 (every interface), or a host name this machine can resolve"
+        ) from None
 
 
 def _check_http_url(value: str, *, name: str) -> str:
@@ -130,12 +161,13 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # --- state, logs ---
-    data_dir: Path = Path("data")
-    log_dir: Path = Path("logs")
+    # --- state, logs (default: per-user folders, see the module docstring) ---
+    data_dir: Path = Field(default_factory=_user_data_dir)
+    log_dir: Path = Field(default_factory=_user_log_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     debug: bool = False
+    log_files: bool = True  # false: log to stderr only (containers, read-only file systems); log_dir unused
 
     # --- Coze ---
     coze_api_base: str = ""  # empty: no Coze configured -> the embedded sandbox is used
@@ -205,6 +237,9 @@ class Settings(BaseModel):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=0, ge=0, le=65535)
     sandbox_admin: bool = False
+    # Seconds between the streamed answer chunks of the embedded sandbox: Coze streams a reply
+    # over seconds, and so does the sandbox by default (benchmarks and fast tests set 0).
+    sandbox_stream_delay: float = Field(default=0.03, ge=0, le=5)
 
     # --- store ---
     store_url: str = ""  # empty: SQLite at <data_dir>/kai-bridge.db; or postgresql://...
@@ -256,6 +291,20 @@ class Settings(BaseModel):
                     "e.g. https://app.example.com"
                 ) from None
         return value
+
+    @field_validator("coze_kid")
+    @classmethod
+    def _kid_format(cls, value: str | None) -> str | None:
+        kid = (value or "").strip()
+        if not kid:
+            return None
+        if not _HEX64.match(kid):
+            shown = kid if len(kid) <= 80 else kid[:77] + "..."
+            raise ValueError(
+                f"coze_kid is not a 64-hex fingerprint (got {shown!r}): use the public key fingerprint shown in "
+                "the Coze console, or the one 'kai-bridge keygen' printed (64 characters 0-9a-f)"
+            )
+        return kid
 
     @field_validator("mcp_path")
     @classmethod
@@ -360,7 +409,7 @@ class Settings(BaseModel):
             key = load_private_key(self.private_key_pem(), source=source)
             kid = self.coze_kid or ""
             actual = fingerprint(key.public_key())
-            if _HEX64.match(kid) and kid.lower() != actual:
+            if kid.lower() != actual:
                 raise ConfigError(
                     f"coze_kid does not match the private key: the key's public fingerprint is {actual}. "
                     "Use the kid of this key pair (Coze console: the public key's fingerprint)"
@@ -393,9 +442,6 @@ def _env_value(name: str, raw: str) -> Any:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
         return _BOOL[lowered]
     return raw
-
-
-_SECRET_FIELDS = frozenset({"coze_private_key", "coze_pat", "mcp_auth_token", "plugin_token", "api_key"})
 
 
 def _format_validation_error(exc: ValidationError) -> str:

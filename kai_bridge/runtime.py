@@ -120,8 +120,13 @@ async def open_runtime(
     *,
     announce: Callable[[str], None] | None = None,
     parts: RuntimeParts | None = None,
+    sandbox_on_demand: bool = False,
 ) -> AsyncIterator[Runtime]:
-    """Open everything the doors need; on exit close it all in reverse order."""
+    """Open everything the doors need; on exit close it all in reverse order.
+
+    ``sandbox_on_demand``: start the embedded sandbox (if it is the upstream) on the first Coze
+    request instead of now; one-shot doors that may never talk to Coze (``call``) use it.
+    """
     say = announce or logger.warning
     given = parts or RuntimeParts()
     started = time.time()
@@ -134,7 +139,7 @@ async def open_runtime(
         session = await health.open(
             "coze",
             open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base),
-                              transport=given.coze_transport),
+                              transport=given.coze_transport, sandbox_on_demand=sandbox_on_demand),
             ping=_ping_coze,
         )
         store = await health.open("store", _store(settings, given.wrap_store), ping=_ping_store)

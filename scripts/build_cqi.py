@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Derive the CQI statistics table that ships inside the package.
 
-Reads the two Coffee Quality Institute review CSVs (``shared/data/cqi``, MIT, scraped in
+Reads the two Coffee Quality Institute review CSVs (``tests/data/cqi`` in this repo, MIT, scraped in
 January 2018 by jldbc/coffee-quality-database) and writes
 ``kai_bridge/knowledge/data/cqi_stats.json`` plus ``LICENSE-CQI`` (the MIT notice with a line
 saying what was derived). The package never reads the CSVs at run time; this script is run by
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CQI_DIR = REPO.parent / "shared" / "data" / "cqi"
+DEFAULT_CQI_DIR = REPO / "tests" / "data" / "cqi"
 OUT_DIR = REPO / "kai_bridge" / "knowledge" / "data"
 OUT_TABLE = OUT_DIR / "cqi_stats.json"
 OUT_LICENSE = OUT_DIR / "LICENSE-CQI"

@@ -19,14 +19,14 @@ main does the printing; this module raises the package's errors).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from kai_bridge.cmd.common import settings_from_args
-from kai_bridge.conversations import SendResult
 from kai_bridge.errors import ChatError, ConfigError
-from kai_bridge.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from kai_bridge.conversations import SendResult
+    from kai_bridge.runtime import Runtime
 
 __all__ = ["HELP", "add_arguments", "ask", "run", "summary"]
 
@@ -120,6 +120,9 @@ async def ask(
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.runtime import open_runtime
+
     settings = settings_from_args(args)
     async with open_runtime(settings, announce=_stderr) as runtime:
         bot_id = args.bot_id or runtime.bot_id
@@ -144,4 +147,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+    import anyio
+
+    if not args.question.strip():
+        # Coze would answer 4000 after a token exchange and a round trip: say it here instead.
+        print('kai-bridge chat: the question is empty: ask something, e.g. kai-bridge chat "what is a flat white?"',
+              file=sys.stderr)
+        return 2
+    return anyio.run(_run, args)

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from kai_bridge.config import Settings, load_settings
+if TYPE_CHECKING:
+    from kai_bridge.config import Settings
 
-__all__ = ["settings_from_args"]
+__all__ = ["FlagOverrides", "settings_from_args"]
 
 
-def settings_from_args(args: argparse.Namespace, *, check_files: bool = True, **overrides: Any) -> Settings:
-    """Load settings from ``--config``, the environment and the given overrides (None values ignored)."""
+class FlagOverrides(TypedDict, total=False):
+    """The settings a subcommand's own flags may override (None: the flag was not given)."""
+
+    server_host: str | None
+    server_port: int | None
+    stdio_sidecar: bool | None
+    stdio_sidecar_port: int | None
+
+
+def settings_from_args(
+    args: argparse.Namespace, *, check_files: bool = True, overrides: FlagOverrides | None = None
+) -> Settings:
+    """Load settings from ``--config``, the environment, the global flags and ``overrides``."""
+    from kai_bridge.config import load_settings
+
     merged: dict[str, Any] = {}
     if getattr(args, "debug", False):
         merged["debug"] = True
@@ -20,5 +34,5 @@ def settings_from_args(args: argparse.Namespace, *, check_files: bool = True, **
         merged["log_level"] = args.log_level
     if getattr(args, "log_json", False):
         merged["log_json"] = True
-    merged.update({k: v for k, v in overrides.items() if v is not None})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return load_settings(config_file=getattr(args, "config", None), overrides=merged, check_files=check_files)

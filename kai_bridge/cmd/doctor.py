@@ -12,9 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import anyio
-
-from kai_bridge.cmd.common import settings_from_args
 from kai_bridge.errors import ConfigError
 from kai_bridge.logs import redact
 from kai_bridge.urls import redact_url
@@ -33,6 +30,8 @@ def _line(ok: bool, name: str, detail: str) -> str:
 
 
 async def _doctor(args: argparse.Namespace) -> int:
+
+    from kai_bridge.cmd.common import settings_from_args
     from kai_bridge.runtime import open_runtime
 
     try:
@@ -41,6 +40,8 @@ async def _doctor(args: argparse.Namespace) -> int:
         print(_line(False, "settings", str(exc)))
         return 1
     print(_line(True, "settings", f"auth={settings.auth_mode} api_base={redact_url(settings.coze_api_base) or '(sandbox)'}"))
+    print(f"[info] data_dir: {settings.data_dir}" + ("" if settings.store_url else " (the SQLite store is here)"))
+    print(f"[info] log_dir: {settings.log_dir} (coze_integration.log, error.log)")
     notes: list[str] = []
     async with open_runtime(settings, announce=notes.append) as runtime:
         for note in notes:
@@ -58,4 +59,6 @@ async def _doctor(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     return anyio.run(_doctor, args)

@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from kai_bridge.keys import generate_key_pair, write_key_pair
-
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "generate an RSA-2048 key pair for Coze JWT OAuth and print its fingerprint (kid)"
@@ -24,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kai_bridge.keys import generate_key_pair, write_key_pair
+
     pair = generate_key_pair(bits=args.bits)
     private_path, public_path = write_key_pair(pair, args.out)
     out = sys.stdout

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
-
-from kai_bridge.config import Settings
-from kai_bridge.plugin.openapi import build_openapi, check_server_url, dump_json, dump_yaml, select_tools
+if TYPE_CHECKING:
+    from kai_bridge.config import Settings
 
 __all__ = ["HELP", "add_arguments", "generate", "run"]
 
@@ -38,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def generate(settings: Settings, *, server_url: str, tools: list[str], fmt: str) -> tuple[str, list[str]]:
     """(the document text, the tools left out with why) for the runtime's registry."""
+    from kai_bridge.plugin.openapi import build_openapi, dump_json, dump_yaml, select_tools
     from kai_bridge.runtime import open_runtime
 
     async with open_runtime(settings, announce=lambda _text: None) as runtime:
@@ -47,7 +47,10 @@ async def generate(settings: Settings, *, server_url: str, tools: list[str], fmt
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.plugin.openapi import check_server_url
 
     settings = settings_from_args(args)
     url = args.server_url or settings.plugin_public_url

@@ -8,29 +8,23 @@ printed back.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kai_bridge.errors import ConfigError
-from kai_bridge.sandbox import (
-    COFFEE_BOT_ID,
-    PLUGIN_BOT_ID,
-    TOOL_NAME,
-    FaultRule,
-    SandboxConfig,
-    public_key_kid,
-    start_sandbox,
-)
-from kai_bridge.sandbox.plugins import PluginCatalog, PluginImportError, PluginSource, ServiceToken
-from kai_bridge.sandbox.wire import IdGenerator
 
-__all__ = ["HELP", "add_arguments", "build_config", "run"]
+if TYPE_CHECKING:
+    from kai_bridge.sandbox import FaultRule, SandboxConfig
+    from kai_bridge.sandbox.plugins import PluginSource
+
+__all__ = ["DEFAULT_CHUNK_DELAY_MS", "HELP", "add_arguments", "build_config", "run"]
 
 HELP = "run the Coze-compatible sandbox API (offline Coze for cozepy, curl and kai-bridge)"
+#: The pace Coze streams at, roughly; the embedded sandbox's default (``sandbox_stream_delay``) too.
+DEFAULT_CHUNK_DELAY_MS = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin-token", help="enable /_sandbox/* admin routes, protected by this token")
     parser.add_argument("--seed", type=int, help="seed the fault dice (deterministic faults)")
     parser.add_argument(
-        "--chunk-delay-ms", type=float, default=20.0, help="pause between streamed answer chunks (default 20)"
+        "--chunk-delay-ms", type=float, default=DEFAULT_CHUNK_DELAY_MS,
+        help=f"pause between streamed answer chunks, a Coze-like pace (default {DEFAULT_CHUNK_DELAY_MS:g}; "
+        "0 streams as fast as it can, for benchmarks)",
     )
     parser.add_argument(
         "--plugin", action="append", default=[], type=Path, metavar="FILE",
@@ -84,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace) -> SandboxConfig:
     """The sandbox config the flags describe (raises ConfigError on bad flags or unreadable keys)."""
+    from kai_bridge.sandbox import FaultRule, SandboxConfig, public_key_kid
+
     if len(args.app_id) != len(args.public_key):
         raise ConfigError("give one --public-key for each --app-id (they are paired in order)")
     apps: list[tuple[str, bytes]] = []
@@ -126,6 +124,9 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
 
 def _plugin_sources(args: argparse.Namespace) -> list[PluginSource]:
     """The --plugin files, checked now as Coze's importer would (ConfigError names the broken rule)."""
+    from kai_bridge.sandbox.plugins import PluginCatalog, PluginImportError, PluginSource, ServiceToken
+    from kai_bridge.sandbox.wire import IdGenerator
+
     if args.plugin_token_header and args.plugin_token_query:
         raise ConfigError("give --plugin-token-header or --plugin-token-query, not both")
     auth: ServiceToken | None = None
@@ -151,39 +152,45 @@ def _plugin_sources(args: argparse.Namespace) -> list[PluginSource]:
 
 
 async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    async with start_sandbox(config, host=host, port=port) as handle:
-        out = sys.stdout
-        print(f"Coze sandbox listening on {handle.base_url}", file=out)
-        print(f"  workspace id : {handle.workspace_id}", file=out)
-        print(f"  bot coffee   : {COFFEE_BOT_ID}  (Coffee Expert)", file=out)
-        print(f"  bot plugin   : {PLUGIN_BOT_ID}  (Coffee Expert (local plugin), tool {TOOL_NAME})", file=out)
-        for plugin in handle.plugins.list() if handle.plugins is not None else []:
-            print(f"  plugin bot   : {plugin.bot_id}  ({plugin.name}: calls {plugin.bot_tool} at {plugin.server_url})",
-                  file=out)
-        print(f"  answers from : {handle.answerer}", file=out)
-        if handle.kids:
-            for kid, app_id in handle.kids.items():
-                print(f"  JWT app      : {app_id}  kid {kid}", file=out)
-        print(f"  PATs         : {len(config.pats)} configured", file=out)
-        print(f"  JWT aud      : {config.audience or handle.host_port + ' (the Host clients connect to)'}", file=out)
-        print(
-            f"  admin routes : {'on (/_sandbox/faults, /_sandbox/state)' if config.admin_enabled else 'off'}", file=out
-        )
-        if not handle.kids and not config.pats:
-            print("  note: no credentials registered; pass --pat TOKEN or --app-id ID --public-key FILE", file=out)
-        print("Press Ctrl-C to stop.", file=out, flush=True)
-        await stop.wait()
+    import anyio
+
+    from kai_bridge.sandbox import COFFEE_BOT_ID, PLUGIN_BOT_ID, TOOL_NAME, start_sandbox
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with start_sandbox(config, host=host, port=port) as handle:
+            out = sys.stdout
+            print(f"Coze sandbox listening on {handle.base_url}", file=out)
+            print(f"  workspace id : {handle.workspace_id}", file=out)
+            print(f"  bot coffee   : {COFFEE_BOT_ID}  (Coffee Expert)", file=out)
+            print(f"  bot plugin   : {PLUGIN_BOT_ID}  (Coffee Expert (local plugin), tool {TOOL_NAME})", file=out)
+            for plugin in handle.plugins.list() if handle.plugins is not None else []:
+                print(f"  plugin bot   : {plugin.bot_id}  ({plugin.name}: calls {plugin.bot_tool} at "
+                      f"{plugin.server_url})", file=out)
+            print(f"  answers from : {handle.answerer}", file=out)
+            if handle.kids:
+                for kid, app_id in handle.kids.items():
+                    print(f"  JWT app      : {app_id}  kid {kid}", file=out)
+            print(f"  PATs         : {len(config.pats)} configured", file=out)
+            print(f"  JWT aud      : {config.audience or handle.host_port + ' (the Host clients connect to)'}", file=out)
+            print(
+                f"  admin routes : {'on (/_sandbox/faults, /_sandbox/state)' if config.admin_enabled else 'off'}", file=out
+            )
+            if not handle.kids and not config.pats:
+                print("  note: no credentials registered; pass --pat TOKEN or --app-id ID --public-key FILE", file=out)
+            print("Press Ctrl-C to stop.", file=out, flush=True)
+            async for _signal in signals:
+                break
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from kai_bridge.config import check_host_resolves
+
     config = build_config(args)
+    check_host_resolves(args.host, name="--host")
     try:
-        asyncio.run(_serve(config, host=args.host, port=args.port))
+        anyio.run(lambda: _serve(config, host=args.host, port=args.port))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     return 0

@@ -1,4 +1,8 @@
-"""``kai-bridge serve``: MCP over Streamable HTTP plus health, readiness and diagnostics, one port."""
+"""``kai-bridge serve``: MCP over Streamable HTTP plus health, readiness and diagnostics, one port.
+
+The HTTP stack and the MCP SDK are imported when the command runs, not when the CLI builds
+its parser (see :mod:`kai_bridge.cli`).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,13 @@ import importlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
-
-from kai_bridge.config import Settings
 from kai_bridge.errors import ConfigError
-from kai_bridge.http.app import build_app
-from kai_bridge.http.security import check_http_security
-from kai_bridge.http.server import AppServer, bind_socket, url_of
-from kai_bridge.mcp.server import McpExtension
+
+if TYPE_CHECKING:
+    from kai_bridge.config import Settings
+    from kai_bridge.mcp.server import McpExtension
 
 __all__ = ["HELP", "add_arguments", "load_extensions", "run", "serve"]
 
@@ -64,8 +66,13 @@ async def serve(
     on_started: Callable[[str], None] | None = None,
 ) -> None:
     """Run the HTTP server until a signal (or ``should_exit``) stops it."""
+    from kai_bridge.config import check_host_resolves
+    from kai_bridge.http.app import build_app
+    from kai_bridge.http.security import check_http_security
+    from kai_bridge.http.server import AppServer, bind_socket, url_of
     from kai_bridge.runtime import open_runtime
 
+    check_host_resolves(settings.server_host, name="server_host")
     check_http_security(settings)
     sock = bind_socket(settings.server_host, settings.server_port)
     try:
@@ -95,9 +102,11 @@ async def serve(
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     from kai_bridge.cmd.common import settings_from_args
 
-    settings = settings_from_args(args, server_host=args.host, server_port=args.port)
+    settings = settings_from_args(args, overrides={"server_host": args.host, "server_port": args.port})
     extensions = load_extensions(args.extension)
     anyio.run(lambda: serve(settings, extensions=extensions, ready_file=args.ready_file))
     return 0

@@ -12,17 +12,14 @@ import argparse
 import logging
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-import anyio
-
-from kai_bridge.config import Settings
+from kai_bridge.cmd.common import FlagOverrides
 from kai_bridge.errors import ConfigError
-from kai_bridge.http.app import build_sidecar_app
-from kai_bridge.http.server import AppServer, bind_socket, url_of
-from kai_bridge.mcp.knowledge import extensions_for
-from kai_bridge.mcp.server import McpExtension, build_mcp_server
-from kai_bridge.mcp.stdio import stdio_transport
+
+if TYPE_CHECKING:
+    from kai_bridge.config import Settings
+    from kai_bridge.mcp.server import McpExtension
 
 __all__ = ["HELP", "add_arguments", "run", "run_stdio"]
 
@@ -40,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sidecar_socket(settings: Settings) -> socket.socket | None:
+    from kai_bridge.http.server import bind_socket
+
     try:
         return bind_socket(settings.server_host, settings.stdio_sidecar_port)
     except ConfigError as exc:
@@ -49,6 +48,13 @@ def _sidecar_socket(settings: Settings) -> socket.socket | None:
 
 async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = ()) -> None:
     """Serve MCP on this process's stdin/stdout until the client closes stdin."""
+    import anyio
+
+    from kai_bridge.http.app import build_sidecar_app
+    from kai_bridge.http.server import AppServer, url_of
+    from kai_bridge.mcp.knowledge import extensions_for
+    from kai_bridge.mcp.server import build_mcp_server
+    from kai_bridge.mcp.stdio import stdio_transport
     from kai_bridge.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
@@ -81,13 +87,15 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     from kai_bridge.cmd.common import settings_from_args
     from kai_bridge.cmd.serve import load_extensions
 
-    overrides: dict[str, Any] = {"stdio_sidecar_port": args.sidecar_port}
+    overrides: FlagOverrides = {"stdio_sidecar_port": args.sidecar_port}
     if args.no_sidecar:
         overrides["stdio_sidecar"] = False
-    settings = settings_from_args(args, **overrides)
+    settings = settings_from_args(args, overrides=overrides)
     extensions = load_extensions(args.extension)
     anyio.run(lambda: run_stdio(settings, extensions=extensions))
     return 0

@@ -9,17 +9,15 @@ workspace's bots, else ``/v1/users/me``) and says valid or invalid with the reas
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kai_bridge.cmd.common import settings_from_args
-from kai_bridge.coze.auth import JWTAuth, PATAuth
-from kai_bridge.coze.client import CozeClient
 from kai_bridge.errors import CozeAPIError, CozeAuthError, CozeError
-from kai_bridge.wiring import CozeSession, open_coze_session
+
+if TYPE_CHECKING:
+    from kai_bridge.wiring import CozeSession
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -43,6 +41,8 @@ def _stderr(text: str) -> None:
 
 
 async def _fetch(session: CozeSession) -> dict[str, Any]:
+    from kai_bridge.coze.auth import JWTAuth
+
     auth = session.client.auth
     if isinstance(auth, JWTAuth):
         token = await auth.refresh()
@@ -62,6 +62,9 @@ async def _check(session: CozeSession, token: str) -> tuple[bool, str]:
     The call reads the configured bot, else the workspace's bots, else ``/v1/users/me`` (who
     the token belongs to), so a token can be checked with no bot or workspace configured.
     """
+    from kai_bridge.coze.auth import PATAuth
+    from kai_bridge.coze.client import CozeClient
+
     probe = CozeClient(
         http=session.client.http,
         base_url=session.client.base_url,
@@ -105,6 +108,9 @@ async def _validate(session: CozeSession, given: str | None) -> tuple[bool, str]
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.wiring import open_coze_session
+
     settings = settings_from_args(args)
     async with open_coze_session(settings, announce=_stderr) as session:
         if session.sandbox_url is not None and args.validate is None:
@@ -130,4 +136,6 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+    import anyio
+
+    return anyio.run(_run, args)

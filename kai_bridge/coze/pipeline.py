@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
+from kai_bridge._version import __version__
 from kai_bridge.coze.auth import TokenProvider
 from kai_bridge.coze.breaker import CircuitBreaker
 from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
@@ -46,8 +47,7 @@ __all__ = ["USER_AGENT", "CozePipeline", "build_http_client", "drop_none"]
 
 log = logging.getLogger(__name__)
 
-_VERSION = "0.1.0"
-USER_AGENT = f"kai-bridge/{_VERSION} python/{sys.version_info.major}.{sys.version_info.minor}"
+USER_AGENT = f"kai-bridge/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 
 _T = TypeVar("_T")
 

@@ -16,10 +16,15 @@ the conversation) and 400 for 4104; an unknown bot is 4200 (404); an unknown pat
 (404) and a wrong method 4000 (405), both as JSON; token-endpoint errors are 401
 (``invalid_client``) or 400 (``invalid_request``, ``unsupported_grant_type``); the grant body is
 checked before the JWT, so a refused grant does not use up the JWT's ``jti``.
+
+The app and the server (Starlette, uvicorn) are imported on first use of their names, so a
+process that only needs the config or the answerers (``kai-bridge call``) loads no HTTP stack.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from kai_bridge.sandbox.answers import Answerer, BuiltinAnswerer, KnowledgeAnswerer, answerer_name, default_answerer
-from kai_bridge.sandbox.app import create_app, sandbox_context
 from kai_bridge.sandbox.bots import TOOL_NAME
 from kai_bridge.sandbox.config import (
     COFFEE_BOT_ID,
@@ -30,8 +35,11 @@ from kai_bridge.sandbox.config import (
     SandboxConfig,
     public_key_kid,
 )
-from kai_bridge.sandbox.server import SandboxHandle, start_sandbox
 from kai_bridge.sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from kai_bridge.sandbox.app import create_app, sandbox_context
+    from kai_bridge.sandbox.server import SandboxHandle, start_sandbox
 
 __all__ = [
     "COFFEE_BOT_ID",
@@ -53,3 +61,19 @@ __all__ = [
     "sandbox_context",
     "start_sandbox",
 ]
+
+_LAZY = {
+    "create_app": "kai_bridge.sandbox.app",
+    "sandbox_context": "kai_bridge.sandbox.app",
+    "SandboxHandle": "kai_bridge.sandbox.server",
+    "start_sandbox": "kai_bridge.sandbox.server",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kai_bridge.sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -24,6 +24,7 @@ from kai_bridge.sandbox.answers import Answerer, answerer_name
 from kai_bridge.sandbox.app import create_app, sandbox_context
 from kai_bridge.sandbox.config import COFFEE_BOT_ID, PLUGIN_BOT_ID, SandboxConfig
 from kai_bridge.sandbox.faults import TRANSPORT_STATE_KEY, FaultEngine
+from kai_bridge.sandbox.listen import listen_socket, sandbox_url
 from kai_bridge.sandbox.plugins import PluginCatalog
 from kai_bridge.sandbox.state import SandboxState
 
@@ -91,8 +92,6 @@ class SandboxHandle:
         return self.base_url.split("://", 1)[1]
 
 
-def _format_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 @contextlib.asynccontextmanager
@@ -103,22 +102,17 @@ async def start_sandbox(
     port: int = 0,
     answerer: Answerer | None = None,
     clock: Callable[[], float] | None = None,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[SandboxHandle]:
-    """Serve a sandbox on ``host:port`` (0 = ephemeral) in this event loop until the block exits."""
+    """Serve a sandbox on ``host:port`` (0 = ephemeral) in this event loop until the block exits.
+
+    ``sock``: a socket already listening on ``host`` (see :func:`listen_socket`) to serve on
+    instead of binding one; it is closed when the block exits, like one bound here.
+    """
     app = create_app(config, answerer=answerer, clock=clock)
     ctx = sandbox_context(app)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must say TCP: asyncio only turns Nagle off (TCP_NODELAY) on sockets whose proto is
-    # IPPROTO_TCP, and with Nagle on every response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
+    if sock is None:
+        sock = listen_socket(host, port)
     bound_port = sock.getsockname()[1]
     uv_config = uvicorn.Config(
         app,
@@ -141,7 +135,7 @@ async def start_sandbox(
             exc = task.exception() if task.done() else None
             raise RuntimeError(f"the sandbox failed to start on {host}:{bound_port}") from exc
         handle = SandboxHandle(
-            base_url=f"http://{_format_host(host)}:{bound_port}",
+            base_url=sandbox_url(host, bound_port),
             workspace_id=config.workspace_id,
             bot_ids={"coffee": COFFEE_BOT_ID, "plugin": PLUGIN_BOT_ID},
             state=ctx.state,

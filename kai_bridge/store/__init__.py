@@ -4,6 +4,8 @@
 default; parent directories are created; ``?synchronous=full`` makes each commit survive a
 power cut too, not only a process crash) or ``postgresql://...`` (several replicas share one
 database). Both satisfy the :class:`Store` protocol and the same contract tests.
+
+The PostgreSQL backend (psycopg, ~60 ms to import) is loaded only when a URL asks for it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 from kai_bridge.errors import StoreError
 from kai_bridge.store.base import ChatRecord, Store, redact_url
-from kai_bridge.store.postgres import PostgresStore
 from kai_bridge.store.sqlite import DEFAULT_SYNCHRONOUS, SQLiteStore, Synchronous
+
+if TYPE_CHECKING:
+    from kai_bridge.store.postgres import PostgresStore
 
 __all__ = ["ChatRecord", "PostgresStore", "SQLiteStore", "Store", "connect_store", "open_store", "redact_url"]
 
@@ -49,6 +53,8 @@ async def connect_store(
             path=path, clock=clock, busy_timeout=connect_timeout, synchronous=cast(Synchronous, synchronous)
         )
     if scheme in ("postgresql", "postgres"):
+        from kai_bridge.store.postgres import PostgresStore
+
         return await PostgresStore.open(url=url, clock=clock, connect_timeout=connect_timeout)
     # Only the scheme is echoed: a URL we cannot parse is one we cannot safely redact.
     what = f"scheme {scheme!r}" if scheme else "(no scheme)"
@@ -68,3 +74,11 @@ async def open_store(
         yield store
     finally:
         await store.close()
+
+
+def __getattr__(name: str) -> object:
+    if name == "PostgresStore":
+        from kai_bridge.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'kai_bridge.store' has no attribute {name!r}")

@@ -7,7 +7,11 @@ registers them, and keeps the link alive (heartbeat pings, ``tools/list_changed`
 link dies it reconnects with capped, jittered exponential backoff and reconciles the tool list.
 
 Startup never blocks on an upstream: connecting happens in the background; ``wait_ready()``
-exists for tests and for callers that want to wait.
+exists for tests and for callers that want to wait (``kai-bridge call``).
+
+The MCP SDK is imported by the supervisors, not by this module: a process with no upstream
+configured never loads it. ``clock``/``wall_clock`` and ``sleep`` (backoff and heartbeat waits)
+are injectable, so tests decide when a heartbeat fires or a retry happens.
 
 Tools of a disconnected upstream stay registered but fail fast with an
 :class:`~kai_bridge.errors.UpstreamToolError` saying which upstream is down, since when, why,
@@ -24,28 +28,25 @@ import logging
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePath
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import httpx2
-import mcp.types as mt
-from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
-from mcp.client._transport import TransportStreams
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.dispatcher import ProgressFnT
-from pydantic import ValidationError
 
 from kai_bridge.config import UpstreamConfig
 from kai_bridge.errors import ConfigError, ToolNotFoundError, UpstreamToolError
 from kai_bridge.tools.registry import Tool, ToolContext, ToolHandler, ToolRegistry
-from kai_bridge.upstream.proxy import error_text, make_tool, to_result
-from kai_bridge.upstream.streams import WatchedReadStream
+
+if TYPE_CHECKING:
+    import mcp_types as mt
+    from mcp import ClientSession
+    from mcp.client._transport import TransportStreams
+    from mcp.shared.dispatcher import ProgressFnT
 
 __all__ = ["UpstreamManager", "UpstreamState"]
 
@@ -157,6 +158,7 @@ class UpstreamManager:
         backoff_max: float = 30.0,
         tool_grace: float = 300.0,
         errlog: TextIO | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         names = [c.name for c in configs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -172,6 +174,7 @@ class UpstreamManager:
         self._backoff_max = backoff_max
         self._tool_grace = tool_grace
         self._errlog = errlog
+        self._sleep = sleep
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self._closing = False
@@ -314,11 +317,16 @@ class UpstreamManager:
             wait = min(delay, self._backoff_max) * random.uniform(0.8, 1.2)
             upstream.next_attempt_at = self._clock() + wait
             self._expire_tools(upstream)
-            await anyio.sleep(wait)
+            await self._sleep(wait)
             delay = min(delay * 2, self._backoff_max)
 
     async def _connect_and_serve(self, upstream: _Upstream) -> str:
         """Connect, register the tools and serve until the link is lost; returns why it ended."""
+        import mcp_types as mt
+        from mcp import ClientSession
+
+        from kai_bridge.upstream.streams import WatchedReadStream
+
         link = _Link()
         upstream.link = link
         upstream.last_http_status = None
@@ -373,6 +381,10 @@ class UpstreamManager:
 
     @contextlib.asynccontextmanager
     async def _transport(self, upstream: _Upstream) -> AsyncIterator[TransportStreams]:
+        import httpx2
+        from mcp import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
         config = upstream.config
         secret = upstream.secret
         if config.command is not None:
@@ -401,7 +413,7 @@ class UpstreamManager:
         if self._heartbeat_interval <= 0:
             return
         while True:
-            await anyio.sleep(self._heartbeat_interval)
+            await self._sleep(self._heartbeat_interval)
             try:
                 with anyio.fail_after(min(self._heartbeat_interval, self._connect_timeout)):
                     await session.send_ping()
@@ -447,6 +459,9 @@ class UpstreamManager:
 
     def _describe(self, upstream: _Upstream, exc: BaseException) -> str:
         """A safe, actionable sentence for why connecting or a request failed."""
+        import httpx2
+        from mcp import MCPError
+
         leaves = [e for e in _leaves(exc) if not isinstance(e, asyncio.CancelledError)] or [exc]
         leaf = leaves[0]
         status = upstream.last_http_status
@@ -486,6 +501,8 @@ class UpstreamManager:
 
     def _sync_tools(self, upstream: _Upstream, listed: list[mt.Tool]) -> None:
         """Make the registry hold exactly the upstream's current tools (unchanged ones untouched)."""
+        from kai_bridge.upstream.proxy import make_tool
+
         wanted: dict[str, Tool] = {}
         skipped: list[str] = []
         for spec in listed:
@@ -540,6 +557,14 @@ class UpstreamManager:
     async def _call(
         self, upstream: _Upstream, tool_name: str, arguments: dict[str, Any], ctx: ToolContext
     ) -> dict[str, Any]:
+        # Already loaded by the supervisor that connected this upstream: these are lookups.
+        import httpx2
+        import mcp_types as mt
+        from mcp import MCPError
+        from pydantic import ValidationError
+
+        from kai_bridge.upstream.proxy import error_text, to_result
+
         upstream.calls += 1
         session, link = upstream.session, upstream.link
         if session is None or link is None or upstream.state is not UpstreamState.CONNECTED:
@@ -611,6 +636,8 @@ class UpstreamManager:
 
 
 async def _list_all(session: ClientSession) -> list[mt.Tool]:
+    import mcp_types as mt
+
     tools: list[mt.Tool] = []
     cursor: str | None = None
     for _ in range(_MAX_LIST_PAGES):

@@ -29,8 +29,8 @@ one ``httpx2`` client per session, as separate MCP clients would) and with ``coz
 
 The sandbox answers without pacing (``--chunk-delay-ms 0`` by default), so the response
 times are what the bridge, the sandbox and the client cost on this machine; a real Coze adds
-the model's own time on top, the same for the bridge and for cozepy. With pacing (the
-sandbox's own default, 20 ms a chunk: 0.4-1.9 s a chat) chat throughput is chats in flight
+the model's own time on top, the same for the bridge and for cozepy. With pacing (20 ms a
+chunk, 0.4-1.9 s a chat; the sandbox's default is 30 ms) chat throughput is chats in flight
 divided by chat time, for cozepy as for the bridge: on a 2-core box 32 sessions gave 32 vs
 38 chats/s (cozepy), 64 gave 49 vs 45. Everything talks to 127.0.0.1 only, every loop is
 bounded in count and time. Prints Markdown; about 80 s unpaced.

@@ -93,8 +93,9 @@ class Series:
 
 def base_env(tmp: Path, name: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAI_BRIDGE_")}
+    # The embedded sandbox (where no Coze is set) streams unpaced here: this measures the bridge.
     env.update({"KAI_BRIDGE_DATA_DIR": str(tmp / f"{name}-data"), "KAI_BRIDGE_LOG_DIR": str(tmp / f"{name}-logs"),
-                "KAI_BRIDGE_LOG_LEVEL": "WARNING",
+                "KAI_BRIDGE_LOG_LEVEL": "WARNING", "KAI_BRIDGE_SANDBOX_STREAM_DELAY": "0",
                 "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "scripts" / "bench")]), **extra})
     return env
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 from pathlib import Path
 
 import pytest
 
-from kai_bridge.config import load_settings
+from kai_bridge.cmd import sandbox as sandbox_cmd
+from kai_bridge.config import check_host_resolves, load_settings
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import generate_key_pair, write_key_pair
 from kai_bridge.logs import redact
@@ -21,7 +23,29 @@ def test_defaults_use_the_embedded_sandbox() -> None:
     assert settings.server_port == 8080
     assert settings.coze_max_connections == 100
     assert settings.coze_timeout == 30.0
-    assert settings.effective_store_url() == "sqlite:///data/kai-bridge.db"
+    assert settings.sandbox_stream_delay > 0  # paced like Coze unless a benchmark says 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the XDG rules are the Linux ones")
+def test_state_and_logs_default_to_the_per_user_xdg_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    settings = load_settings(environ={})
+    assert settings.data_dir == tmp_path / "share" / "kai-bridge"
+    assert settings.log_dir == tmp_path / "state" / "kai-bridge" / "log"
+    assert settings.effective_store_url() == f"sqlite:///{tmp_path}/share/kai-bridge/kai-bridge.db"
+
+
+def test_configured_data_and_log_dirs_win_over_the_per_user_ones() -> None:
+    settings = load_settings(environ={"KAI_BRIDGE_DATA_DIR": "/srv/kai/data", "KAI_BRIDGE_LOG_DIR": "/var/log/kai"})
+    assert settings.data_dir == Path("/srv/kai/data")
+    assert settings.log_dir == Path("/var/log/kai")
+
+
+def test_the_embedded_sandbox_pace_matches_the_standalone_sandbox_default() -> None:
+    assert load_settings(environ={}).sandbox_stream_delay * 1000 == pytest.approx(sandbox_cmd.DEFAULT_CHUNK_DELAY_MS)
 
 
 def test_environment_overrides_toml_file_and_overrides_win(tmp_path: Path) -> None:
@@ -68,12 +92,49 @@ def test_upstreams_parse_from_json_environment() -> None:
         pytest.param({"KAI_BRIDGE_COZE_PAT": "pat_abcdefgh12345678"}, "coze_api_base is empty", id="no-region"),
         pytest.param({"KAI_BRIDGE_UPSTREAMS": "[{"}, "JSON list", id="bad-upstreams"),
         pytest.param({"KAI_BRIDGE_STORE_URL": "mysql://x"}, "store_url", id="bad-store"),
+        pytest.param(
+            {"KAI_BRIDGE_COZE_KID": "<the fingerprint keygen printed>"},
+            "coze_kid is not a 64-hex fingerprint (got '<the fingerprint keygen printed>')",
+            id="kid-placeholder",
+        ),
+        pytest.param({"KAI_BRIDGE_COZE_KID": "ab" * 31}, "not a 64-hex fingerprint", id="kid-too-short"),
+        pytest.param({"KAI_BRIDGE_SANDBOX_STREAM_DELAY": "-1"}, "sandbox_stream_delay", id="negative-pace"),
     ],
 )
 def test_bad_settings_raise_config_error_naming_the_setting(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ=environ)
     assert fragment in str(info.value)
+
+
+def test_a_placeholder_kid_is_refused_before_the_key_file_is_even_read(tmp_path: Path) -> None:
+    env = _jwt_env(tmp_path, kid="<the fingerprint keygen printed>")
+    env["KAI_BRIDGE_COZE_PRIVATE_KEY_PATH"] = str(tmp_path / "no-such-key.pem")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert "not a 64-hex fingerprint" in str(info.value)
+    assert "no-such-key.pem" not in str(info.value)
+
+
+def test_a_kid_with_spaces_around_it_is_kept_without_them(tmp_path: Path) -> None:
+    pair_env = _jwt_env(tmp_path)
+    kid = pair_env["KAI_BRIDGE_COZE_KID"]
+    assert load_settings(environ={**pair_env, "KAI_BRIDGE_COZE_KID": f"  {kid}\n"}).coze_kid == kid
+
+
+@pytest.mark.parametrize(
+    "host",
+    [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6"), pytest.param("localhost", id="name")],
+)
+def test_hosts_that_resolve_pass_the_host_check(host: str) -> None:
+    check_host_resolves(host, name="server_host")
+
+
+def test_a_host_that_does_not_resolve_is_named_as_such() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_host_resolves("not-a-host.invalid", name="server_host")
+    assert "server_host 'not-a-host.invalid' does not resolve" in str(info.value)
+    assert "reachable from the network" not in str(info.value)
 
 
 def test_secret_values_never_appear_in_config_errors() -> None:

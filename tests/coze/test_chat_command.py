@@ -36,7 +36,9 @@ class Writes(io.StringIO):
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     settings = load_settings(
-        environ={"KAI_BRIDGE_DATA_DIR": str(tmp_path / "data"), "KAI_BRIDGE_LOG_DIR": str(tmp_path / "logs")},
+        # The embedded sandbox unpaced (stream delay 0): these tests are about the chat, not the pace.
+        environ={"KAI_BRIDGE_DATA_DIR": str(tmp_path / "data"), "KAI_BRIDGE_LOG_DIR": str(tmp_path / "logs"),
+                 "KAI_BRIDGE_SANDBOX_STREAM_DELAY": "0"},
         check_files=False,
     )
     notes: list[str] = []

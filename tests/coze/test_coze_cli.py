@@ -31,6 +31,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAI_BRIDGE_")}
     env["KAI_BRIDGE_LOG_DIR"] = str(tmp_path / "logs")
     env["KAI_BRIDGE_DATA_DIR"] = str(tmp_path / "data")
+    env["KAI_BRIDGE_SANDBOX_STREAM_DELAY"] = "0"  # the in-process sandbox unpaced: speed, not pace, is tested here
     env.update(extra)
     return env
 

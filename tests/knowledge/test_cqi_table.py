@@ -11,19 +11,13 @@ import tomllib
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from kai_bridge.knowledge import KnowledgeBase
 from kai_bridge.knowledge.cqi import COUNTRY_NAMES, PROCESS_NAMES, CqiTable
 from tests.knowledge.support import REPO
 
-# CI clones the repo with a copy of shared/ beside it, as on the development machine.
-CQI_DIR = REPO.parent / "shared" / "data" / "cqi"
+# The source CSVs ship with the tests (MIT, with their notice and SOURCE.md): no sibling folder.
+CQI_DIR = REPO / "tests" / "data" / "cqi"
 SHIPPED = REPO / "kai_bridge" / "knowledge" / "data"
-needs_csv = pytest.mark.skipif(
-    not (CQI_DIR / "arabica_data_cleaned.csv").exists(),
-    reason=f"the CQI CSVs are not at {CQI_DIR} (<repo>/../shared/data/cqi)",
-)
 
 
 def _build_script() -> ModuleType:
@@ -35,7 +29,12 @@ def _build_script() -> ModuleType:
     return module
 
 
-@needs_csv
+def test_the_source_csvs_ship_in_the_repo_with_their_mit_notice() -> None:
+    for name in ("arabica_data_cleaned.csv", "robusta_data_cleaned.csv", "LICENSE", "SOURCE.md"):
+        assert (CQI_DIR / name).is_file(), name
+    assert "Copyright (c) 2018 James LeDoux" in (CQI_DIR / "LICENSE").read_text(encoding="utf-8")
+
+
 def test_shipped_table_matches_a_fresh_computation_from_the_csvs() -> None:
     build = _build_script()
     fresh = build.render(build.compute(cqi_dir=CQI_DIR))
@@ -44,7 +43,6 @@ def test_shipped_table_matches_a_fresh_computation_from_the_csvs() -> None:
     assert (SHIPPED / "LICENSE-CQI").read_text(encoding="utf-8") == build.license_text(cqi_dir=CQI_DIR)
 
 
-@needs_csv
 def test_ethiopia_figures_agree_with_a_plain_reading_of_the_csv() -> None:
     with (CQI_DIR / "arabica_data_cleaned.csv").open(encoding="utf-8", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["Country.of.Origin"] == "Ethiopia"]

@@ -35,12 +35,21 @@ def test_there_is_a_stdio_and_an_http_config_per_client_each_named_in_the_readme
 @pytest.mark.parametrize("path", [p for p in FILES if ".stdio." in p.name], ids=lambda p: p.name)
 def test_stdio_configs_start_the_real_stdio_subcommand(path: Path) -> None:
     server = _servers(path)["kai-bridge"]
-    assert server["command"] == "kai-bridge"
+    # A desktop app has no activated venv (and often not the shell's PATH): an absolute path.
+    assert server["command"].startswith("/")
+    assert server["command"].endswith("/.venv/bin/kai-bridge")
     args = build_parser().parse_args(server["args"])
     assert args.command == "stdio"
     for key in server.get("env", {}):
         assert key.startswith("KAI_BRIDGE_")
         assert key == "KAI_BRIDGE_CONFIG" or key.removeprefix("KAI_BRIDGE_").lower() in Settings.model_fields
+
+
+def test_the_readme_gives_the_absolute_path_and_the_uvx_and_pipx_forms() -> None:
+    readme = (MANIFESTS / "README.md").read_text(encoding="utf-8")
+    assert "/.venv/bin/kai-bridge" in readme
+    assert '"args": ["--from", "/path/to/kai-bridge", "kai-bridge", "stdio"]' in readme
+    assert "pipx install" in readme
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if ".http." in p.name], ids=lambda p: p.name)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from kai_bridge.config import UpstreamConfig
@@ -27,6 +28,25 @@ def stdio_config(
         timeout=timeout,
         **kw,
     )
+
+
+class HeldSleeps:
+    """A sleep to inject into UpstreamManager: every wait (backoff or heartbeat) lasts until ``release()``.
+
+    Each ``release()`` ends one wait, now or the next one to start; so a test decides exactly
+    when a heartbeat pings or a reconnection is tried, instead of racing real time.
+    """
+
+    def __init__(self) -> None:
+        self._tickets = anyio.Semaphore(0)
+        self.started = 0
+
+    async def __call__(self, seconds: float) -> None:
+        self.started += 1
+        await self._tickets.acquire()
+
+    def release(self) -> None:
+        self._tickets.release()
 
 
 class HttpServer:

@@ -1,6 +1,6 @@
 """A small, real KAI-style MCP server for the upstream tests (mcp 2.3.0 ``MCPServer``).
 
-Tools: ``echo`` (read-only, returns text), ``add`` (structured output model), ``greet`` (text
+Tools: ``coffee_knowledge_query`` (a KAI-style knowledge tool with a structured answer), ``echo`` (read-only, returns text), ``add`` (structured output model), ``greet`` (text
 content only, no output schema), ``pid`` (the server's process id), ``env`` (an environment variable), ``steps``
 (reports progress), ``slow`` (sleeps, for
 timeouts), ``fail`` (raises, for isError results) and ``grow`` (registers a new tool ``extra``
@@ -36,6 +36,11 @@ class AddResult(BaseModel):
     total: int = Field(description="a + b")
 
 
+class KnowledgeAnswer(BaseModel):
+    answer: str = Field(description="the answer")
+    source: str = Field(description="who answered")
+
+
 def build_server() -> MCPServer:
     mcp = MCPServer("kai-fixture", version="1.0.0")
 
@@ -46,6 +51,14 @@ def build_server() -> MCPServer:
     )
     async def echo(text: str) -> str:
         return text
+
+    @mcp.tool(
+        title="Coffee knowledge (KAI)",
+        description="Answer a coffee question from the KAI knowledge service.",
+        annotations=ToolAnnotations(read_only_hint=True),
+    )
+    async def coffee_knowledge_query(query: str) -> KnowledgeAnswer:
+        return KnowledgeAnswer(answer=f"KAI fixture answer about {query}", source="kai-fixture")
 
     @mcp.tool(description="Add two integers.")
     async def add(a: int, b: int) -> AddResult:

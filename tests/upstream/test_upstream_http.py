@@ -13,20 +13,23 @@ from kai_bridge.errors import UpstreamToolError
 from kai_bridge.tools import ToolRegistry
 from kai_bridge.upstream import UpstreamManager, UpstreamState
 
-from .conftest import API_KEY, HttpServer
+from .conftest import API_KEY, HeldSleeps, HttpServer
 
 
 def http_config(url: str, *, name: str = "kai", key: str | None = API_KEY, timeout: float = 10.0) -> UpstreamConfig:
     return UpstreamConfig(name=name, url=url, api_key=SecretStr(key) if key is not None else None, timeout=timeout)
 
 
-def manager(registry: ToolRegistry, *configs: UpstreamConfig, **kw: float) -> UpstreamManager:
+def manager(
+    registry: ToolRegistry, *configs: UpstreamConfig, backoff: float = 0.05, sleeps: HeldSleeps | None = None
+) -> UpstreamManager:
     return UpstreamManager(
         configs=list(configs),
         registry=registry,
-        backoff_initial=kw.get("backoff", 0.05),
+        backoff_initial=backoff,
         backoff_max=0.5,
         wall_clock=lambda: 1_767_000_000.0,
+        sleep=sleeps if sleeps is not None else anyio.sleep,
     )
 
 
@@ -99,7 +102,10 @@ async def test_diagnostics_describe_each_upstream_and_contain_no_secret(
         api_key=SecretStr("gone-key-91c2"),
         timeout=3,
     )
-    async with manager(registry, http_config(http_server.url), unreachable) as m:
+    # No wait ever ends (HeldSleeps, never released): 'gone' stays failed after its first attempt
+    # instead of going back to connecting when the backoff ends, and no heartbeat fires.
+    sleeps = HeldSleeps()
+    async with manager(registry, http_config(http_server.url), unreachable, sleeps=sleeps) as m:
         assert await m.wait_ready(30, names=["kai"])
         assert await m.wait_state("gone", UpstreamState.FAILED, timeout=30)
         await registry.call("kai.echo", {"text": "x"})
@@ -111,9 +117,10 @@ async def test_diagnostics_describe_each_upstream_and_contain_no_secret(
         "transport": "http",
         "target": http_server.url,
         "state": "connected",
-        "tool_count": 9,
+        "tool_count": 10,
         "tool_names": [
             "kai.add",
+            "kai.coffee_knowledge_query",
             "kai.echo",
             "kai.env",
             "kai.fail",
@@ -141,6 +148,7 @@ async def test_diagnostics_describe_each_upstream_and_contain_no_secret(
     assert gone["state"] == "failed"
     assert gone["last_error"].startswith("cannot reach http://127.0.0.1:1/mcp")
     assert gone["next_attempt_in"] is not None
+    assert gone["connects"] == 0
     text = json.dumps([kai, gone])
     for secret in (API_KEY, "gone-key-91c2", "hunter2pw", "querysecret"):
         assert secret not in text

@@ -17,9 +17,9 @@ from kai_bridge.errors import ConfigError, ToolInputError, UpstreamToolError
 from kai_bridge.tools import ToolContext, ToolRegistry
 from kai_bridge.upstream import UpstreamManager, UpstreamState
 
-from .conftest import API_KEY, stdio_config
+from .conftest import API_KEY, HeldSleeps, stdio_config
 
-EXPECTED = {"kai.add", "kai.echo", "kai.env", "kai.fail", "kai.greet", "kai.grow", "kai.pid", "kai.slow", "kai.steps"}
+EXPECTED = {"kai.add", "kai.coffee_knowledge_query", "kai.echo", "kai.env", "kai.fail", "kai.greet", "kai.grow", "kai.pid", "kai.slow", "kai.steps"}
 
 
 def manager(registry: ToolRegistry, *configs: object, **kw: object) -> UpstreamManager:
@@ -220,15 +220,22 @@ async def test_upstream_progress_reaches_the_callers_context(registry: ToolRegis
 
 
 async def test_a_hung_upstream_is_found_by_the_heartbeat_and_replaced(registry: ToolRegistry) -> None:
-    async with manager(registry, stdio_config(), heartbeat_interval=0.2, connect_timeout=1.0) as m:
+    # The heartbeat and the backoff wait on the test (HeldSleeps), not on the clock; the only
+    # real time left is the ping's own limit (min(heartbeat_interval, connect_timeout) = 0.5 s),
+    # which a stopped process never answers. Start-up keeps the default 10 s connect timeout.
+    sleeps = HeldSleeps()
+    async with manager(registry, stdio_config(), heartbeat_interval=0.5, sleep=sleeps) as m:
         assert await m.wait_ready(30)
         hung = (await registry.call("kai.pid", {}))["result"]
         os.kill(hung, signal.SIGSTOP)  # alive but silent: only a ping can tell
         try:
-            assert await m.wait_state("kai", UpstreamState.FAILED, UpstreamState.CONNECTING, timeout=15)
+            sleeps.release()  # the heartbeat's wait ends: it pings the stopped server
+            assert await m.wait_state("kai", UpstreamState.FAILED, timeout=15)
             assert "did not answer a ping" in (m.diagnostics()[0]["last_error"] or "")
+            sleeps.release()  # the backoff ends: a new server is started
             assert await m.wait_ready(30)
             assert (await registry.call("kai.pid", {}))["result"] != hung
+            assert m.diagnostics()[0]["connects"] == 2
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(hung, signal.SIGKILL)
