@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kai_bridge.sandbox.plugins import PluginSource
+if TYPE_CHECKING:  # not at run time: a local `kai-bridge call` loads this module without the HTTP stack
+    from kai_bridge.sandbox.plugins import PluginSource
 
 __all__ = [
     "COFFEE_BOT_ID",

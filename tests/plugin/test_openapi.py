@@ -340,10 +340,17 @@ def test_the_manifest_file_is_the_generated_file_for_the_default_tools(bridge: R
     )
 
 
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's state and logs go to the test's directory, not the user's."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAI_BRIDGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KAI_BRIDGE_LOG_DIR", str(tmp_path / "logs"))
+
+
 def test_the_cli_writes_the_file_for_the_chosen_tools(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    isolate(tmp_path, monkeypatch)
     out = tmp_path / "plugin.json"
     code = main(["openapi", "--server-url", "https://kai.example.com", "--tools", "coffee_knowledge_query",
                  "--out", str(out)])
@@ -367,6 +374,6 @@ def test_the_cli_refuses_what_coze_could_not_import(
     argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], restore_logging: None,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    isolate(tmp_path, monkeypatch)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
