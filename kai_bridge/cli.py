@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor", "events")
+COMMANDS = ("serve", "stdio", "call", "chat", "token", "keygen", "sandbox", "doctor", "events", "openapi")
 _log = logging.getLogger("kai_bridge.cli")
 
 
@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _secrets_of(settings: Settings) -> list[str]:
-    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token, settings.admin_token]
+    values = [settings.coze_pat, settings.coze_private_key, settings.mcp_auth_token, settings.admin_token,
+              settings.plugin_token]
     values += [settings.webhook_verify_token, settings.webhook_token]
     values += [u.api_key for u in settings.upstreams]
     return [v.get_secret_value() for v in values if v is not None]

@@ -234,6 +234,10 @@ class Settings(BaseModel):
     coze_breaker_reset: float = Field(default=1.0, gt=0)
     coze_poll_interval: float = Field(default=1.0, gt=0)
     coze_chat_timeout: float = Field(default=120.0, gt=0)
+    # Outgoing quota (0 = none): calls wait up to coze_quota_max_wait for a slot, then fail unsent.
+    coze_quota_per_second: float = Field(default=0.0, ge=0)
+    coze_quota_burst: int | None = Field(default=None, ge=1)  # default: the per-second rate, at least 1
+    coze_quota_max_wait: float = Field(default=2.0, ge=0, le=60)
 
     # --- HTTP server (/mcp + sidecar) ---
     server_host: str = "127.0.0.1"
@@ -256,6 +260,19 @@ class Settings(BaseModel):
     admin_token: SecretStr | None = None
     stdio_sidecar: bool = True
     stdio_sidecar_port: int = Field(default=8081, ge=0, le=65535)
+    # Per-client token buckets on /mcp (0 = no limit); a client is its bearer identity, else its address.
+    mcp_rate_limit_per_minute: float = Field(default=600.0, ge=0)
+    mcp_rate_limit_burst: int = Field(default=100, ge=1)
+
+    # --- Coze plugin face (/plugin/...) ---
+    plugin_token: SecretStr | None = None  # Coze "Service" auth; none: the face works on loopback only
+    plugin_token_header: str = "Authorization"  # noqa: S105  # a header name; "Authorization" takes "Bearer <token>"
+    plugin_token_query: str = ""  # also accept ?<name>=<token> (off by default: URLs end up in proxy logs)
+    plugin_public_url: str = ""  # the https URL Coze reaches this server at, for /plugin/openapi.yaml
+    plugin_tools: list[str] = Field(default_factory=list)  # tools the face serves; empty: all
+    plugin_wait: float = Field(default=15.0, gt=0, le=600)  # longest a plugin call is kept open
+    plugin_rate_limit_per_minute: float = Field(default=60.0, ge=0)  # the seed's rate_limit block
+    plugin_rate_limit_burst: int = Field(default=10, ge=1)
 
     # --- embedded / standalone sandbox ---
     sandbox_host: str = "127.0.0.1"
@@ -380,6 +397,37 @@ class Settings(BaseModel):
         if repeated:
             raise ValueError(f"webhook_routes: two routes are called {', '.join(repeated)}: give each a unique name")
         return value
+
+    @field_validator("plugin_token")
+    @classmethod
+    def _plugin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        token = value.get_secret_value()
+        if any(ch.isspace() for ch in token):
+            raise ValueError("plugin_token must not contain whitespace (Coze sends the token verbatim)")
+        if len(token) < 16:
+            raise ValueError("plugin_token is too short: use at least 16 random characters (e.g. openssl rand -hex 32)")
+        return value
+
+    @field_validator("plugin_token_header")
+    @classmethod
+    def _plugin_token_header(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", value):
+            raise ValueError(f"plugin_token_header must be an HTTP header name such as Authorization or X-Api-Key, got {value!r}")
+        return value
+
+    @field_validator("plugin_token_query")
+    @classmethod
+    def _plugin_token_query(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError(f"plugin_token_query must be empty or a parameter name of A-Z a-z 0-9 _ . -, got {value!r}")
+        return value
+
+    @field_validator("plugin_public_url")
+    @classmethod
+    def _plugin_public_url(cls, value: str) -> str:
+        return _check_http_url(value, name="plugin_public_url") if value else value
 
     @field_validator("store_url")
     @classmethod

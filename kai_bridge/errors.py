@@ -9,6 +9,7 @@ token, JWT) and always say what to do next where that is known.
     ├── CozeError                        anything that went wrong talking to Coze
     │   ├── CozeTransportError           connection refused/reset, timeout, stream cut
     │   ├── CircuitOpenError             the breaker is open: upstream recently dead, failing fast
+    │   ├── CozeQuotaError               our own outgoing quota is used up: the call was not sent
     │   └── CozeAPIError                 Coze answered with an error (carries code, msg, logid)
     │       ├── CozeAuthError            401 / 4100 / 4101 / token endpoint errors
     │       ├── CozeBadRequestError      4000 and other 4xx caller mistakes
@@ -43,6 +44,7 @@ __all__ = [
     "CozeConflictError",
     "CozeError",
     "CozeNotFoundError",
+    "CozeQuotaError",
     "CozeRateLimitError",
     "CozeServerError",
     "CozeTransportError",
@@ -81,6 +83,14 @@ class CozeTransportError(CozeError):
 
 class CircuitOpenError(CozeError):
     """The circuit breaker is open: the upstream failed repeatedly, calls fail fast until a probe passes."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CozeQuotaError(CozeError):
+    """The configured outgoing Coze quota had no slot within the wait: the call was not sent at all."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

@@ -62,10 +62,11 @@ start_server() {
   local name="$1"; shift
   local ready="$WORK/$name.url"
   rm -f "$ready"
-  # Isolated state and logs; no Coze credentials -> the embedded sandbox is the upstream.
+  # Isolated state and logs; no Coze credentials -> the embedded sandbox is the upstream; the suite's
+  # bursts are no client to rate-limit.
   env -u KAI_BRIDGE_CONFIG \
     KAI_BRIDGE_DATA_DIR="$WORK/$name-data" KAI_BRIDGE_LOG_DIR="$WORK/$name-logs" \
-    KAI_BRIDGE_LOG_LEVEL=WARNING PYTHONPATH="$REPO" \
+    KAI_BRIDGE_LOG_LEVEL=WARNING KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE=0 PYTHONPATH="$REPO" \
     "$PY" -m kai_bridge.cli serve --host 127.0.0.1 --port 0 --ready-file "$ready" "$@" \
     >"$WORK/$name.out" 2>"$WORK/$name.err" &
   SERVER_PID=$!

@@ -18,6 +18,7 @@ from kai_bridge.errors import ConfigError
 
 if TYPE_CHECKING:
     from kai_bridge.sandbox import FaultRule, SandboxConfig
+    from kai_bridge.sandbox.plugins import PluginSource
 
 __all__ = ["DEFAULT_CHUNK_DELAY_MS", "HELP", "add_arguments", "build_config", "run"]
 
@@ -55,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0 streams as fast as it can, for benchmarks)",
     )
     parser.add_argument(
+        "--plugin", action="append", default=[], type=Path, metavar="FILE",
+        help="import this OpenAPI file as a Coze cloud plugin, with a bot that calls it (repeatable)",
+    )
+    parser.add_argument(
+        "--plugin-token", default=None, metavar="TOKEN",
+        help="the plugins' Service token, sent as 'Authorization: Bearer TOKEN' (see --plugin-token-header/-query)",
+    )
+    parser.add_argument("--plugin-token-header", default=None, metavar="NAME",
+                        help="send the token bare in this header instead")
+    parser.add_argument("--plugin-token-query", default=None, metavar="NAME",
+                        help="send the token as this query parameter instead")
+    parser.add_argument("--plugin-tool", default=None, metavar="OPERATION_ID",
+                        help="the tool the plugin bot calls (default coffee_knowledge_query, else the first)")
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -88,9 +103,11 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
             faults.append(FaultRule.from_json(data))
         except ValueError as exc:
             raise ConfigError(f"bad --fault {raw!r}: {exc}") from exc
+    plugins = _plugin_sources(args)
     extra = {"workspace_id": args.workspace_id} if args.workspace_id else {}
     try:
         return SandboxConfig(
+            plugins=plugins,
             apps=apps,
             pats=list(args.pat),
             audience=args.audience,
@@ -105,6 +122,35 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         raise ConfigError(f"bad sandbox settings: {exc}") from exc
 
 
+def _plugin_sources(args: argparse.Namespace) -> list[PluginSource]:
+    """The --plugin files, checked now as Coze's importer would (ConfigError names the broken rule)."""
+    from kai_bridge.sandbox.plugins import PluginCatalog, PluginImportError, PluginSource, ServiceToken
+    from kai_bridge.sandbox.wire import IdGenerator
+
+    if args.plugin_token_header and args.plugin_token_query:
+        raise ConfigError("give --plugin-token-header or --plugin-token-query, not both")
+    auth: ServiceToken | None = None
+    if args.plugin_token:
+        if args.plugin_token_query:
+            auth = ServiceToken(location="query", key=args.plugin_token_query, value=args.plugin_token)
+        elif args.plugin_token_header:
+            auth = ServiceToken(location="header", key=args.plugin_token_header, value=args.plugin_token)
+        else:
+            auth = ServiceToken(location="header", key="Authorization", value=f"Bearer {args.plugin_token}")
+    sources: list[PluginSource] = []
+    for path in args.plugin:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the plugin file {path}: {exc}") from exc
+        try:
+            PluginCatalog(ids=IdGenerator()).import_plugin(text, auth=auth, tool=args.plugin_tool)
+        except PluginImportError as exc:
+            raise ConfigError(f"{path}: Coze would refuse this plugin: {exc}") from None
+        sources.append(PluginSource(document=text, auth=auth, tool=args.plugin_tool))
+    return sources
+
+
 async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
     import anyio
 
@@ -117,6 +163,9 @@ async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
             print(f"  workspace id : {handle.workspace_id}", file=out)
             print(f"  bot coffee   : {COFFEE_BOT_ID}  (Coffee Expert)", file=out)
             print(f"  bot plugin   : {PLUGIN_BOT_ID}  (Coffee Expert (local plugin), tool {TOOL_NAME})", file=out)
+            for plugin in handle.plugins.list() if handle.plugins is not None else []:
+                print(f"  plugin bot   : {plugin.bot_id}  ({plugin.name}: calls {plugin.bot_tool} at "
+                      f"{plugin.server_url})", file=out)
             print(f"  answers from : {handle.answerer}", file=out)
             if handle.kids:
                 for kid, app_id in handle.kids.items():

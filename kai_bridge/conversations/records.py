@@ -37,6 +37,7 @@ class ChatRun:
     usage: UsageInfo | None = None
     rounds: int = 0
     first_write: asyncio.Task[None] | None = None  # the "in_progress" record, written beside the stream
+    on_chat: Callable[[str, str], None] | None = None  # told (chat_id, conversation_id) once Coze names the chat
 
     @property
     def answer(self) -> str:

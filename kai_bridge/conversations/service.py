@@ -207,8 +207,12 @@ class ConversationService:
         conversation_id: str | None = None,
         bot_id: str | None = None,
         on_delta: OnDelta | None = None,
+        on_chat: Callable[[str, str], None] | None = None,
     ) -> SendResult:
         """Send ``message`` and stream the reply; see the module docstring for the whole contract.
+
+        ``on_chat(chat_id, conversation_id)`` is called once Coze has named the chat (a caller
+        that cannot wait for the end can hand out the chat id for ``get_chat_result``).
 
         Sends into one conversation are queued, one at a time, in arrival order (up to
         ``chat_timeout`` of waiting, then ChatError), and then the chat has ``chat_timeout``
@@ -228,7 +232,7 @@ class ConversationService:
             else:
                 await held.enter_async_context(self._hold(conversation_id))
                 explicit = True
-            run = ChatRun(user_id=user_id, bot_id=bot, conversation_id=conversation_id)
+            run = ChatRun(user_id=user_id, bot_id=bot, conversation_id=conversation_id, on_chat=on_chat)
             try:
                 with anyio.move_on_after(self.chat_timeout) as deadline:
                     try:
@@ -354,6 +358,8 @@ class ConversationService:
                         run.conversation_id = chat.conversation_id
                         note_log_fields(chat_id=chat.id)  # later log lines of this call name the chat
                         self._records.start(run)  # written while the answer streams on
+                        if run.on_chat is not None:
+                            run.on_chat(chat.id, chat.conversation_id)
                 if kind is ChatEventType.MESSAGE_DELTA and event.message is not None:
                     if _is_answer(event.message) and event.message.content:
                         run.streamed.add(event.message.id or "")

@@ -47,6 +47,7 @@ from kai_bridge.coze.models import (
 )
 from kai_bridge.coze.observer import CozeObserver
 from kai_bridge.coze.pipeline import CozePipeline, drop_none
+from kai_bridge.coze.quota import RequestQuota
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.errors import (
     ChatCanceledError,
@@ -95,10 +96,11 @@ class CozeClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        quota: RequestQuota | None = None,
     ) -> None:
         self._pipe = CozePipeline(
             http=http, base_url=base_url, auth=auth, retry=retry, breaker=breaker, clock=clock, sleep=sleep,
-            rand=rand,
+            rand=rand, quota=quota,
         )
         self._poll_interval = poll_interval
         self._chat_timeout = chat_timeout

@@ -38,6 +38,7 @@ from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
 from kai_bridge.coze.events import chat_event_from_sse
 from kai_bridge.coze.models import ChatEvent, ChatEventType
 from kai_bridge.coze.observer import CozeObserver, CozeOutcome, outcome_code
+from kai_bridge.coze.quota import RequestQuota
 from kai_bridge.coze.retry import RetryPolicy
 from kai_bridge.coze.streaming import SSEDecoder
 from kai_bridge.errors import (
@@ -114,7 +115,9 @@ class CozePipeline:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        quota: RequestQuota | None = None,
     ) -> None:
+        self.quota = quota  # every request (each attempt) first waits for a slot of the outgoing quota
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.auth = auth
@@ -180,6 +183,8 @@ class CozePipeline:
         retry = 0
         reauthed = False
         while True:
+            if self.quota is not None:
+                await self.quota.acquire()  # CozeQuotaError: nothing was sent, so neither retried nor a failure
             token: str | None = None
             self.counters["requests"] += 1
             observer = self.observer

@@ -14,6 +14,9 @@ Under ``kai-bridge stdio`` the same routes minus ``/mcp`` form the sidecar
 plugin face) add theirs. The observability routes (``/``, ``/metrics``, ``/monitoring``) and
 the HTTP metrics middleware come with both apps; :data:`CONFIGURATION_ROUTES` lists the
 operator routes that show configuration (to protect beyond loopback).
+The Coze plugin face (``/plugin/...``, :mod:`kai_bridge.plugin`) is served by ``serve`` only: a
+stdio process lives and dies with its desktop agent, while Coze needs one stable public endpoint.
+``/mcp`` has a per-client rate limit (:mod:`kai_bridge.limits`).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from kai_bridge.http.security import (
     BearerAuthMiddleware,
     OperatorAccess,
     check_http_security,
+    is_loopback,
     security_middleware,
     transport_security,
 )
 from kai_bridge.http.sessions import SessionLimitMiddleware
+from kai_bridge.limits import RateLimit, RateLimitMiddleware, TokenBuckets
 from kai_bridge.mcp.events import events_extension
 from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import KaiMcpServer, McpExtension, build_mcp_server
@@ -51,6 +56,7 @@ from kai_bridge.observability import (
     liveness,
     observability_routes,
 )
+from kai_bridge.plugin import PluginOptions, plugin_routes
 from kai_bridge.runtime import Runtime
 from kai_bridge.urls import redact_url
 from kai_bridge.webhooks.http import webhook_routes
@@ -148,6 +154,10 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
         max_sessions=settings.mcp_max_sessions,
         idle_timeout=settings.mcp_session_idle_timeout,
     )
+    limit = RateLimit(door="MCP endpoint", per_minute=settings.mcp_rate_limit_per_minute,
+                      burst=settings.mcp_rate_limit_burst)
+    if limit.enabled:  # inside the bearer check: only an accepted token names a client
+        endpoint = RateLimitMiddleware(endpoint, buckets=TokenBuckets(limit))
     token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
     if token:
         endpoint = BearerAuthMiddleware(endpoint, token=token)
@@ -174,10 +184,14 @@ def build_app(
         extensions=[*extensions_for(runtime.knowledge), events_extension(runtime.webhooks.feed), *extensions],
     )
     endpoint, manager = _mcp_endpoint(server, settings)
+    loopback = is_loopback(settings.server_host)
+    face, plugin = plugin_routes(registry=runtime.registry, options=PluginOptions.from_settings(settings, loopback=loopback))
+    if settings.plugin_token is None and not loopback:
+        logger.warning("the Coze plugin face (/plugin/...) is off: set KAI_BRIDGE_PLUGIN_TOKEN to serve it beyond loopback")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
+        async with manager.run(), face.running():
             yield
 
     landing = LandingInfo(mcp_path=settings.mcp_path, mcp_token_required=bool(settings.mcp_auth_token))
@@ -186,10 +200,12 @@ def build_app(
         *operator_routes(runtime),
         *observability_routes(runtime.observability, landing=landing),
         *webhook_routes(receiver=runtime.webhooks.receiver, count=runtime.observability.webhook_event),
+        *plugin,
         *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=_middleware(runtime, routes))
     app.state.mcp_server = server
+    app.state.plugin_face = face
     return app
 
 

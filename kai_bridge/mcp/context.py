@@ -18,7 +18,7 @@ from mcp.server.context import ServerRequestContext
 from mcp_types import LoggingLevel
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from kai_bridge.tools.registry import Door, ToolContext
+from kai_bridge.tools.registry import Caller, Door, ToolContext
 
 __all__ = ["LOG_LEVEL_STATE_KEY", "McpToolContext", "connection_of", "normalize_level"]
 
@@ -60,7 +60,7 @@ class McpToolContext(ToolContext):
     ) -> None:
         self._rctx = rctx
         self.caller_id = caller_id
-        self.door = door
+        self.caller = Caller(door=door, id=caller_id)
         self._allowed: frozenset[LoggingLevel] | None = None
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:

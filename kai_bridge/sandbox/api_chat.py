@@ -61,7 +61,7 @@ def chat_routes(ctx: SandboxContext) -> list[RouteSpec]:
         body = await read_json(request)
         bot_id = req_str(body, "bot_id")
         user_id = req_str(body, "user_id")
-        bot = find_bot(bot_id, deleted=ctx.callbacks.deleted_bots)
+        bot = find_bot(bot_id, ctx.plugins, deleted=ctx.callbacks.deleted_bots)
         stream = _bool(body, "stream", default=False)
         auto_save = _bool(body, "auto_save_history", default=True)
         if not stream and not auto_save:

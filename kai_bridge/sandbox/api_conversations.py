@@ -119,7 +119,7 @@ def conversation_routes(ctx: SandboxContext) -> list[RouteSpec]:
         body = await read_json(request, required=False)
         bot_id = opt_str(body, "bot_id")
         if bot_id is not None:
-            find_bot(bot_id, deleted=ctx.callbacks.deleted_bots)
+            find_bot(bot_id, ctx.plugins, deleted=ctx.callbacks.deleted_bots)
         name = body.get("name") or ""
         if not isinstance(name, str) or len(name) > 100:
             raise ApiError(4000, "Invalid parameter: name must be a string of at most 100 characters")
@@ -156,7 +156,7 @@ def conversation_routes(ctx: SandboxContext) -> list[RouteSpec]:
     async def list_conversations(request: Request, _p: Principal | None) -> Response:
         params = request.query_params
         bot_id = req_str(params, "bot_id")
-        find_bot(bot_id, deleted=ctx.callbacks.deleted_bots)
+        find_bot(bot_id, ctx.plugins, deleted=ctx.callbacks.deleted_bots)
         page_num = int_param(params, "page_num", default=1, low=1, high=1_000_000)
         page_size = int_param(params, "page_size", default=50, low=1, high=50)
         sort_order = (params.get("sort_order") or "DESC").upper()

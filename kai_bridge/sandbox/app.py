@@ -30,6 +30,7 @@ from kai_bridge.sandbox.api_bots import bot_routes
 from kai_bridge.sandbox.api_chat import chat_routes
 from kai_bridge.sandbox.api_conversations import conversation_routes
 from kai_bridge.sandbox.api_oauth import oauth_routes
+from kai_bridge.sandbox.api_plugins import plugin_admin_routes
 from kai_bridge.sandbox.api_publish import publish_routes
 from kai_bridge.sandbox.api_users import user_routes
 from kai_bridge.sandbox.auth import AuthService
@@ -39,6 +40,7 @@ from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.context import SandboxContext
 from kai_bridge.sandbox.engine import ChatEngine
 from kai_bridge.sandbox.faults import FaultEngine, RouteFaultMiddleware
+from kai_bridge.sandbox.plugins import PluginCatalog
 from kai_bridge.sandbox.routing import RouteSpec, logid_of, wrap
 from kai_bridge.sandbox.state import SandboxState
 from kai_bridge.sandbox.store import Store
@@ -183,7 +185,7 @@ def _build_routes(ctx: SandboxContext) -> list[Route]:
         # Admin routes are never subject to faults: a 100% error rule must stay removable.
         routes.extend(
             Route(spec.path, wrap(ctx, spec), methods=list(spec.methods), name=spec.name)
-            for spec in [*admin_routes(ctx), *callback_admin_routes(ctx)]
+            for spec in [*admin_routes(ctx), *callback_admin_routes(ctx), *plugin_admin_routes(ctx)]
         )
     return routes
 
@@ -197,20 +199,24 @@ def create_app(
     """A Coze-compatible ASGI app; ``answerer`` defaults to :func:`default_answerer`.
 
     ``clock`` (seconds since the epoch) is injectable so tests can expire tokens without waiting.
-    The app's parts are reachable with :func:`sandbox_context`.
+    The app's parts are reachable with :func:`sandbox_context`. The plugins of
+    ``config.plugins`` are imported here (PluginImportError names the Coze rule a file breaks).
     """
     now = clock or time.time
     state = SandboxState()
     ids = IdGenerator()
     store = Store(ids=ids, clock=now, max_conversations=config.max_conversations)
     chosen = answerer if answerer is not None else default_answerer()
+    plugins = PluginCatalog(ids=store.ids, timeout=config.plugin_timeout)
+    for source in config.plugins:
+        plugins.import_plugin(source.document, auth=source.auth, tool=source.tool)
     ctx = SandboxContext(
         config=config,
         clock=now,
         state=state,
         auth=AuthService(config=config, clock=now),
         store=store,
-        engine=ChatEngine(store=store, state=state, answerer=chosen, config=config),
+        engine=ChatEngine(store=store, state=state, answerer=chosen, config=config, plugins=plugins),
         faults=FaultEngine(rules=config.faults, seed=config.seed),
         answerer=chosen,
         callbacks=CallbackHub(
@@ -221,6 +227,7 @@ def create_app(
             retry_delays=config.callback_retry_delays,
             clock=now,
         ),
+        plugins=plugins,
     )
 
     @contextlib.asynccontextmanager
@@ -237,6 +244,7 @@ def create_app(
                     await warming
             await ctx.engine.aclose()
             await ctx.callbacks.aclose()
+            await plugins.aclose()
 
     app = Starlette(
         routes=_build_routes(ctx),

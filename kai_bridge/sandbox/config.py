@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+if TYPE_CHECKING:  # not at run time: a local `kai-bridge call` loads this module without the HTTP stack
+    from kai_bridge.sandbox.plugins import PluginSource
 
 __all__ = [
     "COFFEE_BOT_ID",
@@ -135,6 +138,8 @@ class SandboxConfig:
     - ``seed``: seeds the fault dice so fault tests are deterministic.
     - ``callback_timeout`` / ``callback_retry_delays``: how long a callback app's URL has to
       answer (Coze: 3 s), and the pauses before each re-send of a delivery that failed.
+    - ``plugins``: cloud plugins (OpenAPI files) imported at start, each with a bot that calls it;
+      ``plugin_timeout``: how long a plugin call may take.
     """
 
     apps: Sequence[tuple[str, str | bytes]] = ()
@@ -154,6 +159,8 @@ class SandboxConfig:
     follow_up: bool = True
     callback_timeout: float = 3.0
     callback_retry_delays: Sequence[float] = (1.0, 5.0, 30.0)
+    plugins: Sequence[PluginSource] = ()
+    plugin_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         # Normalise to tuples so the frozen config is really immutable and hashable-ish.
@@ -165,6 +172,9 @@ class SandboxConfig:
             raise ValueError("callback_timeout must be > 0")
         if any(d < 0 for d in self.callback_retry_delays):
             raise ValueError("callback_retry_delays must be >= 0")
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        if self.plugin_timeout <= 0:
+            raise ValueError("plugin_timeout must be > 0")
         if self.stream_chunk_delay < 0:
             raise ValueError("stream_chunk_delay must be >= 0")
         if self.stream_chunk_words < 1:

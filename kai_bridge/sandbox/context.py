@@ -11,6 +11,7 @@ from kai_bridge.sandbox.callbacks import CallbackHub
 from kai_bridge.sandbox.config import SandboxConfig
 from kai_bridge.sandbox.engine import ChatEngine
 from kai_bridge.sandbox.faults import FaultEngine
+from kai_bridge.sandbox.plugins import PluginCatalog
 from kai_bridge.sandbox.state import SandboxState
 from kai_bridge.sandbox.store import Store
 
@@ -28,3 +29,4 @@ class SandboxContext:
     faults: FaultEngine
     answerer: Answerer
     callbacks: CallbackHub
+    plugins: PluginCatalog

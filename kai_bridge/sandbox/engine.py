@@ -20,6 +20,7 @@ import anyio.to_thread
 from kai_bridge.sandbox.answers import Answerer, is_chinese
 from kai_bridge.sandbox.bots import BOTS, PLUGIN_API_ID, PLUGIN_ID, TOOL_NAME
 from kai_bridge.sandbox.config import SandboxConfig
+from kai_bridge.sandbox.plugins import ImportedPlugin, PluginCatalog, answer_from_plugin_output
 from kai_bridge.sandbox.state import SandboxState
 from kai_bridge.sandbox.store import Chat, Conversation, Message, Store
 from kai_bridge.sandbox.wire import sse_frame
@@ -106,7 +107,16 @@ def _follow_ups(question: str) -> list[str]:
 class ChatEngine:
     """Starts chat runs and keeps them referenced until they finish."""
 
-    def __init__(self, *, store: Store, state: SandboxState, answerer: Answerer, config: SandboxConfig) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        state: SandboxState,
+        answerer: Answerer,
+        config: SandboxConfig,
+        plugins: PluginCatalog | None = None,
+    ) -> None:
+        self._plugins = plugins
         self._store = store
         self._state = state
         self._answerer = answerer
@@ -202,6 +212,11 @@ class ChatEngine:
     async def _run_new(self, chat: Chat, conv: Conversation, emit: Emit, *, fail: bool) -> None:
         emit("conversation.chat.created", chat.to_json(status="created"))
         emit("conversation.chat.in_progress", chat.to_json())
+        cloud = self._plugins.for_bot(chat.bot_id) if self._plugins is not None else None
+        if cloud is not None:
+            await self._pause()
+            await self._call_cloud_plugin(chat, conv, cloud, emit, fail=fail)
+            return
         bot = BOTS[chat.bot_id]
         if bot.uses_local_plugin:
             await self._pause()
@@ -240,6 +255,46 @@ class ChatEngine:
                 if is_chinese(chat.question)
                 else f"The {TOOL_NAME} tool returned no result."
             )
+        await self._answer(chat, conv, answer, emit, fail=fail)
+
+    async def _call_cloud_plugin(
+        self, chat: Chat, conv: Conversation, plugin: ImportedPlugin, emit: Emit, *, fail: bool
+    ) -> None:
+        """A cloud plugin bot: call the plugin's tool over HTTP (as Coze's servers do), answer from it."""
+        assert self._plugins is not None
+        assert plugin.bot_tool is not None
+        tool = plugin.tool(plugin.bot_tool)
+        arguments = {tool.question_field: chat.question} if tool.question_field else {}
+        call = self._store.new_message(
+            conv=conv,
+            chat_id=chat.id,
+            bot_id=chat.bot_id,
+            role="assistant",
+            type_="function_call",
+            content=json.dumps(
+                {"name": tool.name, "arguments": arguments, "plugin_id": int(plugin.plugin_id), "plugin_type": 1,
+                 "plugin_name": plugin.name, "api_name": tool.name,
+                 "thought": f"I should look this up with {tool.name}."},
+                ensure_ascii=False, separators=(",", ":"),
+            ),
+        )
+        self._save(chat, conv, call, in_conversation=True)
+        emit("conversation.message.completed", call.to_json())
+        result = await self._plugins.call(
+            plugin, tool, arguments, user_id=chat.user_id, bot_id=chat.bot_id, conversation_id=conv.id
+        )
+        shown = json.dumps(result.data, ensure_ascii=False) if result.ok else (result.error or "")
+        response = self._store.new_message(
+            conv=conv, chat_id=chat.id, bot_id=chat.bot_id, role="assistant", type_="tool_response", content=shown
+        )
+        self._save(chat, conv, response, in_conversation=True)
+        emit("conversation.message.completed", response.to_json())
+        zh = is_chinese(chat.question)
+        if result.ok and result.data is not None:
+            answer = answer_from_plugin_output(result.data) or shown
+        else:
+            answer = (f"插件 {plugin.name} 调用失败：{result.error}" if zh
+                      else f"The plugin {plugin.name} failed: {result.error}")
         await self._answer(chat, conv, answer, emit, fail=fail)
 
     async def _request_tool(self, chat: Chat, conv: Conversation, emit: Emit) -> None:

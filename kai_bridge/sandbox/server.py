@@ -25,6 +25,7 @@ from kai_bridge.sandbox.app import create_app, sandbox_context
 from kai_bridge.sandbox.config import COFFEE_BOT_ID, PLUGIN_BOT_ID, SandboxConfig
 from kai_bridge.sandbox.faults import TRANSPORT_STATE_KEY, FaultEngine
 from kai_bridge.sandbox.listen import listen_socket, sandbox_url
+from kai_bridge.sandbox.plugins import PluginCatalog
 from kai_bridge.sandbox.state import SandboxState
 
 __all__ = ["SandboxHandle", "start_sandbox"]
@@ -83,6 +84,7 @@ class SandboxHandle:
     app: Starlette
     kids: dict[str, str] = field(default_factory=dict)  # kid -> app id
     answerer: str = ""
+    plugins: PluginCatalog | None = None  # imported cloud plugins and their bots
 
     @property
     def host_port(self) -> str:
@@ -141,6 +143,7 @@ async def start_sandbox(
             app=app,
             kids=ctx.auth.kids,
             answerer=answerer_name(ctx.answerer),
+            plugins=ctx.plugins,
         )
         logger.info("sandbox listening on %s (answers: %s)", handle.base_url, handle.answerer)
         yield handle

@@ -13,7 +13,9 @@ from kai_bridge.tools.conversations import BotGuard, conversation_tools
 from kai_bridge.tools.plugins import RegistryPluginRunner
 from kai_bridge.tools.registry import (
     UNKNOWN_TOOL,
+    Caller,
     CallFinished,
+    CozeCaller,
     Door,
     NullToolContext,
     Tool,
@@ -30,6 +32,8 @@ from kai_bridge.tools.registry import (
 __all__ = [
     "UNKNOWN_TOOL",
     "CallFinished",
+    "Caller",
+    "CozeCaller",
     "Door",
     "NullToolContext",
     "RegistryPluginRunner",

@@ -62,7 +62,7 @@ CONVERSATION_TOOL_NAMES: Final = frozenset(
 CozeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
 
-_USER_ID_DOC = "whose conversation this is; defaults to your MCP session (or 'default')"
+_USER_ID_DOC = "whose conversation this is; defaults to you (your MCP session or Coze user, else 'default')"
 _BOT_ID_DOC = "the Coze bot; defaults to the configured bot"
 
 
@@ -210,12 +210,17 @@ def conversation_tools(
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
         await check_bot(params.bot_id)
+
+        def on_chat(chat_id: str, conversation_id: str) -> None:
+            ctx.offer_poll({"chat_id": chat_id})
+
         if not ctx.can_report:  # nobody to stream to: no relay to run
             return await service.send_message(
                 user_id=_who(params.user_id, ctx),
                 message=params.message,
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
+                on_chat=on_chat,
             )
         async with relay_deltas(ctx) as on_delta:
             return await service.send_message(
@@ -224,6 +229,7 @@ def conversation_tools(
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
                 on_delta=on_delta,
+                on_chat=on_chat,
             )
 
     async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:
@@ -272,6 +278,7 @@ def conversation_tools(
             annotations=ToolAnnotations(read_only=False, destructive=False, idempotent=False, open_world=True),
             func=send_message,
             timeout=timeout,
+            poll_with="get_chat_result",
         ),
         typed_tool(
             name=GET_CONVERSATION_MESSAGES,

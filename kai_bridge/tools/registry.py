@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import anyio
 import jsonschema  # type: ignore[import-untyped]  # no stubs installed; used through Any
@@ -39,6 +39,8 @@ from kai_bridge.logs import log_fields
 __all__ = [
     "UNKNOWN_TOOL",
     "CallFinished",
+    "Caller",
+    "CozeCaller",
     "Door",
     "NullToolContext",
     "Tool",
@@ -120,6 +122,49 @@ class ToolCallObserver(Protocol):
     def call_started(self, *, tool: str, door: Door) -> CallFinished: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CozeCaller:
+    """What Coze says about a plugin call in its request headers (all optional, all strings).
+
+    ``user_id`` is ``X-Aiplugin-Connector-Identifier``: the ``user_id`` the API caller gave
+    Coze, i.e. the end user the bot is serving. ``logid`` is ``X-Tt-Logid`` (for Coze support).
+    """
+
+    user_id: str | None = None
+    bot_id: str | None = None
+    conversation_id: str | None = None
+    logid: str | None = None
+    plugin_id: str | None = None
+    account_id: str | None = None
+    open_id: str | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling a tool, as far as the door knows.
+
+    ``door`` is the :class:`Door` it came in by (the metrics and log label); ``id`` is
+    a stable identity for per-caller state such as the current conversation (None: unknown);
+    ``coze`` is set when Coze made the call (the plugin face).
+    """
+
+    door: Door
+    id: str | None = None
+    coze: CozeCaller | None = None
+
+    def describe(self) -> str:
+        """A one-line, secret-free description for logs."""
+        text = f"{self.door}:{self.id or '-'}"
+        coze = self.coze
+        if coze is not None:
+            text += f" (coze bot {coze.bot_id or '-'}, conversation {coze.conversation_id or '-'}, logid {coze.logid or '-'})"
+        return text
+
+
+UNKNOWN_CALLER: Final = Caller(door=Door.OTHER)
+
+
 class ToolContext:
     """What a handler may use from the door that called it: progress, logs, who is calling, which door.
 
@@ -129,7 +174,12 @@ class ToolContext:
     """
 
     caller_id: str | None = None
-    door: Door = Door.OTHER
+    caller: Caller = UNKNOWN_CALLER
+
+    @property
+    def door(self) -> Door:
+        """The door of the call (the caller's): what the metrics and log lines are labelled with."""
+        return self.caller.door
 
     @property
     def can_report(self) -> bool:
@@ -148,13 +198,23 @@ class ToolContext:
         """Send a log line to the caller; a no-op where the door has nowhere to send it."""
         return None
 
+    def offer_poll(self, arguments: dict[str, Any]) -> None:
+        """A long tool says, once it knows, which arguments of its ``poll_with`` tool fetch its result.
+
+        Doors that cannot wait for the end (the Coze plugin face) answer with this handle
+        while the call goes on; the others ignore it.
+        """
+        return None
+
 
 class NullToolContext(ToolContext):
     """A context for doors with no back-channel (CLI, Coze plugin face, requires_action)."""
 
-    def __init__(self, *, caller_id: str | None = None, door: Door = Door.OTHER) -> None:
-        self.caller_id = caller_id
-        self.door = door
+    def __init__(
+        self, *, caller_id: str | None = None, door: Door = Door.OTHER, caller: Caller | None = None
+    ) -> None:
+        self.caller = caller if caller is not None else Caller(door=door, id=caller_id)
+        self.caller_id = caller_id if caller_id is not None else self.caller.id
 
     @property
     def can_report(self) -> bool:
@@ -172,7 +232,9 @@ class Tool:
     ``structuredContent``). ``timeout`` (seconds) overrides the registry's default; the
     registry enforces it. ``input_model`` is set by :func:`typed_tool`: such tools
     validate their own input with pydantic; other tools are validated against
-    ``input_schema`` with jsonschema.
+    ``input_schema`` with jsonschema. ``poll_with`` names the tool that fetches this
+    tool's result later (see :meth:`ToolContext.offer_poll`), for tools that may run
+    longer than a door can keep a request open.
     """
 
     name: str
@@ -184,6 +246,7 @@ class Tool:
     handler: ToolHandler
     timeout: float | None = None
     input_model: type[BaseModel] | None = field(default=None, repr=False)
+    poll_with: str | None = None
 
     def __post_init__(self) -> None:
         validate_tool_name(self.name)
@@ -260,6 +323,7 @@ def typed_tool(
     annotations: ToolAnnotations,
     func: Callable[[InT, ToolContext], Awaitable[OutT]],
     timeout: float | None = None,
+    poll_with: str | None = None,
 ) -> Tool:
     """Declare a tool from a pydantic input model, a pydantic output model and an async function."""
 
@@ -281,6 +345,7 @@ def typed_tool(
         handler=handler,
         timeout=timeout,
         input_model=input_model,
+        poll_with=poll_with,
     )
 
 

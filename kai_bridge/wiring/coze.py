@@ -26,6 +26,7 @@ import httpx
 
 from kai_bridge.config import Settings
 from kai_bridge.coze import CircuitBreaker, CozeClient, JWTAuth, PATAuth, RetryPolicy, TokenProvider, build_http_client
+from kai_bridge.coze.quota import RequestQuota
 from kai_bridge.errors import ConfigError
 from kai_bridge.keys import generate_key_pair, load_private_key
 
@@ -138,6 +139,8 @@ def client_from_settings(
         workspace_id=workspace_id or settings.coze_workspace_id,
         clock=clock,
         sleep=sleep,
+        quota=RequestQuota.configured(per_second=settings.coze_quota_per_second, burst=settings.coze_quota_burst,
+                                      max_wait=settings.coze_quota_max_wait),
     )
 
 

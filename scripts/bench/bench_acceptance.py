@@ -582,6 +582,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> Results:
         sandbox, sandbox_url
     ):
         extra = {"KAI_BRIDGE_COZE_BREAKER_RESET": str(args.breaker_reset)} if args.breaker_reset is not None else {}
+        extra["KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE"] = "0"  # one load generator is one client: measure, not throttle
         env = child_env(tmp, "serve", KAI_BRIDGE_COZE_API_BASE=sandbox_url, KAI_BRIDGE_COZE_APP_ID=OUR_APP,
                         KAI_BRIDGE_COZE_KID=bridge_pair.kid, KAI_BRIDGE_COZE_PRIVATE_KEY_PATH=str(tmp / "bridge.key"),
                         KAI_BRIDGE_COZE_BOT_ID=BOT_ID, **extra)
