@@ -8,9 +8,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from kai_bridge.errors import KnowledgeError
-from kai_bridge.knowledge.answer import SentenceCache, compose
+from kai_bridge.knowledge.answer import compose
 from kai_bridge.knowledge.corpus import Article, load_articles, shipped_corpus
 from kai_bridge.knowledge.cqi import CqiTable
+from kai_bridge.knowledge.facts import strip_scaffolding
 from kai_bridge.knowledge.index import Index
 from kai_bridge.knowledge.models import KnowledgeAnswer
 from kai_bridge.knowledge.text import Language, detect_language
@@ -31,7 +32,6 @@ class KnowledgeBase:
     def __init__(self, *, articles: list[Article], cqi: CqiTable) -> None:
         self._index = Index(articles)
         self._cqi = cqi
-        self._sentences = SentenceCache()
         for article in articles:
             for kind, key in (("country", article.cqi_country), ("process", article.cqi_process)):
                 if key and not cqi.has(kind=kind, key=key):  # type: ignore[arg-type]
@@ -78,7 +78,7 @@ class KnowledgeBase:
         analysed = text[:MAX_QUERY_CHARS]
         lang: Language = language or detect_language(analysed)
         top_k = max(1, min(MAX_TOP_K, top_k))
-        plan = self._index.plan(analysed)
+        plan = self._index.plan(analysed, analysed=strip_scaffolding(analysed))
         hits = self._index.search(plan, limit=top_k)
         return compose(
             query=text,
@@ -86,7 +86,6 @@ class KnowledgeBase:
             hits=hits,
             index=self._index,
             cqi=self._cqi,
-            sentence_cache=self._sentences,
             language=lang,
             top_k=top_k,
         )

@@ -41,16 +41,21 @@ Scoring, per article:
 from __future__ import annotations
 
 import heapq
+import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from kai_bridge.knowledge.corpus import Article
+from kai_bridge.knowledge.facts import PlaceNames
 from kai_bridge.knowledge.phrases import PhraseHit, PhraseMatcher, units
-from kai_bridge.knowledge.text import EN_STOPWORDS, Token, has_cjk, index_terms, stem, tokens
+from kai_bridge.knowledge.structure import ArticleText, parse_body
+from kai_bridge.knowledge.text import EN_STOPWORDS, Token, has_cjk, index_terms, stem, terms, tokens
 
-__all__ = ["Hit", "Index", "QueryPlan"]
+__all__ = ["Hit", "Index", "QueryPlan", "span_terms"]
 
 FIELD_BOOSTS = {"names": 3.0, "tags": 1.5, "body": 1.0}
 K1 = 1.2
@@ -59,11 +64,12 @@ EXPANSION_WEIGHT = 0.3
 EXPANSION_COVERAGE = 0.3  # share of an alias span's coverage its other-language names earn
 TYPO_FACTOR = 0.8
 NEIGHBOUR_FACTOR = 0.7
+SYNONYM_FACTOR = 0.7
 # Suffixes linking words of one family that the stemmer leaves apart.
 NEIGHBOUR_SUFFIXES = ("n", "an", "ian", "ean", "ese", "ity", "ic", "y", "ness", "er", "ist")
 ALIAS_BONUS = 10.0
 NAMED_FLOOR = 0.25  # a named article scoring below this share of the best is not promoted
-NAMED_MIN_COVERAGE = 0.2  # ... nor one explaining less than this share of the question
+NAMED_MIN_COVERAGE = 0.3  # ... nor one explaining less than this share of the question
 # Credibility gate (tuned on the labelled queries, including the off-topic set).
 MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
@@ -73,6 +79,19 @@ COVERAGE_FLOOR = 0.4
 NEGLIGIBLE = 0.01  # query terms weighing less than this (咖 in every article) are skipped
 DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
 DOMAIN_SHARE = 0.5  # a term in the names of this share of articles means "coffee"
+# Other drinks and other fields: a question about them is not about coffee unless it names
+# something of the base (see Index.foreign).
+FOREIGN_TERMS = frozenset(
+    terms(
+        "tea teas wine wines beer beers whisky whiskey cocktail cocktails juice soda cola matcha "
+        "football soccer basketball baseball tennis cricket golf olympics empire emperor emperors dynasty "
+        "pharaoh stock stocks shares bitcoin weather forecast movie movies film films"
+    )
+)
+FOREIGN_ZH = (
+    "茶", "葡萄酒", "红酒", "啤酒", "白酒", "威士忌", "鸡尾酒", "果汁", "可乐", "足球", "篮球", "网球",
+    "棒球", "奥运", "帝国", "皇帝", "王朝", "股票", "股市", "天气", "电影",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +231,20 @@ class Index:
         for word in self._typo_targets:
             for variant in _deletes(word) | {word}:
                 self._deletion_index.setdefault(variant, set()).add(word)
+        self.synonyms = _load_synonyms()
+        # Each body parsed into paragraphs, lists and sentences, per language (for answers).
+        places = PlaceNames(
+            en=[n for a in self.articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
+            zh=[n for a in self.articles if a.category == "origin" for n in a.aliases_zh],
+        )
+        self.texts: list[dict[str, ArticleText]] = [
+            {
+                "zh": parse_body(a.body_zh, language="zh", places=places),
+                "en": parse_body(a.body_en, language="en", places=places),
+            }
+            for a in self.articles
+        ]
+        self.proper_nouns = _proper_nouns(a.body_en for a in self.articles)
 
     @property
     def size(self) -> int:
@@ -250,9 +283,11 @@ class Index:
             found += [term[:-1] + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + x in self.idf]
         return [t for t in found if len(t) >= 4]
 
-    def plan(self, query: str) -> QueryPlan:
+    def plan(self, query: str, *, analysed: str | None = None) -> QueryPlan:
+        """How ``query`` is searched. ``analysed`` (default: the query) is the text whose terms
+        are looked up, e.g. the query without its answer-kind words; names are found in ``query``."""
         raw: dict[str, tuple[float, str]] = {}  # term -> (weight, surface)
-        for term, weight, surface in tokens(query):
+        for term, weight, surface in tokens(query if analysed is None else analysed):
             if weight > raw.get(term, (0.0, ""))[0]:
                 raw[term] = (weight, surface)
         corrections: dict[str, str] = {}
@@ -274,6 +309,11 @@ class Index:
                         alternatives.append((other, NEIGHBOUR_FACTOR))
                         if idf is None:
                             idf = self.idf[other]
+            for other in self.synonyms.get(term, ()):
+                if other in self.idf and all(other != alt for alt, _ in alternatives):
+                    alternatives.append((other, SYNONYM_FACTOR))
+                    if idf is None:
+                        idf = self.idf[other]
             query_terms.append(
                 QueryTerm(term, weight, idf if idf is not None else self._unmatched_idf(term), tuple(alternatives))
             )
@@ -298,7 +338,7 @@ class Index:
                     if weight >= 1.0 and term not in weights and term not in self.domain_terms:
                         group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
             if group:
-                span = frozenset(_span_terms(query_units[hit.start : hit.end])) & masses.keys()
+                span = frozenset(span_terms(query_units[hit.start : hit.end])) & masses.keys()
                 expansions.append(Expansion(span, group))
         expansion: dict[str, float] = {}
         for exp in expansions:
@@ -407,6 +447,14 @@ class Index:
             for final, doc in top
         ]
 
+    def foreign(self, plan: QueryPlan) -> bool:
+        """The question is about another drink or another field (green tea, the Roman empire,
+        football) and names nothing of the base: it is answered with what the base covers,
+        even when a coffee article happens to mention the word (caffeine in green tea)."""
+        if plan.alias_hits or self.about_coffee(plan):
+            return False
+        return any(qt.term in FOREIGN_TERMS for qt in plan.terms) or any(w in plan.text for w in FOREIGN_ZH)
+
     def about_coffee(self, plan: QueryPlan) -> bool:
         """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""
         return any(qt.term in self.domain_terms for qt in plan.terms)
@@ -426,6 +474,37 @@ class Index:
         return hit.coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 
 
+def _load_synonyms() -> dict[str, tuple[str, ...]]:
+    """term -> the other terms of its synonym groups (``data/synonyms.json``)."""
+    data = json.loads(resources.files("kai_bridge.knowledge").joinpath("data", "synonyms.json").read_text("utf-8"))
+    table: dict[str, set[str]] = {}
+    for language in ("en", "zh"):
+        for group in data[language]:
+            keys: set[str] = set()
+            for word in group:
+                found = terms(word)
+                # A Chinese word stands for its whole form (a bigram or one character).
+                keys.update(t for t in found if len(found) == 1 or len(t) == len(word) or not has_cjk(t))
+            for key in keys:
+                table.setdefault(key, set()).update(keys - {key})
+    return {key: tuple(sorted(others)) for key, others in table.items()}
+
+
+def _bare_title(title: str) -> str:
+    return re.sub(r"\s*(?:coffee|\(.*\))\s*", " ", title).strip()
+
+
+def _proper_nouns(bodies: Sequence[str] | object) -> frozenset[str]:
+    """English words only ever written capitalized (Turkish, AeroPress): kept as written when
+    a list item is joined into a sentence, while ordinary words are lower-cased."""
+    capital: set[str] = set()
+    lower: set[str] = set()
+    for body in bodies:  # type: ignore[attr-defined]
+        for word in re.findall(r"[A-Za-z][A-Za-z0-9'-]*", body):
+            (capital if word[0].isupper() else lower).add(word.lower() if word[0].isupper() else word)
+    return frozenset(capital - lower)
+
+
 def _names(article: Article) -> list[str]:
     return [article.title_zh, article.title_en, *article.aliases_zh, *article.aliases_en]
 
@@ -434,7 +513,7 @@ def _only_stopwords(phrase: str) -> bool:
     return not has_cjk(phrase) and all(word in EN_STOPWORDS for word in phrase.split())
 
 
-def _span_terms(units_: list[str]) -> list[str]:
+def span_terms(units_: list[str]) -> list[str]:
     """The index terms a run of query units stands for (CJK chars + bigrams, Latin stems)."""
     out: list[str] = []
     for i, unit in enumerate(units_):
@@ -463,7 +542,7 @@ def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:
             and not (other.payloads & hit.payloads)
             for other in plan.alias_hits
         )
-        mass = sum(plan.mass(t) for t in set(_span_terms(plan.units[hit.start : hit.end])))
+        mass = sum(plan.mass(t) for t in set(span_terms(plan.units[hit.start : hit.end])))
         share = min(1.0, mass / total) / len(hit.payloads)
         value = (0.5 + 0.5 * share, True) if not shadowed else (0.2 * share, False)
         for doc in hit.payloads:

@@ -4,16 +4,19 @@ Chinese has no spaces, so CJK runs become character bigrams (the specific signal
 unigrams (a weak fallback for one-character words such as 酸 or 豆). Latin runs become
 lower-cased words reduced by a small suffix stripper, so "roasted", "roasting" and "roasts"
 meet at "roast". Hyphenated words also yield their joined form ("pour-over" -> pour, over,
-pourover). The same analysis runs over articles and queries, so whatever it gets wrong it
-gets wrong on both sides alike.
+pourover). Traditional Chinese characters are folded to Simplified (``data/t2s.json``, see
+``scripts/build_t2s.py``), so 濃縮咖啡 meets 浓缩咖啡. The same analysis runs over articles and
+queries, so whatever it gets wrong it gets wrong on both sides alike.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import re
 import unicodedata
+from importlib import resources
 from typing import Literal
 
 Language = Literal["zh", "en"]
@@ -64,10 +67,27 @@ def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
 
+def _load_t2s() -> dict[int, str]:
+    data = resources.files("kai_bridge.knowledge").joinpath("data", "t2s.json").read_text(encoding="utf-8")
+    table: dict[str, str] = json.loads(data)["table"]
+    return {ord(traditional): simplified for traditional, simplified in table.items()}
+
+
+T2S = _load_t2s()
+
+
+def to_simplified(text: str) -> str:
+    """``text`` with Traditional Chinese characters folded to Simplified (one per character)."""
+    return text.translate(T2S)
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width -> ASCII), lower case, accents stripped from Latin letters."""
+    """NFKC (full-width -> ASCII), lower case, Traditional -> Simplified, accents stripped."""
     text = unicodedata.normalize("NFKC", text).lower()
-    if text.isascii() or unicodedata.is_normalized("NFD", text):
+    if text.isascii():
+        return text
+    text = text.translate(T2S)
+    if unicodedata.is_normalized("NFD", text):
         return text
     return unicodedata.normalize("NFC", _COMBINING_RE.sub("", unicodedata.normalize("NFD", text)))
 

@@ -1,0 +1,370 @@
+"""What a question asks for, and what a sentence carries: the kinds of fact, in zh and en.
+
+A question asks for one or more kinds of fact (a duration, a temperature, a ratio, a
+quantity, a date, a place, a person, a definition, steps, a comparison, a cause or fix, a
+taste profile). :func:`question_kinds` reads them off the question's wording;
+:func:`sentence_kinds` tells which kinds a sentence of an article carries (a number with a
+time unit, a °C figure, a 1:16 ratio, a year, a place name, an inventor...). The answer is
+built around a sentence that carries what was asked.
+
+Kinds are bits of an ``int`` so a sentence's kinds are computed once, at index build, and a
+query tests them with one ``&``. :func:`strip_scaffolding` removes the words that only say
+*what kind* of answer is wanted (多久, 几天, "how long"), which would otherwise be matched as
+topic words (几天 is no topic; "long" matches "longberry").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "CAUSE",
+    "COMPARISON",
+    "DATE",
+    "DEFINITION",
+    "DURATION",
+    "KIND_NAMES",
+    "PERSON",
+    "PLACE",
+    "PROFILE",
+    "QUANTITY",
+    "RATIO",
+    "STEPS",
+    "TEMPERATURE",
+    "PlaceNames",
+    "kind_names",
+    "question_kinds",
+    "sentence_kinds",
+    "steps_intro",
+    "strip_scaffolding",
+]
+
+DURATION = 1 << 0
+TEMPERATURE = 1 << 1
+RATIO = 1 << 2
+QUANTITY = 1 << 3
+DATE = 1 << 4
+PLACE = 1 << 5
+PERSON = 1 << 6
+DEFINITION = 1 << 7
+STEPS = 1 << 8
+COMPARISON = 1 << 9
+CAUSE = 1 << 10
+PROFILE = 1 << 11
+
+KIND_NAMES: dict[int, str] = {
+    DURATION: "duration",
+    TEMPERATURE: "temperature",
+    RATIO: "ratio",
+    QUANTITY: "quantity",
+    DATE: "date",
+    PLACE: "place",
+    PERSON: "person",
+    DEFINITION: "definition",
+    STEPS: "steps",
+    COMPARISON: "comparison",
+    CAUSE: "cause",
+    PROFILE: "profile",
+}
+
+
+def kind_names(kinds: int) -> list[str]:
+    return [name for bit, name in KIND_NAMES.items() if kinds & bit]
+
+
+def _rx(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+# --- what a question asks for ---------------------------------------------------------------
+# Order matters only for ``primary``: the first kind found is the most specific one.
+_QUESTION: tuple[tuple[int, re.Pattern[str]], ...] = (
+    (
+        DURATION,
+        _rx(
+            r"\bhow long\b",
+            r"\bhow many (?:seconds|minutes|hours|days|weeks|months|years)\b",
+            r"\b(?:brew|brewing|steep|steeping|extraction|contact|drawdown|bloom|roast|roasting|rest|resting|"
+            r"drying|fermentation|total|cook|cooking)[ -]times?\b",
+            r"\bhow soon\b",
+            r"\bhalf[- ]life\b",
+            r"\bshelf life\b",
+            r"\bstay fresh\b",
+            r"\bhow quickly\b",
+            r"多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月",
+            r"时间|时长|半衰期|保鲜|保质期|赏味期|维持",
+        ),
+    ),
+    (
+        TEMPERATURE,
+        _rx(
+            r"\btemperature|\bhow hot\b|\bdegrees?\b|°|\bcelsius\b|\bfahrenheit\b|\bboil",
+            r"温度|多少度|几度|水温|度合适|沸",
+        ),
+    ),
+    (
+        RATIO,
+        _rx(
+            r"\bratio\b|\bproportion\b|\bcoffee[- ]to[- ]water\b|\bhow much coffee\b|\bdose\b|\bper (?:cup|litre|liter)\b",
+            r"\bhow many grams of coffee\b|\bgrams? of coffee\b",
+            r"比例|粉水比|粉液比|配比|多少粉|克粉|用量|比是多少|多少水",
+        ),
+    ),
+    (
+        QUANTITY,
+        _rx(
+            r"\bhow (?:much|many|big|large|heavy|high|strong|fine)\b",
+            r"\bamount\b|\bcontent\b|\baltitude\b|\belevation\b|\bpercent|\bprice\b|\bcost\b|\bpressure\b",
+            r"\bscore\b|\bcalories\b|\bweight\b|\bsize\b|\bhow much\b",
+            r"多少|多大|多高|多重|海拔|含量|容量|价格|压力|分数|多少分|几克|几杯|热量|几成|几倍",
+        ),
+    ),
+    (
+        DATE,
+        _rx(
+            r"\bwhen\b|\bwhat year\b|\bwhich year\b|\bcentury\b|\bwhat date\b|\bhistory\b|\bseason\b|\bharvest\b",
+            r"什么时候|何时|哪年|哪一年|几几年|年份|世纪|历史|采收季|季节|几月|哪个年代",
+        ),
+    ),
+    (
+        PLACE,
+        _rx(
+            r"\bwhere\b|\bwhich (?:country|countries|region|regions|island|city)\b|"
+            r"\bwhat (?:country|countries|region|regions)\b",
+            r"\bcome from\b|\bcomes from\b|\bcame from\b|\bnative\b|\bregions\b|\borigin of\b|\boriginally from\b",
+            r"哪里|哪儿|在哪|哪个国家|哪国|哪些国家|哪个地区|哪些产区|产区|原产|起源|发源|来自|哪里的|产自",
+        ),
+    ),
+    (
+        PERSON,
+        _rx(
+            r"\bwho\b|\bwhom\b|\binvent(?:ed|or|ors)?\b|\bfounder\b|\bdiscovered\b|\bdesigned\b|\bnamed after\b",
+            r"谁|哪位|发明人|发明者|创始人|发现者|发明|发现了",
+        ),
+    ),
+    (
+        DEFINITION,
+        _rx(
+            r"^\s*what(?:'s| is| are| was| were| does .+ mean)\b|\bdefine\b|\bdefinition\b|\bmeaning\b|\bmean\b",
+            r"\bstand for\b|\bstands for\b|\bwhat kind of\b|^\s*(?:explain|describe)\b|\bwhy is it called\b",
+            r"是什么|什么是|什么叫|意思|定义|指什么|代表什么|是啥|啥是|由来|怎么来的|名字",
+        ),
+    ),
+    (
+        STEPS,
+        _rx(
+            r"\bhow (?:to|do|does|should|can|would|is|are) (?:i |you |we |one |it |they )?"
+            r"(?:make|brew|use|prepare|store|steam|dial|do|clean|roast|freeze|grind|pour|froth|keep|made|brewed|processed)\b",
+            r"\bhow (?:do|does|should|can) (?:i|you|we|one)\b",
+            r"\brecipe\b|\bsteps?\b|\bmethod\b|\bprocedure\b|\binstructions\b|\bguide\b|\btechniques?\b|\btips?\b",
+            r"怎么做|怎么冲|怎么煮|怎么用|怎么泡|怎么打|怎么保存|怎样|如何|做法|步骤|方法|教程|技巧|流程|参数|配方|"
+            r"怎么调|怎么弄|怎么制作|怎么",
+        ),
+    ),
+    (
+        COMPARISON,
+        _rx(
+            r"\bvs\.?\b|\bversus\b|\bdifferen|\bdiffer\b|\bcompare|\bbetter\b|\bbest\b|\bwhich (?:is|one)\b",
+            r"\bmore\b.+\bthan\b|\bthan\b",
+            r"区别|不同|差别|差异|比较|对比|哪个好|哪种好|还是|相比|更好|什么好|用什么|不一样",
+        ),
+    ),
+    (
+        CAUSE,
+        _rx(
+            r"\bwhy\b|\bcauses?\b|\bfix\b|\bproblem|\btoo (?:slow|slowly|fast|quickly|bitter|sour|weak|strong|fine|coarse)\b",
+            r"\btastes? (?:bitter|sour|flat|weak|burnt|muddy|thin)\b|\bbitter\b|\bsour\b|\bmuddy\b",
+            r"\bwhat should i\b|\bshould i\b|\bbad for\b|\bsafe\b|\bhealthy\b|\bcan i\b|\bis it (?:ok|okay|bad)\b",
+            r"为什么|为何|原因|怎么办|太苦|太酸|太淡|太慢|太快|发苦|发酸|苦涩|解决|问题|会不会|健康|致癌|安全|"
+            r"可以.*吗|能.*吗|会.*吗",
+        ),
+    ),
+    (
+        PROFILE,
+        _rx(
+            r"\btastes?\b|\bflavou?rs?\b|\bprofile\b|\bnotes\b|\bsmell|\baroma\b|\bcharacteristics?\b|\blike\b",
+            r"特点|特色|特征|风味|口感|味道|好喝|起来|香气|酸质",
+        ),
+    ),
+)
+
+
+def question_kinds(question: str) -> tuple[int, int]:
+    """``(kinds, primary)``: every kind the question asks for, and the first (most specific)."""
+    kinds = 0
+    primary = 0
+    for bit, pattern in _QUESTION:
+        if pattern.search(question):
+            kinds |= bit
+            if not primary:
+                primary = bit
+    # "how much caffeine" asks a quantity; "how much coffee to water" a ratio; a question that
+    # is about taste is not a definition question ("what does Kenyan coffee taste like").
+    if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
+        primary = PROFILE
+    return kinds, primary
+
+
+# Scaffolding: words that only say what kind of answer is wanted. Cut out of the question
+# before its terms are analysed (the kinds above are read from the full question).
+_SCAFFOLD_EN = re.compile(r"\bhow (?:long|hot|big|large|old|far|soon)\b|\b(?:what|which) (?:year|century)\b", re.I)
+# "how long does it take / last / stay fresh": the verb is part of the frame.
+_SCAFFOLD_EN_DURATION = re.compile(r"\b(?:take|takes|taking|last|lasts|stay|stays)\b", re.I)
+# "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
+_SCAFFOLD_ZH = re.compile(
+    "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
+    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|"
+    "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|"
+    "(?<![主重需只])要|才|吗|呢|是否|又|太"
+)
+
+
+def strip_scaffolding(question: str) -> str:
+    """The question with its answer-kind scaffolding replaced by a boundary (see module doc)."""
+    kinds, _ = question_kinds(question)
+    text = _SCAFFOLD_EN.sub(" ", question)
+    if kinds & DURATION:
+        text = _SCAFFOLD_EN_DURATION.sub(" ", text)
+    if kinds & PROFILE:
+        text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
+    return _SCAFFOLD_ZH.sub("，", text)
+
+
+# --- what a sentence carries ---------------------------------------------------------------
+_NUMBER_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|several|a couple of)"
+_ZH_NUMERALS = "一二两三四五六七八九十百千几半"
+_DURATION = _rx(
+    r"\d[\d.,]*(?:\s*[-–]\s*\d[\d.,]*)?\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b",
+    rf"\b{_NUMBER_WORDS}(?:\s+(?:to|or)\s+{_NUMBER_WORDS})?\s+(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b",
+    r"\bovernight\b|\bwithin (?:a|about a) (?:week|month|year|day)\b|\ba week\b|\ba year\b",
+    rf"[\d{_ZH_NUMERALS}][\d.–-]*\s*(?:秒钟?|分钟|小时|天|周|个月|星期)",
+    rf"[\d{_ZH_NUMERALS}]+分[\d{_ZH_NUMERALS}]+秒",
+    r"一周|一夜|一年|半年",
+)
+# m:ss clock times (2:30-3:30, steep 1:30-2:00); a ratio 1:15-1:16 has equal minute parts.
+_CLOCK_RANGE = re.compile(r"\b(\d{1,2}):([0-5]\d)\s*[-–]\s*(\d{1,2}):([0-5]\d)\b")
+_CLOCK = re.compile(r"\b\d:(?:00|30|45)\b")
+_TEMPERATURE = _rx(r"°|℃|℉|\bdegrees? (?:c|f|celsius|fahrenheit)\b|摄氏|华氏")
+_RATIO = _rx(
+    r"\b1\s*:\s*\d+(?:\.\d+)?\b",
+    r"\bper (?:litre|liter|cup)\b",
+    r"\d+(?:\.\d+)?\s*g\b[^.;]{0,25}\b(?:to|per|in)\b[^.;]{0,12}\d+(?:\.\d+)?\s*(?:g|ml)\b",
+    r"粉水比|粉液比|配比|每\d+毫升|\d+克粉",
+)
+_QUANTITY = _rx(
+    r"\d[\d.,]*\s*(?:%|mg|g|kg|ml|l|m|cm|mm|bar|ppm|lb|pounds?|tonnes?|bags|microns|points?|cents|oz|ounces?|"
+    r"cups?|shots?|calories|kcal|chromosomes|farms|mg/l)(?![a-z])",
+    r"(?:us)?\$\s?\d|\btwice\b|\bhalf\b|\bdouble\b|\bone third\b|\bthree times\b|\bpercent\b",
+    rf"[\d{_ZH_NUMERALS}][\d.,–-]*\s*(?:%|毫克|克|千克|公斤|毫升|升|米|厘米|毫米|巴|目|分|倍|美元|美分|磅|袋|杯|份|成|万)",
+    r"一半|两倍|三分之一|四成|六成|翻倍",
+)
+_MONTHS = (
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+)
+_DATE = _rx(
+    r"\b1[0-9]{3}s?\b|\b20[0-9]{2}s?\b|\bcentur(?:y|ies)\b|" + _MONTHS,
+    r"\d{3,4}年|世纪|\d{1,2}月|年代|[一二三四五六七八九十]+月",
+)
+_PERSON = _rx(
+    r"\binvent(?:ed|or)\b|\bfounder\b|\bfounded by\b|\bpatented\b|\bdesigner|\bchemist\b|\bgoatherd\b|\bmonks?\b",
+    r"\bmissionar(?:y|ies)\b|\bpilgrim\b|\bofficer\b|\bfamily\b|\bnamed after\b|\blegend\b|\bdevotees\b|\bfriars\b",
+    r"\b(?:by|from) (?:the )?[A-Z][a-z]+ [A-Z][a-z]+",
+    r"[\u4e00-\u9fff]·[\u4e00-\u9fff]|（[A-Z][a-z]+ [A-Z][a-z]+",
+    r"发明|创始人|创立|牧羊人|传教士|修士|修道|家族|设计师|化学家|总督|军官|朝圣|专利|传说|冠军",
+)
+_CAUSE = _rx(
+    r"\bbecause\b|\bso\b|\bcaus(?:e|es|ed)\b|\bdue to\b|\bresults? in\b|\bif\b|\bgrind (?:finer|coarser)\b",
+    r"\bunder-extract|\bover-extract|\bleads? to\b|\bmeans\b|\bfix|\bprevent|\bavoid|\brisk\b|\bmakes?\b|\bgives?\b",
+    r"\bsigns?\b|\bhelps?\b|\bproblem\b|\bcan raise\b|\blinked\b",
+    r"因为|由于|所以|因此|导致|造成|原因|说明|如果|若|磨细|磨粗|调细|调粗|萃取不足|萃取过度|避免|防止|容易|风险|"
+    r"对策|解决|有助|就",
+)
+_COMPARISON = _rx(
+    r"\bthan\b|\bcompared\b|\bwhile\b|\bwhereas\b|\bunlike\b|\bdiffers?\b|\bdifference\b|\breverse\b|\binstead\b",
+    r"\bversus\b|\bboth\b|\bsimilar\b|\bcontrast\b|\bby contrast\b",
+    r"比|相比|而|不同|区别|相反|较|不如|同样|类似|与之",
+)
+_DEFINITION = _rx(
+    r"^[^.;]{0,80}?\b(?:is|are|was|means|refers to|is called|are called|stands for|is the trade name)\b",
+    r"^[^。；]{0,30}?(?:是|指|称为|又称|即|意为|意思是|意思)",
+)
+_PROFILE = _rx(
+    r"\bnotes?\b|\bflavou?rs?\b|\baroma|\bacidity\b|\bbody\b|\bsweet|\bfloral|\bfruit|\bjasmine\b|\bcitrus\b|\bberr",
+    r"\bchocolat|\bcaramel\b|\bnutty\b|\bnuts\b|\btastes?\b|\bcup\b(?= (?:is|shows|offers))|\bbergamot\b|\bspice\b",
+    r"风味|口感|香气|酸质|酸度|醇厚|甜感|花香|果香|余韵|茉莉|柑橘|浆果|巧克力|焦糖|坚果",
+)
+_STEPS_INTRO = _rx(
+    r"\bsteps?\b|\bmethod\b|\bhow to\b|\brecipe\b|\bprocedure\b|\btechnique\b|\btips?\b|\binstructions\b",
+    r"\bsequence\b|\bsteaming\b|\bin a fixed order\b|\bhabits\b|\bin practice\b",
+    r"步骤|方法|做法|参数|配方|要点|建议|流程|用法|操作|技巧|指南|入门|顺序|调整思路|打奶",
+)
+
+
+def steps_intro(text: str) -> bool:
+    """A list intro or a labelled paragraph that announces steps, a recipe or advice: the
+    announcing words come early ("A starting recipe:", "Steps:"), not in an aside ("(it
+    varies with bean, dose and method)")."""
+    head = re.sub(r"[（(][^）)]*[）)]", "", text)
+    return _STEPS_INTRO.search(head[:48] if not re.search(r"[\u4e00-\u9fff]", head) else head[:16]) is not None
+
+
+class PlaceNames:
+    """Place names (countries, regions, cities) known to the corpus plus a curated list."""
+
+    _EN_EXTRA = (
+        "Europe", "Africa", "Asia", "America", "Americas", "Arabia", "Middle East", "Caribbean", "Italy",
+        "France", "Germany", "Netherlands", "Spain", "Portugal", "Britain", "England", "London", "Paris",
+        "Vienna", "Venice", "Oxford", "Istanbul", "Cairo", "Mecca", "Turkey", "Greece", "Japan", "Australia",
+        "New Zealand", "Réunion", "Martinique", "Ceylon", "Sri Lanka", "Liberia", "Malaysia", "Sudan",
+        "Madagascar", "Taiwanese", "Japanese", "Italian", "French", "German", "Dutch", "Spanish", "American",
+        "Australian", "Turkish", "Arab", "Arabic", "Yemeni", "Ethiopian", "Brazilian", "United States", "US",
+        "Scandinavian", "Nordic", "Balkans", "North Africa", "Indian Ocean", "Red Sea", "Tanganyika", "Timor",
+    )
+    _ZH_EXTRA = (
+        "欧洲", "非洲", "亚洲", "美洲", "中美洲", "南美", "拉丁美洲", "阿拉伯", "中东", "加勒比", "意大利", "法国",
+        "德国", "荷兰", "西班牙", "葡萄牙", "英国", "伦敦", "巴黎", "维也纳", "威尼斯", "牛津", "伊斯坦布尔", "开罗",
+        "麦加", "土耳其", "希腊", "日本", "澳大利亚", "新西兰", "留尼汪", "马提尼克", "锡兰", "斯里兰卡", "利比里亚",
+        "马来西亚", "苏丹", "台湾", "美国", "北欧", "巴尔干", "北非", "红海", "坦噶尼喀", "帝汶", "中国", "云南",
+        "海南", "北京", "波旁岛", "东非", "西非", "中非", "南苏丹",
+    )
+
+    def __init__(self, *, en: Iterable[str], zh: Iterable[str]) -> None:
+        en_names = sorted({n for n in (*en, *self._EN_EXTRA) if len(n) >= 2}, key=len, reverse=True)
+        zh_names = sorted({n for n in (*zh, *self._ZH_EXTRA) if len(n) >= 2}, key=len, reverse=True)
+        self._en = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in en_names) + r")\b")
+        self._zh = re.compile("|".join(re.escape(n) for n in zh_names))
+
+    def found(self, text: str, language: str) -> bool:
+        return (self._zh if language == "zh" else self._en).search(text) is not None
+
+
+def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
+    """The kinds of fact ``text`` carries (see the module docstring)."""
+    kinds = 0
+    if _DURATION.search(text) or _CLOCK.search(text):
+        kinds |= DURATION
+    for match in _CLOCK_RANGE.finditer(text):
+        if match.group(1) != match.group(3) or "00" in (match.group(2), match.group(4)):
+            kinds |= DURATION
+    if _TEMPERATURE.search(text):
+        kinds |= TEMPERATURE
+    if _RATIO.search(text):
+        kinds |= RATIO
+    if _QUANTITY.search(text):
+        kinds |= QUANTITY
+    if _DATE.search(text):
+        kinds |= DATE
+    if places.found(text, language):
+        kinds |= PLACE
+    if _PERSON.search(text):
+        kinds |= PERSON
+    if _CAUSE.search(text):
+        kinds |= CAUSE
+    if _COMPARISON.search(text):
+        kinds |= COMPARISON
+    if _DEFINITION.search(text):
+        kinds |= DEFINITION
+    if _PROFILE.search(text):
+        kinds |= PROFILE
+    return kinds
