@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, STEPS, question_kinds
+from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS, question_kinds
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
-from kai_bridge.knowledge.text import Language, has_cjk, terms
+from kai_bridge.knowledge.text import Language, has_cjk, terms, to_simplified
 
 __all__ = ["compose"]
 
@@ -59,6 +59,8 @@ ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
 NAMED_SHARE = 0.6  # ... and each of its sentences counts this share of the naming words as said
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
+FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
+SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
 
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
@@ -100,15 +102,17 @@ class _Wanted:
         # A named article is about what names it: its sentences that do not repeat the name
         # still get part of those words' weight (the one that mentions it gets it all).
         subject = named or frozenset()
+        # Within an article the question names, its subject is what the question adds to the name.
+        focus = (self.focus - subject) or self.focus
         words = [0.0] * len(sentences)
         focused = [False] * len(sentences)
         implied = 0.0
         for term, weight in self.weights:
             found = postings.get(term, ())
-            if term in subject:
+            if term in subject and found:  # (names in the other language are not implied)
                 implied += NAMED_SHARE * weight
                 weight -= NAMED_SHARE * weight
-            hit = term in self.focus
+            hit = term in focus
             for i in found:
                 words[i] += weight
                 if hit:
@@ -138,6 +142,8 @@ class _Wanted:
                 if carried & primary:
                     scores[i] += PRIMARY_BONUS
                 scores[i] += KIND_BONUS * bin(carried & ~primary).count("1")
+                if carried & PROFILE:  # the more tasting notes, the better the taste answer
+                    scores[i] += FLAVOUR_BONUS * min(4, sentence.flavour)
             if block.role == ITEM and block.list_id in intro_words:
                 scores[i] += INTRO_SHARE * intro_words[block.list_id]
         if sentences:
@@ -274,6 +280,9 @@ class _Renderer:
         if anchor > block.first and _LEANS_BACK.match(sentences[anchor].text):
             picked.add(anchor - 1)
             used += len(sentences[anchor - 1].text)
+        if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
+            picked.add(anchor + 1)  # a one-line opener says little on its own
+            used += len(sentences[anchor + 1].text)
         floor = CONTEXT_SHARE * self.scores[anchor]
         # Neighbours first (same paragraph), then the rest of the article, best first.
         candidates = sorted(
@@ -383,6 +392,9 @@ def _naming_terms(plan: QueryPlan) -> dict[int, frozenset[str]]:
         span = span_terms(plan.units[hit.start : hit.end])
         for doc in hit.payloads:
             found.setdefault(doc, set()).update(span)
+    for expansion in plan.expansions:  # the same names in the other language
+        for doc in expansion.docs:
+            found.setdefault(doc, set()).update(expansion.terms)
     return {doc: frozenset(words) for doc, words in found.items()}
 
 
@@ -413,7 +425,7 @@ def compose(
         return KnowledgeAnswer(
             query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)
         )
-    kinds, primary = question_kinds(plan.text)
+    kinds, primary = question_kinds(to_simplified(plan.text))
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary)
     naming = _naming_terms(plan)
     passages: list[Passage] = []

@@ -14,7 +14,7 @@ from kai_bridge.knowledge.cqi import CqiTable
 from kai_bridge.knowledge.facts import strip_scaffolding
 from kai_bridge.knowledge.index import Index
 from kai_bridge.knowledge.models import KnowledgeAnswer
-from kai_bridge.knowledge.text import Language, detect_language
+from kai_bridge.knowledge.text import Language, detect_language, to_simplified
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "KnowledgeBase"]
 
@@ -78,7 +78,8 @@ class KnowledgeBase:
         analysed = text[:MAX_QUERY_CHARS]
         lang: Language = language or detect_language(analysed)
         top_k = max(1, min(MAX_TOP_K, top_k))
-        plan = self._index.plan(analysed, analysed=strip_scaffolding(analysed))
+        # Traditional characters folded first, so 多長時間 asks a duration like 多长时间.
+        plan = self._index.plan(analysed, analysed=strip_scaffolding(to_simplified(analysed)))
         hits = self._index.search(plan, limit=top_k)
         return compose(
             query=text,

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "CAUSE",
+    "ALTITUDE",
     "COMPARISON",
     "DATE",
     "DEFINITION",
@@ -33,6 +34,7 @@ __all__ = [
     "STEPS",
     "TEMPERATURE",
     "PlaceNames",
+    "flavour_notes",
     "kind_names",
     "question_kinds",
     "sentence_kinds",
@@ -52,6 +54,7 @@ STEPS = 1 << 8
 COMPARISON = 1 << 9
 CAUSE = 1 << 10
 PROFILE = 1 << 11
+ALTITUDE = 1 << 12
 
 KIND_NAMES: dict[int, str] = {
     DURATION: "duration",
@@ -66,6 +69,7 @@ KIND_NAMES: dict[int, str] = {
     COMPARISON: "comparison",
     CAUSE: "cause",
     PROFILE: "profile",
+    ALTITUDE: "altitude",
 }
 
 
@@ -110,6 +114,10 @@ _QUESTION: tuple[tuple[int, re.Pattern[str]], ...] = (
             r"\bhow many grams of coffee\b|\bgrams? of coffee\b",
             r"比例|粉水比|粉液比|配比|多少粉|克粉|用量|比是多少|多少水",
         ),
+    ),
+    (
+        ALTITUDE,
+        _rx(r"\baltitudes?\b|\belevations?\b|\bhow high\b|\babove sea level\b|海拔|多高"),
     ),
     (
         QUANTITY,
@@ -208,14 +216,18 @@ def question_kinds(question: str) -> tuple[int, int]:
 
 # Scaffolding: words that only say what kind of answer is wanted. Cut out of the question
 # before its terms are analysed (the kinds above are read from the full question).
-_SCAFFOLD_EN = re.compile(r"\bhow (?:long|hot|big|large|old|far|soon)\b|\b(?:what|which) (?:year|century)\b", re.I)
+_SCAFFOLD_EN = re.compile(
+    r"\bhow (?:long|hot|big|large|old|far|soon)\b|\b(?:what|which) (?:year|century)\b|\bmeaning\b|\bmeans?\b"
+    r"|\bstands? for\b",
+    re.I,
+)
 # "how long does it take / last / stay fresh": the verb is part of the frame.
 _SCAFFOLD_EN_DURATION = re.compile(r"\b(?:take|takes|taking|last|lasts|stay|stays)\b", re.I)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|"
-    "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|"
+    "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
     "(?<![主重需只])要|才|吗|呢|是否|又|太"
 )
 
@@ -259,6 +271,10 @@ _QUANTITY = _rx(
     rf"[\d{_ZH_NUMERALS}][\d.,–-]*\s*(?:%|毫克|克|千克|公斤|毫升|升|米|厘米|毫米|巴|目|分|倍|美元|美分|磅|袋|杯|份|成|万)",
     r"一半|两倍|三分之一|四成|六成|翻倍",
 )
+_ALTITUDE = _rx(
+    r"\d[\d,.]*\s*(?:[-–]\s*\d[\d,.]*\s*)?m\b(?! (?:long|wide|tall))|\bmetres\b|\bmeters\b|\babove sea level\b",
+    r"海拔|\d+米",
+)
 _MONTHS = (
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
 )
@@ -299,6 +315,21 @@ _STEPS_INTRO = _rx(
     r"\bsequence\b|\bsteaming\b|\bin a fixed order\b|\bhabits\b|\bin practice\b",
     r"步骤|方法|做法|参数|配方|要点|建议|流程|用法|操作|技巧|指南|入门|顺序|调整思路|打奶",
 )
+
+
+_FLAVOUR_NOTES = _rx(
+    r"\b(?:floral|fruity|fruit|jasmine|bergamot|lemon|citrus|orange|grapefruit|berr(?:y|ies)|blueberry|strawberry|"
+    r"blackcurrant|blackberry|raspberry|cherry|plum|peach|apricot|stone fruit|tropical|winey|chocolate|cocoa|"
+    r"caramel|honey|brown sugar|nutty|nuts|almond|spice|spicy|cedar|tobacco|earthy|herbal|woody|smoky|tea-like|"
+    r"sweet|sweetness|acidity|body|syrupy|clean|bright|juicy|tomato|raisin|fig|cinnamon)\b",
+    r"花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
+    r"焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂",
+)
+
+
+def flavour_notes(text: str) -> int:
+    """How many tasting notes ``text`` names (a sentence that lists them answers "what is it like")."""
+    return len(_FLAVOUR_NOTES.findall(text))
 
 
 def steps_intro(text: str) -> bool:
@@ -355,6 +386,8 @@ def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
         kinds |= QUANTITY
     if _DATE.search(text):
         kinds |= DATE
+    if _ALTITUDE.search(text):
+        kinds |= ALTITUDE
     if places.found(text, language):
         kinds |= PLACE
     if _PERSON.search(text):

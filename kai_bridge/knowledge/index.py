@@ -119,6 +119,7 @@ class Expansion:
 
     span_terms: frozenset[str]  # the query terms inside the alias span
     terms: dict[str, float]
+    docs: frozenset[int]  # the articles the alias hit named
 
 
 @dataclass(slots=True)
@@ -339,7 +340,7 @@ class Index:
                         group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
             if group:
                 span = frozenset(span_terms(query_units[hit.start : hit.end])) & masses.keys()
-                expansions.append(Expansion(span, group))
+                expansions.append(Expansion(span, group, hit.payloads))
         expansion: dict[str, float] = {}
         for exp in expansions:
             for term, weight in exp.terms.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kai_bridge.knowledge.facts import DEFINITION, STEPS, PlaceNames, sentence_kinds, steps_intro
+from kai_bridge.knowledge.facts import DEFINITION, STEPS, PlaceNames, flavour_notes, sentence_kinds, steps_intro
 from kai_bridge.knowledge.text import has_cjk, terms
 
 __all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body"]
@@ -37,6 +37,7 @@ class Sentence:
     kinds: int  # facts.* bits
     block: int  # index into ArticleText.blocks
     position: int  # order in the article (0 = the lead sentence)
+    flavour: int  # tasting notes it names (jasmine, blueberry, 茉莉...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,14 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
             if is_steps:
                 kinds |= STEPS
             sentences.append(
-                Sentence(sentence_text, frozenset(terms(sentence_text)), kinds, len(blocks), len(sentences))
+                Sentence(
+                    sentence_text,
+                    frozenset(terms(sentence_text)),
+                    kinds,
+                    len(blocks),
+                    len(sentences),
+                    flavour_notes(sentence_text),
+                )
             )
         if len(sentences) > first:
             blocks.append(Block(role, first, len(sentences), lid, head_segments(head) if head else (), is_steps, 0))
