@@ -57,7 +57,7 @@ LEAD_BONUS = 0.5  # the article's first sentence (it usually defines the subject
 LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's subject is
 ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
-NAMED_SHARE = 0.6  # ... and each of its sentences counts this share of the naming words as said
+NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
 SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
@@ -385,16 +385,26 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     )
 
 
-def _naming_terms(plan: QueryPlan) -> dict[int, frozenset[str]]:
-    """Per article named in the question: the question's terms that name it."""
+def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
+    """Per article the question names by its title: the question's terms that name it.
+
+    Only title words count ("Kenyan coffee" for "Kenya AA"): an alias that names a part of
+    an article ("AA", "flat white", "blade grinder") is what the answer must be about, not
+    what every sentence of the article is about.
+    """
+    by_term = {qt.term: qt for qt in plan.terms}
     found: dict[int, set[str]] = {}
     for hit in plan.alias_hits:
-        span = span_terms(plan.units[hit.start : hit.end])
-        for doc in hit.payloads:
-            found.setdefault(doc, set()).update(span)
+        for term in span_terms(plan.units[hit.start : hit.end]):
+            qt = by_term.get(term)
+            alternatives = [alt for alt, _ in qt.alternatives] if qt else [term]
+            for doc in hit.payloads:
+                if any(alt in index.title_terms[doc] for alt in alternatives):
+                    found.setdefault(doc, set()).update([term, *alternatives])
     for expansion in plan.expansions:  # the same names in the other language
         for doc in expansion.docs:
-            found.setdefault(doc, set()).update(expansion.terms)
+            if doc in found:
+                found[doc].update(t for t in expansion.terms if t in index.title_terms[doc])
     return {doc: frozenset(words) for doc, words in found.items()}
 
 
@@ -427,14 +437,14 @@ def compose(
         )
     kinds, primary = question_kinds(to_simplified(plan.text))
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary)
-    naming = _naming_terms(plan)
+    naming = _naming_terms(plan, index)
     passages: list[Passage] = []
     best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     scored: list[list[float]] = []
     top_score = kept[0][0].score if kept else 1.0
     for rank, (hit, article) in enumerate(kept):
         text = index.texts[hit.doc][language]
-        scores = wanted.scores(text, named=naming.get(hit.doc) if hit.alias else None)
+        scores = wanted.scores(text, named=naming.get(hit.doc))
         scored.append(scores)
         if rank < ANSWER_ARTICLES and scores:
             bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)

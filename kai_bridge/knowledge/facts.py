@@ -218,7 +218,7 @@ def question_kinds(question: str) -> tuple[int, int]:
 # before its terms are analysed (the kinds above are read from the full question).
 _SCAFFOLD_EN = re.compile(
     r"\bhow (?:long|hot|big|large|old|far|soon)\b|\b(?:what|which) (?:year|century)\b|\bmeaning\b|\bmeans?\b"
-    r"|\bstands? for\b",
+    r"|\bstands? for\b|\baccording to\b",
     re.I,
 )
 # "how long does it take / last / stay fresh": the verb is part of the frame.

@@ -246,6 +246,10 @@ class Index:
             for a in self.articles
         ]
         self.proper_nouns = _proper_nouns(a.body_en for a in self.articles)
+        # What each article is about as a whole: the terms of its titles before any colon.
+        self.title_terms: list[frozenset[str]] = [
+            frozenset(terms(a.title_zh.split("：")[0] + "\n" + a.title_en.split(":")[0])) for a in self.articles
+        ]
 
     @property
     def size(self) -> int:
