@@ -58,6 +58,7 @@ LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's sub
 ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
 NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
+PROXIMITY = 0.25  # x the share of the question one sentence of the article carries (re-ranks kept hits)
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
 SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
@@ -385,6 +386,20 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     )
 
 
+def _together(plan: QueryPlan, index: Index, doc: int, language: str) -> float:
+    """The largest share of the question's weight that one sentence of the article carries."""
+    text = index.texts[doc][language]
+    idf = index.idf
+    total = 0.0
+    words = [0.0] * len(text.sentences)
+    for term, weight in plan.weights.items():
+        value = weight * idf.get(term, 0.0)
+        total += value
+        for i in text.postings.get(term, ()):
+            words[i] += value
+    return max(words, default=0.0) / total if total > 0 else 0.0
+
+
 def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
     """Per article the question names by its title: the question's terms that name it.
 
@@ -426,25 +441,21 @@ def compose(
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
     about_coffee = index.about_coffee(plan)
-    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in hits[:top_k]):
+    pool = hits[: max(top_k, ANSWER_ARTICLES)]
+    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
-        kept = [(h, index.articles[h.doc]) for h in hits[:top_k] if h.score >= floor or h.alias]
-    figures = _figures(plan=plan, passages=kept, cqi=cqi, language=language)
-    if not kept and not figures:
-        return KnowledgeAnswer(
-            query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)
-        )
+        kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
+        if PROXIMITY and len(kept) > 1:
+            kept.sort(key=lambda pair: -pair[0].score * (1 + PROXIMITY * _together(plan, index, pair[0].doc, language)))
     kinds, primary = question_kinds(to_simplified(plan.text))
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary)
     naming = _naming_terms(plan, index)
-    passages: list[Passage] = []
-    best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     scored: list[list[float]] = []
+    best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     top_score = kept[0][0].score if kept else 1.0
-    for rank, (hit, article) in enumerate(kept):
-        text = index.texts[hit.doc][language]
-        scores = wanted.scores(text, named=naming.get(hit.doc))
+    for rank, (hit, _article) in enumerate(kept):
+        scores = wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc))
         scored.append(scores)
         if rank < ANSWER_ARTICLES and scores:
             bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
@@ -452,15 +463,27 @@ def compose(
             i = max(range(len(scores)), key=lambda j: (scores[j], -j))
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
-        passages.append(
-            Passage(
-                article_id=article.id,
-                title=article.title(language),
-                category=article.category,
-                snippet=_snippet(text, scores, language),
-                score=round(hit.score, 3),
-            )
+    # The article the answer comes from leads the passages; the rest keep their rank.
+    order = list(range(len(kept)))
+    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee):
+        order.remove(best[1])
+        order.insert(0, best[1])
+    order = order[:top_k]
+    figures = _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
+    if not kept and not figures:
+        return KnowledgeAnswer(
+            query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)
         )
+    passages = [
+        Passage(
+            article_id=kept[i][1].id,
+            title=kept[i][1].title(language),
+            category=kept[i][1].category,
+            snippet=_snippet(index.texts[kept[i][0].doc][language], scored[i], language),
+            score=round(kept[i][0].score, 3),
+        )
+        for i in order
+    ]
     answer_parts: list[str] = []
     if best is not None:
         _, rank, anchor = best

@@ -382,13 +382,15 @@ class Index:
                     scores[doc] += weight * impact
                     covered[doc] += credit
                 continue
-            best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor) of the best alternative
+            # Per article the best alternative's score, and the best factor among those it
+            # matched (an exact match explains the word fully even when a variant scores more).
+            best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor)
             for alt, factor in qt.alternatives:
                 weight = qt.weight * factor
                 for doc, impact in self.postings[alt]:
                     value = weight * impact
-                    if value > best.get(doc, (0.0, 0.0))[0]:
-                        best[doc] = (value, factor)
+                    old_value, old_factor = best.get(doc, (0.0, 0.0))
+                    best[doc] = (max(value, old_value), max(factor, old_factor))
             for doc, (value, factor) in best.items():
                 scores[doc] += value
                 covered[doc] += mass * factor

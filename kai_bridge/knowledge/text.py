@@ -92,12 +92,28 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", _COMBINING_RE.sub("", unicodedata.normalize("NFD", text)))
 
 
+# Irregular verb forms that a suffix stripper cannot join to their verb ("where was coffee
+# first drunk" must meet "drinking"). Only forms that are not also other words: no "found"
+# (founded), "ground" (ground coffee), "left", "lead".
+_IRREGULAR = {
+    "drunk": "drink", "drank": "drink", "grew": "grow", "grown": "grow", "brought": "bring",
+    "made": "make", "took": "take", "taken": "take", "knew": "know", "known": "know", "sold": "sell",
+    "bought": "buy", "ate": "eat", "eaten": "eat", "began": "begin", "begun": "begin", "came": "come",
+    "went": "go", "gone": "go", "gave": "give", "given": "give", "kept": "keep", "held": "hold",
+    "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall", "froze": "freeze",
+    "frozen": "freeze", "chose": "choose", "chosen": "choose", "spoke": "speak", "written": "write",
+    "wrote": "write", "drove": "drive", "driven": "drive", "stood": "stand", "thought": "think",
+}
+
+
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A deliberately small suffix stripper (plural, -ing, -ed, final -e).
+    """A deliberately small suffix stripper (plural, -ing, -ed, final -e), plus irregular verbs.
 
     Not Porter: it only has to make inflections of the same word meet, on both sides.
     """
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
