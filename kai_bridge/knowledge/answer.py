@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS, question_kinds
+from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
-from kai_bridge.knowledge.text import Language, has_cjk, terms, to_simplified
+from kai_bridge.knowledge.text import Language, has_cjk, terms
 
-__all__ = ["compose"]
+__all__ = ["ANSWER_ARTICLES", "compose"]
 
 # Origins named as examples when nothing is found (the best known ones, if present).
 _EXAMPLE_ORIGINS = ("origin-ethiopia", "origin-kenya", "origin-colombia", "origin-brazil", "origin-yunnan-china")
@@ -77,79 +77,97 @@ _COFFEE_CONTEXT = frozenset(
 class _Wanted:
     """What makes a sentence relevant to this question."""
 
-    weights: tuple[tuple[str, float], ...]  # term -> weight x idf, negligible ones dropped
+    weights: tuple[tuple[str, float, bool], ...]  # term, weight x idf, a query word (not an expansion)
+    content: float  # the question's own words' weight (x idf), all of them
     strong: frozenset[str]  # whole words of the question and their alternatives
     focus: frozenset[str]  # the question's most specific words (its subject)
     kinds: int
     primary: int
 
     @classmethod
-    def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int) -> _Wanted:
+    def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str) -> _Wanted:
         idf = index.idf
-        wanted = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
+        # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
+        keep = (lambda t: not has_cjk(t)) if language == "en" else (lambda t: True)  # noqa: E731
+        own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
+        wanted = {t: (w, True) for t, w in own.items() if keep(t)}
         for t, w in plan.expansion.items():
-            wanted.setdefault(t, w * idf.get(t, 0.0))
+            if t not in wanted and keep(t):
+                wanted[t] = (w * idf.get(t, 0.0), False)
         strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in index.domain_terms]
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
         focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
-        return cls(tuple((t, w) for t, w in wanted.items() if w >= 0.05), strong, focus, kinds, primary)
+        return cls(
+            tuple((t, w, mine) for t, (w, mine) in wanted.items() if w >= 0.05),
+            sum(own.values()),
+            strong,
+            focus,
+            kinds,
+            primary,
+        )
 
-    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> list[float]:
-        """Each sentence's relevance (module docstring, step 2). ``named``: when the question
-        names the article itself, the words that name it: every sentence of the article is
-        about that subject, so those words do not tell its sentences apart."""
-        sentences, blocks, postings = text.sentences, text.blocks, text.postings
-        # A named article is about what names it: its sentences that do not repeat the name
-        # still get part of those words' weight (the one that mentions it gets it all).
+    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float]:
+        """Each sentence's relevance (module docstring, step 2), and the largest word score of
+        one sentence (how much of the question one sentence says). ``named``: when the question
+        names the article by its title, the words that name it: every sentence of the article is
+        about that subject, so those words count as said in each of them."""
+        sentences, postings = text.sentences, text.postings
+        count = len(sentences)
+        if not count:
+            return [], 0.0
         subject = named or frozenset()
         # Within an article the question names, its subject is what the question adds to the name.
         focus = (self.focus - subject) or self.focus
-        words = [0.0] * len(sentences)
-        focused = [False] * len(sentences)
+        words = [0.0] * count
+        own = [0.0] * count  # the question's own words only, as written (for ``together``)
+        focused: set[int] = set()
         implied = 0.0
-        for term, weight in self.weights:
-            found = postings.get(term, ())
-            if term in subject and found:  # (names in the other language are not implied)
+        for term, weight, mine in self.weights:
+            found = postings.get(term)
+            if not found:
+                continue
+            if mine:
+                for i in found:
+                    own[i] += weight
+            if term in subject:  # (names in the other language are not implied: not found here)
                 implied += NAMED_SHARE * weight
                 weight -= NAMED_SHARE * weight
-            hit = term in focus
             for i in found:
                 words[i] += weight
-                if hit:
-                    focused[i] = True
+            if term in focus:
+                focused.update(found)
+        together = max(own) / self.content if self.content > 0 else 0.0
         if implied:
             words = [w + implied for w in words]
         scores = list(words)
-        kinds, primary, strong = self.kinds, self.primary, self.strong
-        intro_words: dict[int, float] = {}
-        for block in blocks:
-            if block.end - block.first > 1:
-                best = max(words[block.first : block.end])
-                for i in range(block.first, block.end):
-                    scores[i] += BLOCK_SHARE * (best - words[i])
-            if block.role == INTRO:
-                intro_words[block.list_id] = max(words[block.first : block.end])
-        for i, sentence in enumerate(sentences):
-            block = blocks[sentence.block]
-            about = focused[i]
-            if block.heads and any(segment <= strong for segment in block.heads):
-                scores[i] += HEAD_BONUS
-                about = True
-            carried = (sentence.kinds | block.item_kinds) & kinds
-            if not about:
-                carried &= ~DEFINITION  # a definition of something else
-            if carried:
-                if carried & primary:
-                    scores[i] += PRIMARY_BONUS
-                scores[i] += KIND_BONUS * bin(carried & ~primary).count("1")
-                if carried & PROFILE:  # the more tasting notes, the better the taste answer
-                    scores[i] += FLAVOUR_BONUS * min(4, sentence.flavour)
-            if block.role == ITEM and block.list_id in intro_words:
-                scores[i] += INTRO_SHARE * intro_words[block.list_id]
-        if sentences:
-            scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and focused[0] else LEAD_BONUS
-        return scores
+        for first, end in text.multi:
+            best = max(words[first:end])
+            for i in range(first, end):
+                scores[i] += BLOCK_SHARE * (best - words[i])
+        strong = self.strong
+        for segment, span in text.heads:
+            if segment <= strong:
+                for i in span:
+                    scores[i] += HEAD_BONUS
+                focused.update(span)
+        intro_words = {lid: max(words[first:end]) for lid, first, end in text.intros}
+        for i, lid in text.items:
+            scores[i] += INTRO_SHARE * intro_words[lid]
+        kinds, primary = self.kinds, self.primary
+        bit = 1
+        while bit <= kinds:
+            if kinds & bit:
+                bonus = PRIMARY_BONUS if bit == primary else KIND_BONUS
+                for i in text.by_kind.get(bit, ()):
+                    if bit == DEFINITION and i not in focused:
+                        continue  # a definition of something else
+                    scores[i] += bonus
+                    if bit == PROFILE:  # the more tasting notes, the better the taste answer
+                        scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
+            bit <<= 1
+        scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
+        return scores, together
 
 
 def _clip(text: str, limit: int) -> str:
@@ -386,20 +404,6 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     )
 
 
-def _together(plan: QueryPlan, index: Index, doc: int, language: str) -> float:
-    """The largest share of the question's weight that one sentence of the article carries."""
-    text = index.texts[doc][language]
-    idf = index.idf
-    total = 0.0
-    words = [0.0] * len(text.sentences)
-    for term, weight in plan.weights.items():
-        value = weight * idf.get(term, 0.0)
-        total += value
-        for i in text.postings.get(term, ()):
-            words[i] += value
-    return max(words, default=0.0) / total if total > 0 else 0.0
-
-
 def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
     """Per article the question names by its title: the question's terms that name it.
 
@@ -432,6 +436,8 @@ def _attributed(text: str, title: str, language: str) -> str:
 def compose(
     *,
     query: str,
+    kinds: int,
+    primary: int,
     plan: QueryPlan,
     hits: list[Hit],
     index: Index,
@@ -446,21 +452,23 @@ def compose(
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
-        if PROXIMITY and len(kept) > 1:
-            kept.sort(key=lambda pair: -pair[0].score * (1 + PROXIMITY * _together(plan, index, pair[0].doc, language)))
-    kinds, primary = question_kinds(to_simplified(plan.text))
-    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary)
-    naming = _naming_terms(plan, index)
-    scored: list[list[float]] = []
+    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
+    naming = _naming_terms(plan, index) if plan.alias_hits else {}
+    scored_by_doc: dict[int, tuple[list[float], float]] = {
+        hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
+    }
+    if PROXIMITY and len(kept) > 1:
+        # An article that says more of the question in one sentence moves up.
+        kept.sort(key=lambda pair: -pair[0].score * (1 + PROXIMITY * scored_by_doc[pair[0].doc][1]))
+    scored = [scored_by_doc[hit.doc][0] for hit, _ in kept]
     best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     top_score = kept[0][0].score if kept else 1.0
-    for rank, (hit, _article) in enumerate(kept):
-        scores = wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc))
-        scored.append(scores)
-        if rank < ANSWER_ARTICLES and scores:
+    for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
+        scores = scored[rank]
+        if scores:
             bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
             bonus += NAMED_BONUS if hit.alias else 0.0
-            i = max(range(len(scores)), key=lambda j: (scores[j], -j))
+            i = max(range(len(scores)), key=scores.__getitem__)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.

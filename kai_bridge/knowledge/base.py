@@ -8,10 +8,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from kai_bridge.errors import KnowledgeError
-from kai_bridge.knowledge.answer import compose
+from kai_bridge.knowledge.answer import ANSWER_ARTICLES, compose
 from kai_bridge.knowledge.corpus import Article, load_articles, shipped_corpus
 from kai_bridge.knowledge.cqi import CqiTable
-from kai_bridge.knowledge.facts import strip_scaffolding
+from kai_bridge.knowledge.facts import question_kinds, strip_scaffolding
 from kai_bridge.knowledge.index import Index
 from kai_bridge.knowledge.models import KnowledgeAnswer
 from kai_bridge.knowledge.text import Language, detect_language, to_simplified
@@ -79,10 +79,14 @@ class KnowledgeBase:
         lang: Language = language or detect_language(analysed)
         top_k = max(1, min(MAX_TOP_K, top_k))
         # Traditional characters folded first, so 多長時間 asks a duration like 多长时间.
-        plan = self._index.plan(analysed, analysed=strip_scaffolding(to_simplified(analysed)))
-        hits = self._index.search(plan, limit=top_k)
+        folded = to_simplified(analysed)
+        kinds, primary = question_kinds(folded)
+        plan = self._index.plan(analysed, analysed=strip_scaffolding(folded, kinds=kinds))
+        hits = self._index.search(plan, limit=max(top_k, ANSWER_ARTICLES))
         return compose(
             query=text,
+            kinds=kinds,
+            primary=primary,
             plan=plan,
             hits=hits,
             index=self._index,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 __all__ = [
     "CAUSE",
@@ -82,133 +83,158 @@ def _rx(*parts: str) -> re.Pattern[str]:
 
 
 # --- what a question asks for ---------------------------------------------------------------
+# Per kind: English phrases (1-3 words, matched as word n-grams of the lower-cased question),
+# English word prefixes, and Chinese substrings. Set look-ups, not regular expressions: this
+# runs on every question, and a dozen large case-insensitive patterns cost ~100 us.
 # Order matters only for ``primary``: the first kind found is the most specific one.
-_QUESTION: tuple[tuple[int, re.Pattern[str]], ...] = (
-    (
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    kind: int
+    phrases: frozenset[str]
+    prefixes: tuple[str, ...]
+    zh: re.Pattern[str]
+
+
+def _cue(kind: int, phrases: str, prefixes: str, zh: str) -> _Cue:
+    return _Cue(
+        kind,
+        frozenset(p.strip() for p in phrases.split(",") if p.strip()),
+        tuple(prefixes.split()),
+        re.compile("|".join(re.escape(z) for z in zh.split())),
+    )
+
+
+_TIMED = "brew brewing steep steeping extraction contact drawdown bloom roast roasting rest resting drying fermentation total cook cooking".split()
+_CUES: tuple[_Cue, ...] = (
+    _cue(
         DURATION,
-        _rx(
-            r"\bhow long\b",
-            r"\bhow many (?:seconds|minutes|hours|days|weeks|months|years)\b",
-            r"\b(?:brew|brewing|steep|steeping|extraction|contact|drawdown|bloom|roast|roasting|rest|resting|"
-            r"drying|fermentation|total|cook|cooking)[ -]times?\b",
-            r"\bhow soon\b",
-            r"\bhalf[- ]life\b",
-            r"\bshelf life\b",
-            r"\bstay fresh\b",
-            r"\bhow quickly\b",
-            r"多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月",
-            r"时间|时长|半衰期|保鲜|保质期|赏味期|维持",
-        ),
+        "how long, how soon, how quickly, half life, shelf life, stay fresh, stays fresh, "
+        + ", ".join(f"how many {u}" for u in "seconds minutes hours days weeks months years".split()) + ", "
+        + ", ".join(f"{w} time" for w in _TIMED) + ", " + ", ".join(f"{w} times" for w in _TIMED),
+        "",
+        "多久 多长时间 多长 多少时间 几分钟 多少分钟 几秒 多少秒 几天 多少天 几小时 几个小时 多少小时 几周 几个月 "
+        "时间 时长 半衰期 保鲜 保质期 赏味期 维持",
     ),
-    (
-        TEMPERATURE,
-        _rx(
-            r"\btemperature|\bhow hot\b|\bdegrees?\b|°|\bcelsius\b|\bfahrenheit\b|\bboil",
-            r"温度|多少度|几度|水温|度合适|沸",
-        ),
-    ),
-    (
+    _cue(TEMPERATURE, "how hot, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
+    _cue(
         RATIO,
-        _rx(
-            r"\bratio\b|\bproportion\b|\bcoffee[- ]to[- ]water\b|\bhow much coffee\b|\bdose\b|\bper (?:cup|litre|liter)\b",
-            r"\bhow many grams of coffee\b|\bgrams? of coffee\b",
-            r"比例|粉水比|粉液比|配比|多少粉|克粉|用量|比是多少|多少水",
-        ),
+        "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
+        "grams of coffee, gram of coffee",
+        "",
+        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水",
     ),
-    (
-        ALTITUDE,
-        _rx(r"\baltitudes?\b|\belevations?\b|\bhow high\b|\babove sea level\b|海拔|多高"),
-    ),
-    (
+    _cue(ALTITUDE, "altitude, altitudes, elevation, elevations, how high, above sea level", "", "海拔 多高"),
+    _cue(
         QUANTITY,
-        _rx(
-            r"\bhow (?:much|many|big|large|heavy|high|strong|fine)\b",
-            r"\bamount\b|\bcontent\b|\baltitude\b|\belevation\b|\bpercent|\bprice\b|\bcost\b|\bpressure\b",
-            r"\bscore\b|\bcalories\b|\bweight\b|\bsize\b|\bhow much\b",
-            r"多少|多大|多高|多重|海拔|含量|容量|价格|压力|分数|多少分|几克|几杯|热量|几成|几倍",
-        ),
+        "how much, how many, how big, how large, how heavy, how high, how strong, how fine, amount, content, "
+        "altitude, elevation, price, cost, pressure, score, calories, weight, size",
+        "percent",
+        "多少 多大 多高 多重 海拔 含量 容量 价格 压力 分数 多少分 几克 几杯 热量 几成 几倍",
     ),
-    (
+    _cue(
         DATE,
-        _rx(
-            r"\bwhen\b|\bwhat year\b|\bwhich year\b|\bcentury\b|\bwhat date\b|\bhistory\b|\bseason\b|\bharvest\b",
-            r"什么时候|何时|哪年|哪一年|几几年|年份|世纪|历史|采收季|季节|几月|哪个年代",
-        ),
+        "when, what year, which year, century, what date, history, season, harvest",
+        "",
+        "什么时候 何时 哪年 哪一年 几几年 年份 世纪 历史 采收季 季节 几月 哪个年代",
     ),
-    (
+    _cue(
         PLACE,
-        _rx(
-            r"\bwhere\b|\bwhich (?:country|countries|region|regions|island|city)\b|"
-            r"\bwhat (?:country|countries|region|regions)\b",
-            r"\bcome from\b|\bcomes from\b|\bcame from\b|\bnative\b|\bregions\b|\borigin of\b|\boriginally from\b",
-            r"哪里|哪儿|在哪|哪个国家|哪国|哪些国家|哪个地区|哪些产区|产区|原产|起源|发源|来自|哪里的|产自",
-        ),
+        "where, which country, which countries, which region, which regions, which island, which city, "
+        "what country, what countries, what region, what regions, come from, comes from, came from, native, "
+        "regions, origin of, originally from",
+        "",
+        "哪里 哪儿 在哪 哪个国家 哪国 哪些国家 哪个地区 哪些产区 产区 原产 起源 发源 来自 哪里的 产自",
     ),
-    (
+    _cue(
         PERSON,
-        _rx(
-            r"\bwho\b|\bwhom\b|\binvent(?:ed|or|ors)?\b|\bfounder\b|\bdiscovered\b|\bdesigned\b|\bnamed after\b",
-            r"谁|哪位|发明人|发明者|创始人|发现者|发明|发现了",
-        ),
+        "who, whom, invent, invented, inventor, inventors, founder, discovered, designed, named after",
+        "",
+        "谁 哪位 发明人 发明者 创始人 发现者 发明 发现了",
     ),
-    (
+    _cue(
         DEFINITION,
-        _rx(
-            r"^\s*what(?:'s| is| are| was| were| does .+ mean)\b|\bdefine\b|\bdefinition\b|\bmeaning\b|\bmean\b",
-            r"\bstand for\b|\bstands for\b|\bwhat kind of\b|^\s*(?:explain|describe)\b|\bwhy is it called\b",
-            r"是什么|什么是|什么叫|意思|定义|指什么|代表什么|是啥|啥是|由来|怎么来的|名字",
-        ),
+        "define, definition, meaning, mean, stand for, stands for, what kind of, why is it called",
+        "",
+        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字",
     ),
-    (
+    _cue(
         STEPS,
-        _rx(
-            r"\bhow (?:to|do|does|should|can|would|is|are) (?:i |you |we |one |it |they )?"
-            r"(?:make|brew|use|prepare|store|steam|dial|do|clean|roast|freeze|grind|pour|froth|keep|made|brewed|processed)\b",
-            r"\bhow (?:do|does|should|can) (?:i|you|we|one)\b",
-            r"\brecipe\b|\bsteps?\b|\bmethod\b|\bprocedure\b|\binstructions\b|\bguide\b|\btechniques?\b|\btips?\b",
-            r"怎么做|怎么冲|怎么煮|怎么用|怎么泡|怎么打|怎么保存|怎样|如何|做法|步骤|方法|教程|技巧|流程|参数|配方|"
-            r"怎么调|怎么弄|怎么制作|怎么",
-        ),
+        "recipe, step, steps, method, procedure, instructions, guide, technique, techniques, tip, tips, "
+        "how do i, how do you, how should i, how can i, how do we, how does one",
+        "",
+        "怎么做 怎么冲 怎么煮 怎么用 怎么泡 怎么打 怎么保存 怎样 如何 做法 步骤 方法 教程 技巧 流程 参数 配方 "
+        "怎么调 怎么弄 怎么制作 怎么",
     ),
-    (
+    _cue(
         COMPARISON,
-        _rx(
-            r"\bvs\.?\b|\bversus\b|\bdifferen|\bdiffer\b|\bcompare|\bbetter\b|\bbest\b|\bwhich (?:is|one)\b",
-            r"\bmore\b.+\bthan\b|\bthan\b",
-            r"区别|不同|差别|差异|比较|对比|哪个好|哪种好|还是|相比|更好|什么好|用什么|不一样",
-        ),
+        "vs, versus, differ, better, best, which is, which one, than",
+        "differen compar",
+        "区别 不同 差别 差异 比较 对比 哪个好 哪种好 还是 相比 更好 什么好 用什么 不一样",
     ),
-    (
+    _cue(
         CAUSE,
-        _rx(
-            r"\bwhy\b|\bcauses?\b|\bfix\b|\bproblem|\btoo (?:slow|slowly|fast|quickly|bitter|sour|weak|strong|fine|coarse)\b",
-            r"\btastes? (?:bitter|sour|flat|weak|burnt|muddy|thin)\b|\bbitter\b|\bsour\b|\bmuddy\b",
-            r"\bwhat should i\b|\bshould i\b|\bbad for\b|\bsafe\b|\bhealthy\b|\bcan i\b|\bis it (?:ok|okay|bad)\b",
-            r"为什么|为何|原因|怎么办|太苦|太酸|太淡|太慢|太快|发苦|发酸|苦涩|解决|问题|会不会|健康|致癌|安全|"
-            r"可以.*吗|能.*吗|会.*吗",
-        ),
+        "why, cause, causes, fix, bitter, sour, muddy, what should i, should i, bad for, safe, healthy, can i, "
+        "is it ok, is it okay, is it bad, "
+        + ", ".join(f"too {w}" for w in "slow slowly fast quickly bitter sour weak strong fine coarse".split()),
+        "problem",
+        "为什么 为何 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
     ),
-    (
+    _cue(
         PROFILE,
-        _rx(
-            r"\btastes?\b|\bflavou?rs?\b|\bprofile\b|\bnotes\b|\bsmell|\baroma\b|\bcharacteristics?\b|\blike\b",
-            r"特点|特色|特征|风味|口感|味道|好喝|起来|香气|酸质",
-        ),
+        "taste, tastes, flavor, flavors, flavour, flavours, profile, notes, aroma, characteristic, "
+        "characteristics, like",
+        "smell",
+        "特点 特色 特征 风味 口感 味道 好喝 起来 香气 酸质",
     ),
 )
+_STEP_VERBS = frozenset(
+    "make brew use prepare store steam dial do clean roast freeze grind pour froth keep made brewed processed".split()
+)
+_WORDS = re.compile(r"[a-z0-9]+")
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+# Chinese yes/no questions about a possibility ask for a cause or a caution: 可以...吗, 能...吗.
+_ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
 
 
 def question_kinds(question: str) -> tuple[int, int]:
     """``(kinds, primary)``: every kind the question asks for, and the first (most specific)."""
+    lower = question.lower()
+    words = _WORDS.findall(lower)
+    grams = set(words)
+    if len(words) > 1:
+        grams.update([f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
+        grams.update([f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)])
+    cjk = has_cjk(question)
     kinds = 0
     primary = 0
-    for bit, pattern in _QUESTION:
-        if pattern.search(question):
-            kinds |= bit
+    for cue in _CUES:
+        if (
+            (words and not grams.isdisjoint(cue.phrases))
+            or (words and cue.prefixes and any(w.startswith(cue.prefixes) for w in words))
+            or (cjk and cue.zh.search(question) is not None)
+        ):
+            kinds |= cue.kind
             if not primary:
-                primary = bit
-    # "how much caffeine" asks a quantity; "how much coffee to water" a ratio; a question that
-    # is about taste is not a definition question ("what does Kenyan coffee taste like").
+                primary = cue.kind
+    if words:
+        # "what is X", "what does X mean", "how to make X", "how is X made".
+        if words[0] == "what" and len(words) > 1 and words[1] in ("is", "are", "was", "were", "s"):
+            kinds, primary = kinds | DEFINITION, primary or DEFINITION
+        if words[0] in ("explain", "describe"):
+            kinds, primary = kinds | DEFINITION, primary or DEFINITION
+        if "how" in grams and any(
+            w in _STEP_VERBS for i, w in enumerate(words) if i and "how" in words[max(0, i - 4) : i]
+        ):
+            kinds, primary = kinds | STEPS, primary or STEPS
+        if "more" in grams and "than" in grams:
+            kinds |= COMPARISON
+    if cjk and _ZH_CAN.search(question):
+        kinds, primary = kinds | CAUSE, primary or CAUSE
+    # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
     return kinds, primary
@@ -232,9 +258,11 @@ _SCAFFOLD_ZH = re.compile(
 )
 
 
-def strip_scaffolding(question: str) -> str:
-    """The question with its answer-kind scaffolding replaced by a boundary (see module doc)."""
-    kinds, _ = question_kinds(question)
+def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
+    """The question with its answer-kind scaffolding replaced by a boundary (see module doc);
+    ``kinds``: the question's kinds when already known."""
+    if kinds is None:
+        kinds, _ = question_kinds(question)
     text = _SCAFFOLD_EN.sub(" ", question)
     if kinds & DURATION:
         text = _SCAFFOLD_EN_DURATION.sub(" ", text)

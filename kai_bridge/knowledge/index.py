@@ -43,6 +43,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -61,6 +62,9 @@ FIELD_BOOSTS = {"names": 3.0, "tags": 1.5, "body": 1.0}
 K1 = 1.2
 B = {"names": 0.3, "tags": 0.3, "body": 0.75}
 EXPANSION_WEIGHT = 0.3
+NEGLIGIBLE_CREDIT = 0.05  # expansion coverage credits below this (a common character's) are skipped
+MEMO_SIZE = 8192  # entries of each per-term memo of the index
+REACH_FLOOR = 0.0  # an expansion's contribution below this is dropped at build time (speed)
 EXPANSION_COVERAGE = 0.3  # share of an alias span's coverage its other-language names earn
 TYPO_FACTOR = 0.8
 NEIGHBOUR_FACTOR = 0.7
@@ -120,6 +124,7 @@ class Expansion:
     span_terms: frozenset[str]  # the query terms inside the alias span
     terms: dict[str, float]
     docs: frozenset[int]  # the articles the alias hit named
+    side: int  # which of their names (0 zh, 1 en) all expand; -1: some were the query's own words
 
 
 @dataclass(slots=True)
@@ -225,6 +230,32 @@ class Index:
             en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
             self._cross_names.append((zh, en))
         self.aliases: PhraseMatcher[int] = PhraseMatcher(alias_entries)
+        # What naming an article adds to every other article through its names in the other
+        # language (see Expansion): the terms, and per reached article the best score, once.
+        self._cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self._cross_reach: list[tuple[dict[int, float], dict[int, float]]] = []
+        for zh, en in self._cross_names:
+            pair: list[tuple[str, ...]] = []
+            reach_pair: list[dict[int, float]] = []
+            for names in (zh, en):
+                found = tuple(dict.fromkeys(t for t, w, _ in names if w >= 1.0 and t not in self.domain_terms))
+                reach: dict[int, float] = {}
+                for term in found:
+                    for other, impact in self.postings.get(term, ()):
+                        value = EXPANSION_WEIGHT * impact
+                        if value >= REACH_FLOOR and value > reach.get(other, 0.0):
+                            reach[other] = value
+                pair.append(found)
+                reach_pair.append(reach)
+            self._cross_terms.append((pair[0], pair[1]))
+            self._cross_reach.append((reach_pair[0], reach_pair[1]))
+        self._cross_dense = [
+            tuple([reach.get(doc, 0.0) for doc in range(n)] for reach in pair) for pair in self._cross_reach
+        ]
+        self._cross_docs = [tuple(frozenset(reach) for reach in pair) for pair in self._cross_reach]
+        self._cross_indicator = [
+            tuple([1.0 if doc in reach else 0.0 for doc in range(n)] for reach in pair) for pair in self._cross_reach
+        ]
         # Typo targets: Latin words of names and tags only (surface -> stem).
         self._typo_targets = {w: stem(w) for w in name_surfaces if len(w) >= 5 and w.isalpha()}
         self._surface_vocab = body_surfaces | name_surfaces
@@ -233,6 +264,9 @@ class Index:
             for variant in _deletes(word) | {word}:
                 self._deletion_index.setdefault(variant, set()).add(word)
         self.synonyms = _load_synonyms()
+        # Memos of pure functions of the built index (bounded; a lost race recomputes).
+        self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
+        self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
         # Each body parsed into paragraphs, lists and sentences, per language (for answers).
         places = PlaceNames(
             en=[n for a in self.articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
@@ -334,17 +368,19 @@ class Index:
         masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
         expansions: list[Expansion] = []
         for hit in hits:
-            cjk = has_cjk(hit.phrase)
+            side = 1 if has_cjk(hit.phrase) else 0  # a Chinese name expands to the English ones
             group: dict[str, float] = {}
+            complete = True
             for doc in hit.payloads:
-                zh_tokens, en_tokens = self._cross_names[doc]
-                for term, weight, _ in en_tokens if cjk else zh_tokens:
-                    # Whole words only: a lone character of a name says little.
-                    if weight >= 1.0 and term not in weights and term not in self.domain_terms:
-                        group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
+                # Whole words only (a lone character of a name says little), not the query's own.
+                for term in self._cross_terms[doc][side]:
+                    if term in weights:
+                        complete = False
+                    else:
+                        group[term] = EXPANSION_WEIGHT
             if group:
                 span = frozenset(span_terms(query_units[hit.start : hit.end])) & masses.keys()
-                expansions.append(Expansion(span, group, hit.payloads))
+                expansions.append(Expansion(span, group, hit.payloads, side if complete else -1))
         expansion: dict[str, float] = {}
         for exp in expansions:
             for term, weight in exp.terms.items():
@@ -371,88 +407,132 @@ class Index:
         n = len(self.articles)
         scores = [0.0] * n
         covered = [0.0] * n
+        postings = self.postings
         for qt in plan.terms:
-            mass = qt.weight * qt.idf
+            qweight = qt.weight
+            mass = qweight * qt.idf
             if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
                 continue
-            if len(qt.alternatives) == 1:
-                alt, factor = qt.alternatives[0]
-                weight, credit = qt.weight * factor, mass * factor
-                for doc, impact in self.postings[alt]:
+            alternatives = qt.alternatives
+            if len(alternatives) == 1:
+                alt, factor = alternatives[0]
+                weight, credit = qweight * factor, mass * factor
+                for doc, impact in postings[alt]:
                     scores[doc] += weight * impact
                     covered[doc] += credit
                 continue
-            # Per article the best alternative's score, and the best factor among those it
-            # matched (an exact match explains the word fully even when a variant scores more).
-            best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor)
-            for alt, factor in qt.alternatives:
-                weight = qt.weight * factor
-                for doc, impact in self.postings[alt]:
-                    value = weight * impact
-                    old_value, old_factor = best.get(doc, (0.0, 0.0))
-                    best[doc] = (max(value, old_value), max(factor, old_factor))
-            for doc, (value, factor) in best.items():
-                scores[doc] += value
+            for doc, value, factor in self._merged(alternatives):
+                scores[doc] += qweight * value
                 covered[doc] += mass * factor
         if plan.expansions:
             # Which articles matched each word inside an alias span, to credit only the rest.
             by_term = {qt.term: qt for qt in plan.terms}
-            span_docs: dict[str, set[int]] = {}
+            span_docs: dict[str, frozenset[int]] = {}
             for exp in plan.expansions:
                 for term in exp.span_terms:
                     if term not in span_docs:
-                        span_docs[term] = {
-                            doc for alt, _ in by_term[term].alternatives for doc, _ in self.postings[alt]
-                        }
-            credited: dict[int, set[str]] = {}
+                        span_docs[term] = self._docs_of(by_term[term].alternatives)
+            # A span word an article did not match itself is credited once, whichever expansion
+            # reaches the article first.
+            credited: dict[str, set[int]] = {}
             for exp in plan.expansions:
-                reached: dict[int, float] = {}
-                for term, weight in exp.terms.items():
-                    for doc, impact in self.postings.get(term, ()):
-                        if weight * impact > reached.get(doc, 0.0):
-                            reached[doc] = weight * impact
-                for doc, value in reached.items():
-                    scores[doc] += value
-                    # The span's words this article did not match itself, credited once.
-                    done = credited.setdefault(doc, set())
-                    for term in exp.span_terms - done:
-                        if doc not in span_docs[term]:
-                            qt = by_term[term]
-                            covered[doc] += EXPANSION_COVERAGE * qt.weight * qt.idf
-                        done.add(term)
+                if exp.side >= 0 and len(exp.docs) == 1:  # the common case, precomputed at build
+                    (named_doc,) = exp.docs
+                    vector: Sequence[float] = self._cross_dense[named_doc][exp.side]
+                    reached: frozenset[int] = self._cross_docs[named_doc][exp.side]
+                    indicator: Sequence[float] | None = self._cross_indicator[named_doc][exp.side]
+                else:
+                    best_reach: dict[int, float] = {}
+                    for term, weight in exp.terms.items():
+                        for doc, impact in postings.get(term, ()):
+                            if weight * impact > best_reach.get(doc, 0.0):
+                                best_reach[doc] = weight * impact
+                    vector = [best_reach.get(doc, 0.0) for doc in range(n)]
+                    reached = frozenset(best_reach)
+                    indicator = None
+                scores = list(map(operator.add, scores, vector))
+                # Each reached article earns the credit of the span words it did not match
+                # itself (nor was credited for already): all of it, less what it matched.
+                base = 0.0
+                less: dict[int, float] = {}
+                for term in exp.span_terms:
+                    qt = by_term[term]
+                    credit = EXPANSION_COVERAGE * qt.weight * qt.idf
+                    if credit < NEGLIGIBLE_CREDIT:
+                        continue
+                    base += credit
+                    done = credited.setdefault(term, set())
+                    for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
+                        less[doc] = less.get(doc, 0.0) + credit
+                    if len(plan.expansions) > 1:
+                        done |= reached - span_docs[term]
+                if base:
+                    if indicator is None:
+                        indicator = [1.0 if doc in reached else 0.0 for doc in range(n)]
+                    covered = [c + base * on for c, on in zip(covered, indicator, strict=True)]
+                    for doc, value in less.items():
+                        covered[doc] -= value
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
             scores[doc] += ALIAS_BONUS * strength
         content = plan.content_weight or 1.0
-        coverage = [min(1.0, c / content) for c in covered]
         # An article that explains more of the question ranks higher.
-        ranked = [
-            (score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage[doc]), doc)
-            for doc, score in enumerate(scores)
-            if score > 0.0
-        ]
+        floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
+        coverage = [c / content if c < content else 1.0 for c in covered]
+        values = [score * (floor_share + rest * cov) for score, cov in zip(scores, coverage, strict=True)]
         # Articles the question names come first (it asked about them) unless they score far
         # below the best; then by score; ties in article id order (= doc order).
-        floor = NAMED_FLOOR * max((item[0] for item in ranked), default=0.0)
-        final = dict((doc, value) for value, doc in ranked)
-        named = {
-            doc
+        floor = NAMED_FLOOR * max(values)
+        named = sorted(
+            (-values[doc], doc)
             for doc, (_, naming) in alias_docs.items()
-            if naming and final.get(doc, 0.0) >= floor and coverage[doc] >= NAMED_MIN_COVERAGE
-        }
-        top = heapq.nsmallest(limit, ranked, key=lambda item: (item[1] not in named, -item[0], item[1]))
+            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage[doc] >= NAMED_MIN_COVERAGE
+        )
+        first = [doc for _, doc in named[:limit]]
+        others = heapq.nlargest(limit + len(first), range(n), key=values.__getitem__)
+        top = first + [doc for doc in others if doc not in first and values[doc] > 0.0][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         return [
             Hit(
                 doc,
-                final,
+                values[doc],
                 scores[doc],
                 coverage[doc],
                 alias_docs.get(doc, (0.0, False))[1],
                 any(t in self.name_terms[doc] for t in strong),
             )
-            for final, doc in top
+            for doc in top
         ]
+
+    def _merged(self, alternatives: tuple[tuple[str, float], ...]) -> tuple[tuple[int, float, float], ...]:
+        """Per article: the best alternative's impact x factor, and the best factor among the
+        alternatives it matched (an exact match explains the word fully even when a variant
+        scores more). Memoised: a pure function of the alternatives on a built index."""
+        found = self._merged_memo.get(alternatives)
+        if found is None:
+            best: dict[int, float] = {}
+            factors: dict[int, float] = {}
+            for alt, factor in alternatives:
+                for doc, impact in self.postings[alt]:
+                    if factor * impact > best.get(doc, 0.0):
+                        best[doc] = factor * impact
+                    if factor > factors.get(doc, 0.0):
+                        factors[doc] = factor
+            found = tuple((doc, value, factors[doc]) for doc, value in best.items())
+            if len(self._merged_memo) >= MEMO_SIZE:
+                self._merged_memo.clear()
+            self._merged_memo[alternatives] = found
+        return found
+
+    def _docs_of(self, alternatives: tuple[tuple[str, float], ...]) -> frozenset[int]:
+        """The articles matching any of ``alternatives`` (memoised like :meth:`_merged`)."""
+        found = self._docs_memo.get(alternatives)
+        if found is None:
+            found = frozenset(doc for alt, _ in alternatives for doc, _ in self.postings[alt])
+            if len(self._docs_memo) >= MEMO_SIZE:
+                self._docs_memo.clear()
+            self._docs_memo[alternatives] = found
+        return found
 
     def foreign(self, plan: QueryPlan) -> bool:
         """The question is about another drink or another field (green tea, the Roman empire,

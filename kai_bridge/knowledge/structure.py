@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kai_bridge.knowledge.facts import DEFINITION, STEPS, PlaceNames, flavour_notes, sentence_kinds, steps_intro
 from kai_bridge.knowledge.text import has_cjk, terms
 
-__all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body"]
+__all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body", "text_of"]
 
 PARA, INTRO, ITEM = 0, 1, 2
 
@@ -57,11 +57,17 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class ArticleText:
-    """One article body in one language, parsed."""
+    """One article body in one language, parsed, with the indexes the answer scorer reads
+    (all derived from ``sentences`` and ``blocks`` by :func:`text_of`)."""
 
     sentences: tuple[Sentence, ...]
     blocks: tuple[Block, ...]
-    postings: dict[str, tuple[int, ...]]  # term -> sentences containing it (for fast scoring)
+    postings: dict[str, tuple[int, ...]]  # term -> sentences containing it
+    by_kind: dict[int, tuple[int, ...]]  # kind bit -> sentences carrying it (an intro: its items')
+    heads: tuple[tuple[frozenset[str], tuple[int, ...]], ...]  # label segment -> its item's sentences
+    items: tuple[tuple[int, int], ...]  # (sentence, list id) of every item sentence in a list
+    intros: tuple[tuple[int, int, int], ...]  # (list id, first, end) sentences of each list intro
+    multi: tuple[tuple[int, int], ...]  # (first, end) of blocks of more than one sentence
 
     def list_blocks(self, list_id: int) -> tuple[int | None, list[int]]:
         """(intro block, item blocks) of a list."""
@@ -182,8 +188,43 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
                     for sentence in sentences[other.first : other.end]:
                         carried |= sentence.kinds
             blocks[b] = Block(block.role, block.first, block.end, block.list_id, block.heads, block.steps, carried)
+    return text_of(tuple(sentences), tuple(blocks))
+
+
+def text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...]) -> ArticleText:
+    """An :class:`ArticleText` with its scoring indexes derived from its sentences and blocks."""
     postings: dict[str, list[int]] = {}
+    by_kind: dict[int, list[int]] = {}
     for i, sentence in enumerate(sentences):
         for term in sentence.terms:
             postings.setdefault(term, []).append(i)
-    return ArticleText(tuple(sentences), tuple(blocks), {t: tuple(v) for t, v in postings.items()})
+        carried = sentence.kinds | blocks[sentence.block].item_kinds
+        bit = 1
+        while bit <= carried:
+            if carried & bit:
+                by_kind.setdefault(bit, []).append(i)
+            bit <<= 1
+    heads: list[tuple[frozenset[str], tuple[int, ...]]] = []
+    items: list[tuple[int, int]] = []
+    intros: list[tuple[int, int, int]] = []
+    multi: list[tuple[int, int]] = []
+    for block in blocks:
+        span = tuple(range(block.first, block.end))
+        heads.extend((segment, span) for segment in block.heads)
+        if block.role == ITEM and block.list_id >= 0:
+            items.extend((i, block.list_id) for i in span)
+        if block.role == INTRO:
+            intros.append((block.list_id, block.first, block.end))
+        if len(span) > 1:
+            multi.append((block.first, block.end))
+    listed = {list_id for list_id, _, _ in intros}
+    return ArticleText(
+        sentences,
+        blocks,
+        {t: tuple(v) for t, v in postings.items()},
+        {k: tuple(v) for k, v in by_kind.items()},
+        tuple(heads),
+        tuple((i, lid) for i, lid in items if lid in listed),
+        tuple(intros),
+        tuple(multi),
+    )
