@@ -63,6 +63,8 @@ CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share o
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
 SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
 
+_LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
+
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
@@ -87,13 +89,22 @@ class _Wanted:
     @classmethod
     def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str) -> _Wanted:
         idf = index.idf
-        # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
-        keep = (lambda t: not has_cjk(t)) if language == "en" else (lambda t: True)  # noqa: E731
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
-        wanted = {t: (w, True) for t, w in own.items() if keep(t)}
-        for t, w in plan.expansion.items():
-            if t not in wanted and keep(t):
-                wanted[t] = (w * idf.get(t, 0.0), False)
+        # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
+        english = language == "en"
+        wanted = {t: (w, True) for t, w in own.items() if not (english and t[0] > _LAST_LATIN)}
+        for exp in plan.expansions:
+            if english and exp.side == 0:  # Chinese names
+                continue
+            if exp.side >= 0:
+                found: dict[str, float] = {}
+                for doc in exp.docs:
+                    found.update(index.cross_wanted[doc][exp.side])
+            else:
+                found = {t: w * idf.get(t, 0.0) for t, w in exp.terms.items() if not (english and t[0] > _LAST_LATIN)}
+            for t, w in found.items():
+                if t not in wanted:
+                    wanted[t] = (w, False)
         strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in index.domain_terms]
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
@@ -413,17 +424,22 @@ def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
     """
     by_term = {qt.term: qt for qt in plan.terms}
     found: dict[int, set[str]] = {}
+    titles = index.title_terms
     for hit in plan.alias_hits:
         for term in span_terms(plan.units[hit.start : hit.end]):
             qt = by_term.get(term)
             alternatives = [alt for alt, _ in qt.alternatives] if qt else [term]
             for doc in hit.payloads:
-                if any(alt in index.title_terms[doc] for alt in alternatives):
+                title = titles[doc]
+                if any(alt in title for alt in alternatives):
                     found.setdefault(doc, set()).update([term, *alternatives])
     for expansion in plan.expansions:  # the same names in the other language
         for doc in expansion.docs:
             if doc in found:
-                found[doc].update(t for t in expansion.terms if t in index.title_terms[doc])
+                if expansion.side >= 0:
+                    found[doc].update(index.cross_title[doc][expansion.side])
+                else:
+                    found[doc].update(t for t in expansion.terms if t in titles[doc])
     return {doc: frozenset(words) for doc, words in found.items()}
 
 

@@ -62,7 +62,7 @@ FIELD_BOOSTS = {"names": 3.0, "tags": 1.5, "body": 1.0}
 K1 = 1.2
 B = {"names": 0.3, "tags": 0.3, "body": 0.75}
 EXPANSION_WEIGHT = 0.3
-NEGLIGIBLE_CREDIT = 0.05  # expansion coverage credits below this (a common character's) are skipped
+SKIP_COVERED_CHARS = True
 MEMO_SIZE = 8192  # entries of each per-term memo of the index
 REACH_FLOOR = 0.0  # an expansion's contribution below this is dropped at build time (speed)
 EXPANSION_COVERAGE = 0.3  # share of an alias span's coverage its other-language names earn
@@ -249,6 +249,14 @@ class Index:
                 reach_pair.append(reach)
             self._cross_terms.append((pair[0], pair[1]))
             self._cross_reach.append((reach_pair[0], reach_pair[1]))
+        self._cross_groups = [
+            tuple(dict.fromkeys(names, EXPANSION_WEIGHT) for names in pair) for pair in self._cross_terms
+        ]
+        # The same, weighted by idf, as the answer scorer wants them.
+        self.cross_wanted = [
+            tuple({t: EXPANSION_WEIGHT * self.idf.get(t, 0.0) for t in names} for names in pair)
+            for pair in self._cross_terms
+        ]
         self._cross_dense = [
             tuple([reach.get(doc, 0.0) for doc in range(n)] for reach in pair) for pair in self._cross_reach
         ]
@@ -267,6 +275,7 @@ class Index:
         # Memos of pure functions of the built index (bounded; a lost race recomputes).
         self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
         self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
+        self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
         # Each body parsed into paragraphs, lists and sentences, per language (for answers).
         places = PlaceNames(
             en=[n for a in self.articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
@@ -283,6 +292,11 @@ class Index:
         # What each article is about as a whole: the terms of its titles before any colon.
         self.title_terms: list[frozenset[str]] = [
             frozenset(terms(a.title_zh.split("：")[0] + "\n" + a.title_en.split(":")[0])) for a in self.articles
+        ]
+        # Its names in each language that are title words (what naming it implies, see answer).
+        self.cross_title = [
+            tuple(frozenset(t for t in names if t in self.title_terms[doc]) for names in self._cross_terms[doc])
+            for doc in range(n)
         ]
 
     @property
@@ -322,6 +336,40 @@ class Index:
             found += [term[:-1] + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + x in self.idf]
         return [t for t in found if len(t) >= 4]
 
+    def _analysed(self, term: str, surface: str) -> tuple[tuple[tuple[str, float], ...], float, str | None]:
+        """One query term's alternatives (itself, its typo correction, neighbours, synonyms),
+        its idf and the corrected word if any. Memoised: a pure function of the built index."""
+        key = (term, surface)
+        found = self._term_memo.get(key)
+        if found is not None:
+            return found
+        alternatives: list[tuple[str, float]] = []
+        fixed: str | None = None
+        idf = self.idf.get(term)
+        if idf is not None:
+            alternatives.append((term, 1.0))
+        elif surface and (fixed := self.correct(surface)) is not None:
+            term_fixed = self._typo_targets[fixed]
+            alternatives.append((term_fixed, TYPO_FACTOR))
+            idf = self.idf[term_fixed]
+        if surface:
+            base = alternatives[0][0] if alternatives else term
+            for other in self._neighbours(base):
+                if all(other != alt for alt, _ in alternatives):
+                    alternatives.append((other, NEIGHBOUR_FACTOR))
+                    if idf is None:
+                        idf = self.idf[other]
+        for other in self.synonyms.get(term, ()):
+            if other in self.idf and all(other != alt for alt, _ in alternatives):
+                alternatives.append((other, SYNONYM_FACTOR))
+                if idf is None:
+                    idf = self.idf[other]
+        found = (tuple(alternatives), idf if idf is not None else self._unmatched_idf(term), fixed)
+        if len(self._term_memo) >= MEMO_SIZE:
+            self._term_memo.clear()
+        self._term_memo[key] = found
+        return found
+
     def plan(self, query: str, *, analysed: str | None = None) -> QueryPlan:
         """How ``query`` is searched. ``analysed`` (default: the query) is the text whose terms
         are looked up, e.g. the query without its answer-kind words; names are found in ``query``."""
@@ -332,30 +380,10 @@ class Index:
         corrections: dict[str, str] = {}
         query_terms: list[QueryTerm] = []
         for term, (weight, surface) in raw.items():
-            alternatives: list[tuple[str, float]] = []
-            idf = self.idf.get(term)
-            if idf is not None:
-                alternatives.append((term, 1.0))
-            elif surface and (fixed := self.correct(surface)) is not None:
+            alternatives, idf, fixed = self._analysed(term, surface)
+            if fixed is not None:
                 corrections[surface] = fixed
-                term_fixed = self._typo_targets[fixed]
-                alternatives.append((term_fixed, TYPO_FACTOR))
-                idf = self.idf[term_fixed]
-            if surface:
-                base = alternatives[0][0] if alternatives else term
-                for other in self._neighbours(base):
-                    if all(other != alt for alt, _ in alternatives):
-                        alternatives.append((other, NEIGHBOUR_FACTOR))
-                        if idf is None:
-                            idf = self.idf[other]
-            for other in self.synonyms.get(term, ()):
-                if other in self.idf and all(other != alt for alt, _ in alternatives):
-                    alternatives.append((other, SYNONYM_FACTOR))
-                    if idf is None:
-                        idf = self.idf[other]
-            query_terms.append(
-                QueryTerm(term, weight, idf if idf is not None else self._unmatched_idf(term), tuple(alternatives))
-            )
+            query_terms.append(QueryTerm(term, weight, idf, alternatives))
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -373,18 +401,20 @@ class Index:
             complete = True
             for doc in hit.payloads:
                 # Whole words only (a lone character of a name says little), not the query's own.
-                for term in self._cross_terms[doc][side]:
-                    if term in weights:
-                        complete = False
-                    else:
-                        group[term] = EXPANSION_WEIGHT
+                names = self._cross_groups[doc][side]
+                if names.keys().isdisjoint(weights):
+                    group.update(names)
+                else:
+                    complete = False
+                    group.update((t, w) for t, w in names.items() if t not in weights)
             if group:
                 span = frozenset(span_terms(query_units[hit.start : hit.end])) & masses.keys()
                 expansions.append(Expansion(span, group, hit.payloads, side if complete else -1))
-        expansion: dict[str, float] = {}
-        for exp in expansions:
-            for term, weight in exp.terms.items():
-                expansion[term] = max(expansion.get(term, 0.0), weight)
+        # All expansion terms, each at EXPANSION_WEIGHT (one expansion: its own dict, shared).
+        expansion: dict[str, float] = expansions[0].terms if len(expansions) == 1 else {}
+        if len(expansions) > 1:
+            for exp in expansions:
+                expansion.update(exp.terms)
         content = sum(qt.weight * qt.idf for qt in query_terms)
         return QueryPlan(query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content)
 
@@ -408,10 +438,19 @@ class Index:
         scores = [0.0] * n
         covered = [0.0] * n
         postings = self.postings
+        covered_chars = (
+            {ch for qt in plan.terms if len(qt.term) == 2 and qt.alternatives and qt.term[0] > "\u2fff" for ch in qt.term}
+            if SKIP_COVERED_CHARS
+            else set()
+        )
         for qt in plan.terms:
             qweight = qt.weight
             mass = qweight * qt.idf
             if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
+                continue
+            if qweight < 1.0 and qt.term in covered_chars:
+                for doc in self._docs_of(qt.alternatives):
+                    covered[doc] += mass
                 continue
             alternatives = qt.alternatives
             if len(alternatives) == 1:
@@ -457,9 +496,9 @@ class Index:
                 less: dict[int, float] = {}
                 for term in exp.span_terms:
                     qt = by_term[term]
-                    credit = EXPANSION_COVERAGE * qt.weight * qt.idf
-                    if credit < NEGLIGIBLE_CREDIT:
+                    if qt.weight < 1.0:  # a character of a Chinese name: its bigrams carry it
                         continue
+                    credit = EXPANSION_COVERAGE * qt.idf
                     base += credit
                     done = credited.setdefault(term, set())
                     for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
