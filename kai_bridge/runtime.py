@@ -86,7 +86,7 @@ async def open_runtime(
     say = announce or logger.warning
     started = time.time()
     async with contextlib.AsyncExitStack() as stack:
-        base = await anyio.to_thread.run_sync(KnowledgeBase.load)
+        base = await anyio.to_thread.run_sync(lambda: KnowledgeBase.load(cache_dir=settings.data_dir))
         # The sandbox's bots answer from the same (already loaded) knowledge base.
         session = await stack.enter_async_context(
             open_coze_session(settings, announce=say, answerer=KnowledgeAnswerer(base))

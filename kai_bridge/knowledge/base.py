@@ -14,6 +14,7 @@ from kai_bridge.knowledge.cqi import CqiTable
 from kai_bridge.knowledge.facts import question_kinds, strip_scaffolding
 from kai_bridge.knowledge.index import Index
 from kai_bridge.knowledge.models import KnowledgeAnswer
+from kai_bridge.knowledge.prebuilt import load_index
 from kai_bridge.knowledge.text import Language, detect_language, to_simplified
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "KnowledgeBase"]
@@ -29,8 +30,8 @@ MAX_TOP_K = 10
 class KnowledgeBase:
     """Offline coffee knowledge in Chinese and English. Immutable once loaded; share freely."""
 
-    def __init__(self, *, articles: list[Article], cqi: CqiTable) -> None:
-        self._index = Index(articles)
+    def __init__(self, *, articles: list[Article], cqi: CqiTable, index: Index | None = None) -> None:
+        self._index = index if index is not None else Index(articles)
         self._cqi = cqi
         for article in articles:
             for kind, key in (("country", article.cqi_country), ("process", article.cqi_process)):
@@ -38,11 +39,17 @@ class KnowledgeBase:
                     log.warning("article %s names CQI %s %r, which the CQI table lacks", article.id, kind, key)
 
     @classmethod
-    def load(cls, *, corpus_dir: Path | None = None) -> KnowledgeBase:
-        """Load the shipped corpus (default) or the articles under ``corpus_dir``."""
+    def load(cls, *, corpus_dir: Path | None = None, cache_dir: Path | None = None) -> KnowledgeBase:
+        """Load the shipped corpus (default) or the articles under ``corpus_dir``.
+
+        ``cache_dir``: where the prebuilt index is kept (see :mod:`prebuilt`; the runtime
+        passes its data directory): loaded from there when it matches the corpus, else built
+        and saved there. ``None`` builds the index in memory.
+        """
         started = time.perf_counter()
         root: Traversable | Path = shipped_corpus() if corpus_dir is None else corpus_dir
-        base = cls(articles=load_articles(root), cqi=CqiTable.load_shipped())
+        articles, index = load_index(corpus=root, cache_dir=cache_dir, read_articles=lambda: load_articles(root))
+        base = cls(articles=articles, cqi=CqiTable.load_shipped(), index=index)
         log.info(
             "knowledge base loaded: %d articles in %.0f ms", base.article_count, (time.perf_counter() - started) * 1000
         )

@@ -53,7 +53,7 @@ from importlib import resources
 from kai_bridge.knowledge.corpus import Article
 from kai_bridge.knowledge.facts import PlaceNames
 from kai_bridge.knowledge.phrases import PhraseHit, PhraseMatcher, units
-from kai_bridge.knowledge.structure import ArticleText, parse_body
+from kai_bridge.knowledge.structure import ArticleText, TextState, parse_body, text_from_state, text_state
 from kai_bridge.knowledge.text import EN_STOPWORDS, Token, has_cjk, index_terms, stem, terms, tokens
 
 __all__ = ["Hit", "Index", "QueryPlan", "span_terms"]
@@ -179,76 +179,60 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
-class Index:
-    """Built once from the articles; immutable afterwards, so safe to share between tasks."""
+IndexState = dict[str, object]
 
-    def __init__(self, articles: Sequence[Article]) -> None:
+
+class Index:
+    """Built once from the articles (or restored from a prebuilt :meth:`state`); read-only
+    afterwards apart from bounded memos of pure functions, so safe to share between tasks."""
+
+    def __init__(self, articles: Sequence[Article], *, state: IndexState | None = None) -> None:
         self.articles = list(articles)
+        self._install(state if state is not None else _build_state(self.articles))
+
+    def state(self) -> IndexState:
+        """Everything built from the articles, as plain data (``marshal``-able): what
+        :mod:`prebuilt` stores so a new process need not build the index again."""
+        return {
+            "name_terms": self.name_terms,
+            "idf": self.idf,
+            "postings": self.postings,
+            "domain_terms": self.domain_terms,
+            "aliases": self.aliases.table,
+            "cross_terms": self._cross_terms,
+            "cross_reach": self._cross_reach,
+            "typo_targets": self._typo_targets,
+            "surface_vocab": self._surface_vocab,
+            "deletion_index": self._deletion_index,
+            "synonyms": self.synonyms,
+            "texts": [(text_state(t["zh"]), text_state(t["en"])) for t in self.texts],
+            "proper_nouns": self.proper_nouns,
+            "title_terms": self.title_terms,
+        }
+
+    def _install(self, state: IndexState) -> None:
         n = len(self.articles)
-        field_terms: list[dict[str, list[str]]] = []
-        # Which terms sit in each article's names/tags: a body-only match is weaker evidence.
-        self.name_terms: list[frozenset[str]] = []
-        name_surfaces: set[str] = set()
-        body_surfaces: set[str] = set()
-        for article in self.articles:
-            names, names_latin = index_terms("\n".join(_names(article)))
-            tags, tags_latin = index_terms("\n".join(article.tags))
-            body, body_latin = index_terms(article.body_zh + "\n" + article.body_en)
-            field_terms.append({"names": names, "tags": tags, "body": body})
-            self.name_terms.append(frozenset(names) | frozenset(tags))
-            name_surfaces.update(names_latin, tags_latin)
-            body_surfaces.update(body_latin)
-        avg = {f: max(1.0, sum(len(ft[f]) for ft in field_terms) / max(1, n)) for f in FIELD_BOOSTS}
-        df: Counter[str] = Counter()
-        per_doc_tf: list[dict[str, float]] = []
-        for ft in field_terms:
-            # Body first with a comprehension (it holds most terms), then the small fields.
-            boost = FIELD_BOOSTS["body"] / (1 - B["body"] + B["body"] * len(ft["body"]) / avg["body"])
-            pseudo = {term: boost * count for term, count in Counter(ft["body"]).items()}
-            for name in ("names", "tags"):
-                boost = FIELD_BOOSTS[name] / (1 - B[name] + B[name] * len(ft[name]) / avg[name])
-                for term, count in Counter(ft[name]).items():
-                    pseudo[term] = pseudo.get(term, 0.0) + boost * count
-            per_doc_tf.append(pseudo)
-            df.update(pseudo.keys())
-        self.idf = {term: math.log(1 + (n - d + 0.5) / (d + 0.5)) for term, d in df.items()}
+        g = state.__getitem__
+        self.name_terms: list[frozenset[str]] = g("name_terms")  # type: ignore[assignment]
+        self.idf: dict[str, float] = g("idf")  # type: ignore[assignment]
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
-        self.postings: dict[str, list[tuple[int, float]]] = {term: [] for term in df}
-        k1 = K1
-        for doc, pseudo in enumerate(per_doc_tf):
-            idf, postings = self.idf, self.postings
-            for term, tf in pseudo.items():
-                postings[term].append((doc, idf[term] * tf * (k1 + 1) / (tf + k1)))
-        in_names = Counter(t for terms_ in self.name_terms for t in terms_ if len(t) > 1)
-        self.domain_terms = frozenset(t for t, c in in_names.items() if c >= DOMAIN_SHARE * n)
-        # Titles and aliases are matched in queries; only aliases (names, not descriptions) expand.
-        alias_entries: list[tuple[str, int]] = []
-        self._cross_names: list[tuple[list[Token], list[Token]]] = []
-        for doc, article in enumerate(self.articles):
-            alias_entries.extend((name, doc) for name in _names(article))
-            zh = [t for name in article.aliases_zh for t in tokens(name) if has_cjk(t[0])]
-            en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
-            self._cross_names.append((zh, en))
-        self.aliases: PhraseMatcher[int] = PhraseMatcher(alias_entries)
-        # What naming an article adds to every other article through its names in the other
-        # language (see Expansion): the terms, and per reached article the best score, once.
-        self._cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
-        self._cross_reach: list[tuple[dict[int, float], dict[int, float]]] = []
-        for zh, en in self._cross_names:
-            pair: list[tuple[str, ...]] = []
-            reach_pair: list[dict[int, float]] = []
-            for names in (zh, en):
-                found = tuple(dict.fromkeys(t for t, w, _ in names if w >= 1.0 and t not in self.domain_terms))
-                reach: dict[int, float] = {}
-                for term in found:
-                    for other, impact in self.postings.get(term, ()):
-                        value = EXPANSION_WEIGHT * impact
-                        if value >= REACH_FLOOR and value > reach.get(other, 0.0):
-                            reach[other] = value
-                pair.append(found)
-                reach_pair.append(reach)
-            self._cross_terms.append((pair[0], pair[1]))
-            self._cross_reach.append((reach_pair[0], reach_pair[1]))
+        self.postings: dict[str, list[tuple[int, float]]] = g("postings")  # type: ignore[assignment]
+        self.domain_terms: frozenset[str] = g("domain_terms")  # type: ignore[assignment]
+        self.aliases: PhraseMatcher[int] = PhraseMatcher.from_table(g("aliases"))  # type: ignore[arg-type]
+        self._cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = g("cross_terms")  # type: ignore[assignment]
+        self._cross_reach: list[tuple[dict[int, float], dict[int, float]]] = g("cross_reach")  # type: ignore[assignment]
+        self._typo_targets: dict[str, str] = g("typo_targets")  # type: ignore[assignment]
+        self._surface_vocab: frozenset[str] = g("surface_vocab")  # type: ignore[assignment]
+        self._deletion_index: dict[str, frozenset[str]] = g("deletion_index")  # type: ignore[assignment]
+        self.synonyms: dict[str, tuple[str, ...]] = g("synonyms")  # type: ignore[assignment]
+        texts: list[tuple[TextState, TextState]] = g("texts")  # type: ignore[assignment]
+        self.texts: list[dict[str, ArticleText]] = [
+            {"zh": text_from_state(zh), "en": text_from_state(en)} for zh, en in texts
+        ]
+        self.proper_nouns: frozenset[str] = g("proper_nouns")  # type: ignore[assignment]
+        # What each article is about as a whole: the terms of its titles before any colon.
+        self.title_terms: list[frozenset[str]] = g("title_terms")  # type: ignore[assignment]
+        # Derived views, cheap enough to recompute on every load.
         self._cross_groups = [
             tuple(dict.fromkeys(names, EXPANSION_WEIGHT) for names in pair) for pair in self._cross_terms
         ]
@@ -264,40 +248,15 @@ class Index:
         self._cross_indicator = [
             tuple([1.0 if doc in reach else 0.0 for doc in range(n)] for reach in pair) for pair in self._cross_reach
         ]
-        # Typo targets: Latin words of names and tags only (surface -> stem).
-        self._typo_targets = {w: stem(w) for w in name_surfaces if len(w) >= 5 and w.isalpha()}
-        self._surface_vocab = body_surfaces | name_surfaces
-        self._deletion_index: dict[str, set[str]] = {}
-        for word in self._typo_targets:
-            for variant in _deletes(word) | {word}:
-                self._deletion_index.setdefault(variant, set()).add(word)
-        self.synonyms = _load_synonyms()
-        # Memos of pure functions of the built index (bounded; a lost race recomputes).
-        self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
-        self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
-        self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
-        # Each body parsed into paragraphs, lists and sentences, per language (for answers).
-        places = PlaceNames(
-            en=[n for a in self.articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
-            zh=[n for a in self.articles if a.category == "origin" for n in a.aliases_zh],
-        )
-        self.texts: list[dict[str, ArticleText]] = [
-            {
-                "zh": parse_body(a.body_zh, language="zh", places=places),
-                "en": parse_body(a.body_en, language="en", places=places),
-            }
-            for a in self.articles
-        ]
-        self.proper_nouns = _proper_nouns(a.body_en for a in self.articles)
-        # What each article is about as a whole: the terms of its titles before any colon.
-        self.title_terms: list[frozenset[str]] = [
-            frozenset(terms(a.title_zh.split("：")[0] + "\n" + a.title_en.split(":")[0])) for a in self.articles
-        ]
         # Its names in each language that are title words (what naming it implies, see answer).
         self.cross_title = [
             tuple(frozenset(t for t in names if t in self.title_terms[doc]) for names in self._cross_terms[doc])
             for doc in range(n)
         ]
+        # Memos of pure functions of the built index (bounded; a lost race recomputes).
+        self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
+        self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
+        self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
 
     @property
     def size(self) -> int:
@@ -600,6 +559,107 @@ class Index:
         return hit.coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 
 
+def _build_state(articles: list[Article]) -> IndexState:
+    """Build everything the index needs from the articles (see the module docstring)."""
+    n = len(articles)
+    field_terms: list[dict[str, list[str]]] = []
+    # Which terms sit in each article's names/tags: a body-only match is weaker evidence.
+    name_terms: list[frozenset[str]] = []
+    name_surfaces: set[str] = set()
+    body_surfaces: set[str] = set()
+    for article in articles:
+        names, names_latin = index_terms("\n".join(_names(article)))
+        tags, tags_latin = index_terms("\n".join(article.tags))
+        body, body_latin = index_terms(article.body_zh + "\n" + article.body_en)
+        field_terms.append({"names": names, "tags": tags, "body": body})
+        name_terms.append(frozenset(names) | frozenset(tags))
+        name_surfaces.update(names_latin, tags_latin)
+        body_surfaces.update(body_latin)
+    avg = {f: max(1.0, sum(len(ft[f]) for ft in field_terms) / max(1, n)) for f in FIELD_BOOSTS}
+    df: Counter[str] = Counter()
+    per_doc_tf: list[dict[str, float]] = []
+    for ft in field_terms:
+        # Body first with a comprehension (it holds most terms), then the small fields.
+        boost = FIELD_BOOSTS["body"] / (1 - B["body"] + B["body"] * len(ft["body"]) / avg["body"])
+        pseudo = {term: boost * count for term, count in Counter(ft["body"]).items()}
+        for name in ("names", "tags"):
+            boost = FIELD_BOOSTS[name] / (1 - B[name] + B[name] * len(ft[name]) / avg[name])
+            for term, count in Counter(ft[name]).items():
+                pseudo[term] = pseudo.get(term, 0.0) + boost * count
+        per_doc_tf.append(pseudo)
+        df.update(pseudo.keys())
+    idf = {term: math.log(1 + (n - d + 0.5) / (d + 0.5)) for term, d in df.items()}
+    postings: dict[str, list[tuple[int, float]]] = {term: [] for term in df}
+    for doc, pseudo in enumerate(per_doc_tf):
+        for term, tf in pseudo.items():
+            postings[term].append((doc, idf[term] * tf * (K1 + 1) / (tf + K1)))
+    in_names = Counter(t for terms_ in name_terms for t in terms_ if len(t) > 1)
+    domain_terms = frozenset(t for t, c in in_names.items() if c >= DOMAIN_SHARE * n)
+    # Titles and aliases are matched in queries; only aliases (names, not descriptions) expand.
+    alias_entries: list[tuple[str, int]] = []
+    cross_names: list[tuple[list[Token], list[Token]]] = []
+    for doc, article in enumerate(articles):
+        alias_entries.extend((name, doc) for name in _names(article))
+        zh = [t for name in article.aliases_zh for t in tokens(name) if has_cjk(t[0])]
+        en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
+        cross_names.append((zh, en))
+    # What naming an article adds to every other article through its names in the other
+    # language (see Expansion): the terms, and per reached article the best score, once.
+    cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    cross_reach: list[tuple[dict[int, float], dict[int, float]]] = []
+    for zh, en in cross_names:
+        pair: list[tuple[str, ...]] = []
+        reach_pair: list[dict[int, float]] = []
+        for names in (zh, en):
+            found = tuple(dict.fromkeys(t for t, w, _ in names if w >= 1.0 and t not in domain_terms))
+            reach: dict[int, float] = {}
+            for term in found:
+                for other, impact in postings.get(term, ()):
+                    value = EXPANSION_WEIGHT * impact
+                    if value >= REACH_FLOOR and value > reach.get(other, 0.0):
+                        reach[other] = value
+            pair.append(found)
+            reach_pair.append(reach)
+        cross_terms.append((pair[0], pair[1]))
+        cross_reach.append((reach_pair[0], reach_pair[1]))
+    # Typo targets: Latin words of names and tags only (surface -> stem).
+    typo_targets = {w: stem(w) for w in name_surfaces if len(w) >= 5 and w.isalpha()}
+    deletion_index: dict[str, set[str]] = {}
+    for word in typo_targets:
+        for variant in _deletes(word) | {word}:
+            deletion_index.setdefault(variant, set()).add(word)
+    # Each body parsed into paragraphs, lists and sentences, per language (for answers).
+    places = PlaceNames(
+        en=[n for a in articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
+        zh=[n for a in articles if a.category == "origin" for n in a.aliases_zh],
+    )
+    texts = [
+        (
+            text_state(parse_body(a.body_zh, language="zh", places=places)),
+            text_state(parse_body(a.body_en, language="en", places=places)),
+        )
+        for a in articles
+    ]
+    return {
+        "name_terms": name_terms,
+        "idf": idf,
+        "postings": postings,
+        "domain_terms": domain_terms,
+        "aliases": PhraseMatcher(alias_entries).table,
+        "cross_terms": cross_terms,
+        "cross_reach": cross_reach,
+        "typo_targets": typo_targets,
+        "surface_vocab": frozenset(body_surfaces | name_surfaces),
+        "deletion_index": {k: frozenset(v) for k, v in deletion_index.items()},
+        "synonyms": _load_synonyms(),
+        "texts": texts,
+        "proper_nouns": _proper_nouns([a.body_en for a in articles]),
+        "title_terms": [
+            frozenset(terms(a.title_zh.split("：")[0] + "\n" + a.title_en.split(":")[0])) for a in articles
+        ],
+    }
+
+
 def _load_synonyms() -> dict[str, tuple[str, ...]]:
     """term -> the other terms of its synonym groups (``data/synonyms.json``)."""
     data = json.loads(resources.files("kai_bridge.knowledge").joinpath("data", "synonyms.json").read_text("utf-8"))
@@ -620,12 +680,12 @@ def _bare_title(title: str) -> str:
     return re.sub(r"\s*(?:coffee|\(.*\))\s*", " ", title).strip()
 
 
-def _proper_nouns(bodies: Sequence[str] | object) -> frozenset[str]:
+def _proper_nouns(bodies: Sequence[str]) -> frozenset[str]:
     """English words only ever written capitalized (Turkish, AeroPress): kept as written when
     a list item is joined into a sentence, while ordinary words are lower-cased."""
     capital: set[str] = set()
     lower: set[str] = set()
-    for body in bodies:  # type: ignore[attr-defined]
+    for body in bodies:
         for word in re.findall(r"[A-Za-z][A-Za-z0-9'-]*", body):
             (capital if word[0].isupper() else lower).add(word.lower() if word[0].isupper() else word)
     return frozenset(capital - lower)

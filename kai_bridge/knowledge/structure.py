@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kai_bridge.knowledge.facts import DEFINITION, STEPS, PlaceNames, flavour_notes, sentence_kinds, steps_intro
 from kai_bridge.knowledge.text import has_cjk, terms
 
-__all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body", "text_of"]
+__all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body", "text_from_state", "text_state"]
 
 PARA, INTRO, ITEM = 0, 1, 2
 
@@ -33,7 +33,6 @@ _ZH_SENTENCE = re.compile(r"[^。！？]+[。！？]?[”」）)]?")
 @dataclass(frozen=True, slots=True)
 class Sentence:
     text: str  # as displayed: list marker stripped
-    terms: frozenset[str]
     kinds: int  # facts.* bits
     block: int  # index into ArticleText.blocks
     position: int  # order in the article (0 = the lead sentence)
@@ -157,6 +156,7 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
         raw_blocks.append((PARA, -1, stripped, steps_intro(_head(stripped))))
 
     sentences: list[Sentence] = []
+    sentence_terms: list[list[str]] = []
     blocks: list[Block] = []
     for role, lid, text, is_steps in raw_blocks:
         first = len(sentences)
@@ -167,16 +167,8 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
                 kinds |= DEFINITION  # the lead sentence, a labelled item's first sentence
             if is_steps:
                 kinds |= STEPS
-            sentences.append(
-                Sentence(
-                    sentence_text,
-                    frozenset(terms(sentence_text)),
-                    kinds,
-                    len(blocks),
-                    len(sentences),
-                    flavour_notes(sentence_text),
-                )
-            )
+            sentences.append(Sentence(sentence_text, kinds, len(blocks), len(sentences), flavour_notes(sentence_text)))
+            sentence_terms.append(terms(sentence_text))
         if len(sentences) > first:
             blocks.append(Block(role, first, len(sentences), lid, head_segments(head) if head else (), is_steps, 0))
     # An intro carries what its items carry (a table of brew times answers "how long").
@@ -188,15 +180,15 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
                     for sentence in sentences[other.first : other.end]:
                         carried |= sentence.kinds
             blocks[b] = Block(block.role, block.first, block.end, block.list_id, block.heads, block.steps, carried)
-    return text_of(tuple(sentences), tuple(blocks))
+    return _text_of(tuple(sentences), tuple(blocks), sentence_terms)
 
 
-def text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...]) -> ArticleText:
+def _text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentence_terms: list[list[str]]) -> ArticleText:
     """An :class:`ArticleText` with its scoring indexes derived from its sentences and blocks."""
     postings: dict[str, list[int]] = {}
     by_kind: dict[int, list[int]] = {}
     for i, sentence in enumerate(sentences):
-        for term in sentence.terms:
+        for term in dict.fromkeys(sentence_terms[i]):
             postings.setdefault(term, []).append(i)
         carried = sentence.kinds | blocks[sentence.block].item_kinds
         bit = 1
@@ -227,4 +219,37 @@ def text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...]) -> Artic
         tuple((i, lid) for i, lid in items if lid in listed),
         tuple(intros),
         tuple(multi),
+    )
+
+
+# --- the prebuilt index stores parsed bodies as plain tuples (see prebuilt.py) ----------------
+TextState = tuple[object, ...]
+
+
+def text_state(text: ArticleText) -> TextState:
+    """``text`` as nested tuples, dicts and frozensets only (what ``marshal`` can store)."""
+    return (
+        tuple((s.text, s.kinds, s.block, s.position, s.flavour) for s in text.sentences),
+        tuple((b.role, b.first, b.end, b.list_id, b.heads, b.steps, b.item_kinds) for b in text.blocks),
+        text.postings,
+        text.by_kind,
+        text.heads,
+        text.items,
+        text.intros,
+        text.multi,
+    )
+
+
+def text_from_state(state: TextState) -> ArticleText:
+    """The inverse of :func:`text_state`."""
+    sentences, blocks, postings, by_kind, heads, items, intros, multi = state
+    return ArticleText(
+        tuple(Sentence(*row) for row in sentences),  # type: ignore[attr-defined]
+        tuple(Block(*row) for row in blocks),  # type: ignore[attr-defined]
+        postings,  # type: ignore[arg-type]
+        by_kind,  # type: ignore[arg-type]
+        heads,  # type: ignore[arg-type]
+        items,  # type: ignore[arg-type]
+        intros,  # type: ignore[arg-type]
+        multi,  # type: ignore[arg-type]
     )
