@@ -202,7 +202,7 @@ def _lower_first(text: str, proper: frozenset[str]) -> str:
     word = re.match(r"[A-Za-z][A-Za-z0-9'-]*", text)
     if not word or not word.group()[0].isupper() or word.group().isupper():
         return text
-    if word.group().lower() in proper or len(word.group()) == 1 and text[1:2] == " " and word.group() != "A":
+    if word.group().lower() in proper or (len(word.group()) == 1 and text[1:2] == " " and word.group() != "A"):
         return text
     return text[0].lower() + text[1:]
 
@@ -288,7 +288,7 @@ class _Renderer:
         text = _clip(self.block_text(block_index), self.budget)
         block = self.text.blocks[block_index]
         # A comparison asks about two things: another item labelled with the question's words.
-        intro_block, items = self.text.list_blocks(block.list_id)
+        _, items = self.text.list_blocks(block.list_id)
         chosen = [block_index]
         budget = self.budget - len(text)
         for item in sorted(items, key=lambda i: (-self.block_score(i), i)):

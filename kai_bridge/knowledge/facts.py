@@ -15,13 +15,14 @@ topic words (几天 is no topic; "long" matches "longberry").
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
-    "CAUSE",
     "ALTITUDE",
+    "CAUSE",
     "COMPARISON",
     "DATE",
     "DEFINITION",
@@ -105,12 +106,12 @@ def _cue(kind: int, phrases: str, prefixes: str, zh: str) -> _Cue:
     )
 
 
-_TIMED = "brew brewing steep steeping extraction contact drawdown bloom roast roasting rest resting drying fermentation total cook cooking".split()
+_TIMED = ["brew", "brewing", "steep", "steeping", "extraction", "contact", "drawdown", "bloom", "roast", "roasting", "rest", "resting", "drying", "fermentation", "total", "cook", "cooking"]
 _CUES: tuple[_Cue, ...] = (
     _cue(
         DURATION,
         "how long, how soon, how quickly, half life, shelf life, stay fresh, stays fresh, "
-        + ", ".join(f"how many {u}" for u in "seconds minutes hours days weeks months years".split()) + ", "
+        + ", ".join(f"how many {u}" for u in ["seconds", "minutes", "hours", "days", "weeks", "months", "years"]) + ", "
         + ", ".join(f"{w} time" for w in _TIMED) + ", " + ", ".join(f"{w} times" for w in _TIMED),
         "",
         "多久 多长时间 多长 多少时间 几分钟 多少分钟 几秒 多少秒 几天 多少天 几小时 几个小时 多少小时 几周 几个月 "
@@ -176,7 +177,7 @@ _CUES: tuple[_Cue, ...] = (
         CAUSE,
         "why, cause, causes, fix, bitter, sour, muddy, what should i, should i, bad for, safe, healthy, can i, "
         "is it ok, is it okay, is it bad, "
-        + ", ".join(f"too {w}" for w in "slow slowly fast quickly bitter sour weak strong fine coarse".split()),
+        + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",
         "为什么 为何 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
     ),
@@ -189,7 +190,7 @@ _CUES: tuple[_Cue, ...] = (
     ),
 )
 _STEP_VERBS = frozenset(
-    "make brew use prepare store steam dial do clean roast freeze grind pour froth keep made brewed processed".split()
+    ["make", "brew", "use", "prepare", "store", "steam", "dial", "do", "clean", "roast", "freeze", "grind", "pour", "froth", "keep", "made", "brewed", "processed"]
 )
 _WORDS = re.compile(r"[a-z0-9]+")
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
@@ -207,7 +208,7 @@ def question_kinds(question: str) -> tuple[int, int]:
     words = _WORDS.findall(lower)
     grams = set(words)
     if len(words) > 1:
-        grams.update([f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
+        grams.update([f"{a} {b}" for a, b in itertools.pairwise(words)])
         grams.update([f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)])
     cjk = has_cjk(question)
     kinds = 0
@@ -354,7 +355,7 @@ _COMPARISON_EN = _words(
     "than compared while whereas unlike differ differs difference reverse instead versus both similar contrast"
 )
 _COMPARISON_ZH = re.compile("比|相比|而|不同|区别|相反|较|不如|同样|类似|与之")
-_DEFINITION_EN = frozenset("is are was means refers called stands".split())
+_DEFINITION_EN = frozenset(["is", "are", "was", "means", "refers", "called", "stands"])
 _DEFINITION_ZH = re.compile("^[^。；]{0,30}?(?:是|指|称为|又称|即|意为|意思是|意思)")
 _PROFILE_EN = _words(
     "note notes acidity body jasmine citrus caramel nutty nuts taste tastes bergamot spice",
@@ -367,10 +368,7 @@ _STEPS_EN = _words(
 )
 _STEPS_ZH = re.compile("步骤|方法|做法|参数|配方|要点|建议|流程|用法|操作|技巧|指南|入门|顺序|调整思路|打奶")
 _FLAVOUR_EN = frozenset(
-    "floral fruity fruit jasmine bergamot lemon citrus orange grapefruit berry berries blueberry strawberry "
-    "blackcurrant blackberry raspberry cherry plum peach apricot tropical winey chocolate cocoa caramel honey "
-    "nutty nuts almond spice spicy cedar tobacco earthy herbal woody smoky sweet sweetness acidity body syrupy "
-    "clean bright juicy tomato raisin fig cinnamon".split()
+    ["floral", "fruity", "fruit", "jasmine", "bergamot", "lemon", "citrus", "orange", "grapefruit", "berry", "berries", "blueberry", "strawberry", "blackcurrant", "blackberry", "raspberry", "cherry", "plum", "peach", "apricot", "tropical", "winey", "chocolate", "cocoa", "caramel", "honey", "nutty", "nuts", "almond", "spice", "spicy", "cedar", "tobacco", "earthy", "herbal", "woody", "smoky", "sweet", "sweetness", "acidity", "body", "syrupy", "clean", "bright", "juicy", "tomato", "raisin", "fig", "cinnamon"]
 )
 _FLAVOUR_EN_PAIRS = frozenset(["stone fruit", "brown sugar", "tea like"])
 _FLAVOUR_ZH = re.compile(
@@ -383,7 +381,7 @@ _SENTENCE_WORDS = re.compile(r"[a-z0-9]+(?:-[a-z]+)*")
 def _sentence_words(lower: str) -> tuple[list[str], set[str], set[str]]:
     words = _SENTENCE_WORDS.findall(lower)
     flat = [part for w in words for part in w.split("-")]
-    return words, set(words) | set(flat), {f"{a} {b}" for a, b in zip(flat, flat[1:], strict=False)}
+    return words, set(words) | set(flat), {f"{a} {b}" for a, b in itertools.pairwise(flat)}
 
 
 def flavour_notes(text: str) -> int:
@@ -452,7 +450,7 @@ _NAME_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'’-]*")
 
 
 _DIGITS = re.compile(r"\d")
-_TIME_WORDS = frozenset("second seconds minute minutes hour hours day days week weeks month months year years overnight".split())
+_TIME_WORDS = frozenset(["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years", "overnight"])
 _ZH_NUMBERED = re.compile(f"[{_ZH_NUMERALS}]")
 
 

@@ -607,11 +607,11 @@ def _build_state(articles: list[Article]) -> IndexState:
     # language (see Expansion): the terms, and per reached article the best score, once.
     cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     cross_reach: list[tuple[dict[int, float], dict[int, float]]] = []
-    for zh, en in cross_names:
+    for zh_names, en_names in cross_names:
         pair: list[tuple[str, ...]] = []
         reach_pair: list[dict[int, float]] = []
-        for names in (zh, en):
-            found = tuple(dict.fromkeys(t for t, w, _ in names if w >= 1.0 and t not in domain_terms))
+        for side_names in (zh_names, en_names):
+            found = tuple(dict.fromkeys(t for t, w, _ in side_names if w >= 1.0 and t not in domain_terms))
             reach: dict[int, float] = {}
             for term in found:
                 for other, impact in postings.get(term, ()):

@@ -93,7 +93,7 @@ def _read(path: Path) -> IndexState | None:
         return None
     try:
         with _no_gc():
-            state = marshal.loads(data[36:])
+            state = marshal.loads(data[36:])  # noqa: S302 - our own file, checksummed (module docstring)
     except (EOFError, ValueError, TypeError) as exc:
         log.warning("knowledge index cache %s does not load (%s); building the index again", path, exc)
         return None

@@ -26,6 +26,9 @@ _MARKER = re.compile(r"^\s*(?:[-*\u2022]\s+|\d{1,2}[.)]\s+|[一二三四五六�
 # A label at the start of an item or paragraph: "Flat white: ...", "拿铁（Caffè latte）：...".
 _HEAD_EN = re.compile(r"^([^.;:!?]{1,48}?):\s")
 _HEAD_ZH = re.compile(r"^([^。；：！？]{1,24}?)：")
+# An enumeration written inside one line ("典型流程：一、...；二、..."): the markers go, the
+# clauses stay (list markers never appear in the middle of an answer).
+_INLINE_MARKER = re.compile(r"(?<=[：；:;。])\s*(?:[一二三四五六七八九十]{1,3}、|[（(]\d{1,2}[）)]\s*)")
 _EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _ZH_SENTENCE = re.compile(r"[^。！？]+[。！？]?[”」）)]?")
 
@@ -130,7 +133,7 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
                 list_id = -1  # a blank line ends a list once it has items
             continue
         marker = _MARKER.match(text)
-        stripped = text[marker.end() :].strip() if marker else text
+        stripped = _INLINE_MARKER.sub("", text[marker.end() :].strip() if marker else text)
         role = PARA
         if list_id >= 0:
             if marker or open_items == 0 or (labelled and _head(stripped)):
