@@ -415,8 +415,8 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     )
 
 
-def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
-    """Per article the question names by its title: the question's terms that name it.
+def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, frozenset[str]]:
+    """Per article of ``docs`` the question names by its title: the question's terms that name it.
 
     Only title words count ("Kenyan coffee" for "Kenya AA"): an alias that names a part of
     an article ("AA", "flat white", "blade grinder") is what the answer must be about, not
@@ -426,10 +426,13 @@ def _naming_terms(plan: QueryPlan, index: Index) -> dict[int, frozenset[str]]:
     found: dict[int, set[str]] = {}
     titles = index.title_terms
     for hit in plan.alias_hits:
+        named = hit.payloads & docs
+        if not named:
+            continue
         for term in span_terms(plan.units[hit.start : hit.end]):
             qt = by_term.get(term)
             alternatives = [alt for alt, _ in qt.alternatives] if qt else [term]
-            for doc in hit.payloads:
+            for doc in named:
                 title = titles[doc]
                 if any(alt in title for alt in alternatives):
                     found.setdefault(doc, set()).update([term, *alternatives])
@@ -469,7 +472,7 @@ def compose(
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
-    naming = _naming_terms(plan, index) if plan.alias_hits else {}
+    naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
     scored_by_doc: dict[int, tuple[list[float], float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
     }

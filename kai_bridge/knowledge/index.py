@@ -458,6 +458,8 @@ class Index:
                     if qt.weight < 1.0:  # a character of a Chinese name: its bigrams carry it
                         continue
                     credit = EXPANSION_COVERAGE * qt.idf
+                    if credit < NEGLIGIBLE:  # "coffee" in "Costa Rica coffee": in every article
+                        continue
                     base += credit
                     done = credited.setdefault(term, set())
                     for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
