@@ -57,13 +57,15 @@ from kai_bridge.conversations import ConversationService
 from kai_bridge.coze import CozeClient, EnterMessage
 from kai_bridge.coze.auth import JWTAuth
 from kai_bridge.keys import generate_key_pair, load_private_key
-from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
+from kai_bridge.knowledge import KnowledgeBase, KnowledgeBrief, KnowledgeService
 from kai_bridge.mcp import build_mcp_server
 from kai_bridge.sandbox import COFFEE_BOT_ID, SandboxConfig, start_sandbox
 from kai_bridge.store import open_store
 from kai_bridge.tools import ToolRegistry, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the labelled answer sets and their checks live with the tests
+from tests.knowledge.support import answer_cases, carries_fact, ends_on_colon  # noqa: E402
 PY = sys.executable
 CLI = [PY, "-m", "kai_bridge.cli"]
 BARE = [PY, str(REPO / "scripts" / "bench" / "bare_mcp_server.py")]
@@ -76,6 +78,9 @@ QUESTIONS = [
     "cupping protocol", "Yemen mocha history", "grind size for french press",
 ]
 QUESTIONS = (QUESTIONS * 4)[:64]
+
+
+ANSWER_LINES: list[str] = []  # filled by part_calls: the answer-fact table over stdio
 
 
 def natural_questions() -> list[str]:
@@ -217,6 +222,28 @@ async def interleaved(bare: ClientSession, kai: ClientSession, *, calls: int, re
     return [row[4] for row in rows[1:]], rows[0][4]
 
 
+async def answer_facts(session: ClientSession) -> list[str]:
+    """The labelled answer sets through ``coffee_knowledge_query`` over this session: the share of
+    structured answers that carry their fact (tests/knowledge/support.py), per set and language."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    colon = 0
+    for split in ("tuning", "heldout"):
+        for case in answer_cases(split):
+            result = await session.call_tool("coffee_knowledge_query", {"query": case.query})
+            brief = KnowledgeBrief.model_validate(result.structured_content)
+            colon += ends_on_colon(brief)
+            for key in ("all", case.lang):
+                cell = counts.setdefault((split, key), [0, 0])
+                cell[0] += carries_fact(brief, case)
+                cell[1] += 1
+    out = ["| answers over MCP stdio | tuning | held-out |", "|---|---:|---:|"]
+    for key in ("all", "zh", "en"):
+        cells = [counts[(split, key)] for split in ("tuning", "heldout")]
+        out.append(f"| {key} | " + " | ".join(f"{h}/{n} = {h / n:.3f}" for h, n in cells) + " |")
+    out.append(f"\n- answers ending on a colon: {colon}")
+    return out
+
+
 async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, list[Series], Series]]:
     rows: list[tuple[str, list[Series], Series]] = []
     extension = ["--extension", "bench_extension:install"]
@@ -225,6 +252,7 @@ async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, lis
         stdio_session([*BARE, "stdio"], base_env(tmp, "bare")) as bare_session,
     ):
         kai, bare = await interleaved(bare_session, kai_session, calls=calls, reps=reps)
+        ANSWER_LINES[:] = await answer_facts(kai_session)
     rows.append(("stdio", kai, bare))
 
     # Streamable HTTP (stateful, SSE replies: both servers on their defaults)
@@ -394,6 +422,7 @@ def report(calls: list[tuple[str, list[Series], Series]], chats: list[Series], l
         for series in [*kai, bare]:
             out.append(f"| {transport} | {series.label} | {series.rate:.0f} | {series.p50:.2f} | {series.p90:.2f} "
                        f"| {series.size:.0f} | {series.rate / bare.rate:.2f}x |")
+    out += ["", *ANSWER_LINES]
     if not chats:
         goal = "; ".join(
             f"{transport}: " + ", ".join(f"{s.label.removeprefix('kai-bridge ')} {s.rate / bare.rate:.2f}x" for s in kai)

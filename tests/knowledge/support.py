@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from kai_bridge.knowledge import KnowledgeAnswer
+from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBrief
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -111,7 +111,7 @@ def fact_text(text: str) -> str:
     return _SPACES.sub(" ", _DASHES.sub("-", unicodedata.normalize("NFKC", text).lower()))
 
 
-def carries_fact(answer: KnowledgeAnswer, case: AnswerCase) -> bool:
+def carries_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
     """The answer text (titles of its sources taken out) contains one of the case's facts."""
     text = answer.answer
     for passage in answer.passages:
@@ -120,10 +120,10 @@ def carries_fact(answer: KnowledgeAnswer, case: AnswerCase) -> bool:
     return any(fact_text(fact) in text for fact in case.facts)
 
 
-def ends_on_colon(answer: KnowledgeAnswer) -> bool:
+def ends_on_colon(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
     return any(line.rstrip().endswith((":", "：")) for line in answer.answer.splitlines() if line.strip())
 
 
-def has_list_marker(answer: KnowledgeAnswer) -> bool:
+def has_list_marker(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
     """A list marker at the start of a line or in the middle of prose."""
     return any(_MID_MARKER.search(line) or _LINE_MARKER.match(line) for line in answer.answer.splitlines())
