@@ -66,6 +66,7 @@ from kai_bridge.tools import ToolRegistry, build_registry
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # the labelled answer sets and their checks live with the tests
 from tests.knowledge.support import answer_cases, carries_fact, ends_on_colon  # noqa: E402
+
 PY = sys.executable
 CLI = [PY, "-m", "kai_bridge.cli"]
 BARE = [PY, str(REPO / "scripts" / "bench" / "bare_mcp_server.py")]
