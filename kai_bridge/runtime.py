@@ -165,7 +165,7 @@ async def open_runtime(
         tool_observer, coze_observer = observer_for(metrics=metrics, tracing=tracing)
         health = Health(stack)
         base = given.knowledge_base if given.knowledge_base is not None else await anyio.to_thread.run_sync(
-            KnowledgeBase.load
+            lambda: KnowledgeBase.load(cache_dir=settings.data_dir)
         )
         # The sandbox's bots answer from the same (already loaded) knowledge base.
         session = await health.open(

@@ -1,47 +1,73 @@
-"""Turning ranked hits into a :class:`KnowledgeAnswer`: sentences, snippets, CQI figures, sources.
+"""Turning ranked hits into a :class:`KnowledgeAnswer`: the sentence that carries the fact, its context.
 
 Answers are extractive on purpose: every sentence comes from a shipped article, so the answer
-is exactly as right as the corpus and always traceable to its sources.
+is exactly as right as the corpus and always traceable to its source, which it names.
+
+How the answer is built:
+
+1. What the question asks for (:func:`facts.question_kinds`: a duration, a temperature, a
+   ratio, a quantity, a date, a place, a person, a definition, steps, a comparison, a cause,
+   a taste) and which words matter (the query plan's terms, idf-weighted).
+2. Every sentence of the credible articles is scored: its words in common with the question,
+   a bonus when it carries the kind of fact asked for (precomputed per sentence), a bonus
+   when it sits in a list item labelled with the thing asked about ("Flat white: ..."), part
+   of its list intro's score, and the rank of its article. The best one is the anchor.
+3. The anchor is given the context a reader needs, in the article's own shape: a list intro
+   comes with its (relevant) items; an unlabelled item comes with its intro; a labelled item
+   is given whole; a sentence of prose gets its neighbours when they are relevant (or when
+   it opens with "It", "This", 它...). Items are joined into one sentence with ";" or "；":
+   no list markers, and the text never ends on a colon.
+4. The article it came from is named at the end; CQI figures, when the question names a
+   country or process, follow on a second line.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.index import Hit, Index, QueryPlan
+from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS
+from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
-from kai_bridge.knowledge.text import Language, has_cjk, sentences, terms
+from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
+from kai_bridge.knowledge.text import Language, has_cjk, terms
 
-__all__ = ["SentenceCache", "compose"]
+__all__ = ["ANSWER_ARTICLES", "compose"]
 
 # Origins named as examples when nothing is found (the best known ones, if present).
 _EXAMPLE_ORIGINS = ("origin-ethiopia", "origin-kenya", "origin-colombia", "origin-brazil", "origin-yunnan-china")
 # A hit lower than this share of the best one is noise, not a related article.
 RELATIVE_CUTOFF = 0.15
 MAX_FIGURES = 3
-ANSWER_SENTENCES = 2
 SNIPPET_CHARS = {"zh": 120, "en": 280}
-ANSWER_CHARS = {"zh": 220, "en": 520}
+ANSWER_CHARS = {"zh": 240, "en": 560}
+CONTEXT_SENTENCES = 2  # sentences of prose added around a prose anchor, at most
+ANSWER_ARTICLES = 3  # articles whose sentences may anchor the answer
 
-# Asking "what is it like": favour sentences about taste (特点 -> 风味/口感 sentences).
-_PROFILE_ZH = ("特点", "特色", "特征", "风味", "口感", "味道", "起来", "怎么样", "好喝")
-_PROFILE_EN = frozenset(terms("characteristic characteristics profile flavor flavour taste tastes like"))
-_PROFILE_SENTENCE = frozenset(
-    terms(
-        "风味 口感 香气 酸质 酸度 醇厚 甜感 花香 果香 余韵 茉莉 柑橘 浆果 巧克力 "
-        "flavor flavour notes aroma acidity body sweetness floral fruity jasmine citrus berry chocolate"
-    )
-)
-# Asking for a quantity: favour sentences that carry one.
-_NUMERIC_QUERY = re.compile(
-    r"多久|多长|多少|几分钟|几天|几度|比例|温度|how long|how much|how many|how hot|ratio|temperature", re.IGNORECASE
-)
-_NUMERIC_SENTENCE = re.compile(
-    r"\d|分钟|小时|秒|minute|second|hour|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE
+# Sentence scoring (tuned on tests/data/knowledge_answers_tuning.jsonl).
+PRIMARY_BONUS = 4.0  # carries the kind of fact the question asks for first
+KIND_BONUS = 1.5  # carries another kind the question asks for
+HEAD_BONUS = 4.0  # in a list item labelled with what the question names ("Flat white: ...")
+INTRO_SHARE = 0.5  # an item inherits this share of its intro's word score
+BLOCK_SHARE = 0.5  # ... and of the best word score of its own paragraph or item
+FOCUS_SHARE = 0.6  # the question's subject: its words with at least this share of the top idf
+LEAD_BONUS = 0.5  # the article's first sentence (it usually defines the subject)
+LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's subject is
+ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
+NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
+NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
+PROXIMITY = 0.25  # x the share of the question one sentence of the article carries (re-ranks kept hits)
+CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
+FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
+SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
+
+_LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
+
+# Prose that leans on the sentence before it.
+_LEANS_BACK = re.compile(
+    r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
 )
 # Words that make a bare country or process name a coffee question ("中国股市" is not).
 _COFFEE_CONTEXT = frozenset(
@@ -50,84 +76,275 @@ _COFFEE_CONTEXT = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class _Sentence:
-    text: str
-    terms: frozenset[str]
-    position: int
-    numeric: bool  # carries a figure: a number, a duration, a temperature
-
-
-class SentenceCache:
-    """Articles split into sentences once, on first use."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], list[_Sentence]] = {}
-
-    def get(self, article: Article, language: str) -> list[_Sentence]:
-        key = (article.id, language)
-        found = self._cache.get(key)
-        if found is None:
-            found = [
-                _Sentence(text, frozenset(terms(text)), i, _NUMERIC_SENTENCE.search(text) is not None)
-                for i, text in enumerate(sentences(article.body(language)))
-            ]
-            self._cache[key] = found
-        return found
-
-
-@dataclass(frozen=True, slots=True)
 class _Wanted:
-    """What makes a sentence relevant to this query: its terms' weights, plus a bonus for
-    taste sentences when it asks what something is like, and for sentences with figures
-    when it asks how long / how much."""
+    """What makes a sentence relevant to this question."""
 
-    items: tuple[tuple[str, float], ...]
-    profile: bool
-    numeric: bool
+    weights: tuple[tuple[str, float, bool], ...]  # term, weight x idf, a query word (not an expansion)
+    content: float  # the question's own words' weight (x idf), all of them
+    strong: frozenset[str]  # whole words of the question and their alternatives
+    focus: frozenset[str]  # the question's most specific words (its subject)
+    kinds: int
+    primary: int
 
     @classmethod
-    def of(cls, plan: QueryPlan, index: Index) -> _Wanted:
-        wanted = {t: w * index.idf.get(t, 0.0) for t, w in plan.weights.items()}
-        for t, w in plan.expansion.items():
-            wanted.setdefault(t, w * index.idf.get(t, 0.0))
-        profile = any(word in plan.text for word in _PROFILE_ZH) or bool(_PROFILE_EN & plan.weights.keys())
-        numeric = _NUMERIC_QUERY.search(plan.text) is not None
-        # Negligible weights (common characters) cannot change a choice; skip them.
-        return cls(tuple((t, w) for t, w in wanted.items() if w >= 0.05), profile, numeric)
+    def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str) -> _Wanted:
+        idf = index.idf
+        own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
+        # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
+        english = language == "en"
+        wanted = {t: (w, True) for t, w in own.items() if not (english and t[0] > _LAST_LATIN)}
+        for exp in plan.expansions:
+            if english and exp.side == 0:  # Chinese names
+                continue
+            if exp.side >= 0:
+                found: dict[str, float] = {}
+                for doc in exp.docs:
+                    found.update(index.cross_wanted[doc][exp.side])
+            else:
+                found = {t: w * idf.get(t, 0.0) for t, w in exp.terms.items() if not (english and t[0] > _LAST_LATIN)}
+            for t, w in found.items():
+                if t not in wanted:
+                    wanted[t] = (w, False)
+        strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in index.domain_terms]
+        strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
+        top = max((qt.idf for qt in strong_terms), default=0.0)
+        focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
+        return cls(
+            tuple((t, w, mine) for t, (w, mine) in wanted.items() if w >= 0.05),
+            sum(own.values()),
+            strong,
+            focus,
+            kinds,
+            primary,
+        )
 
-    def rank(self, sents: list[_Sentence]) -> list[_Sentence]:
-        def score(s: _Sentence) -> float:
-            value = sum(w for t, w in self.items if t in s.terms)
-            if self.profile:
-                value += 2.0 * len(_PROFILE_SENTENCE & s.terms)
-            if self.numeric and s.numeric:
-                value += 2.0
-            # The lead sentence usually defines the subject: a small tie-breaking preference.
-            return value + (0.5 if s.position == 0 else 0.0)
-
-        return sorted(sents, key=lambda s: (-score(s), s.position))
-
-
-def _pick(ranked: list[_Sentence], *, count: int, max_chars: int) -> list[_Sentence]:
-    """The best ``count`` sentences within ``max_chars`` (the best one always), in text order."""
-    chosen: list[_Sentence] = []
-    used = 0
-    for sentence in ranked:
-        if len(chosen) >= count:
-            break
-        if chosen and used + len(sentence.text) > max_chars:
-            continue
-        chosen.append(sentence)
-        used += len(sentence.text)
-    return sorted(chosen, key=lambda s: s.position)
+    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float]:
+        """Each sentence's relevance (module docstring, step 2), and the largest word score of
+        one sentence (how much of the question one sentence says). ``named``: when the question
+        names the article by its title, the words that name it: every sentence of the article is
+        about that subject, so those words count as said in each of them."""
+        sentences, postings = text.sentences, text.postings
+        count = len(sentences)
+        if not count:
+            return [], 0.0
+        subject = named or frozenset()
+        # Within an article the question names, its subject is what the question adds to the name.
+        focus = (self.focus - subject) or self.focus
+        words = [0.0] * count
+        own = [0.0] * count  # the question's own words only, as written (for ``together``)
+        focused: set[int] = set()
+        implied = 0.0
+        for term, weight, mine in self.weights:
+            found = postings.get(term)
+            if not found:
+                continue
+            if mine:
+                for i in found:
+                    own[i] += weight
+            if term in subject:  # (names in the other language are not implied: not found here)
+                implied += NAMED_SHARE * weight
+                weight -= NAMED_SHARE * weight
+            for i in found:
+                words[i] += weight
+            if term in focus:
+                focused.update(found)
+        together = max(own) / self.content if self.content > 0 else 0.0
+        if implied:
+            words = [w + implied for w in words]
+        scores = list(words)
+        for first, end in text.multi:
+            best = max(words[first:end])
+            for i in range(first, end):
+                scores[i] += BLOCK_SHARE * (best - words[i])
+        strong = self.strong
+        for segment, span in text.heads:
+            if segment <= strong:
+                for i in span:
+                    scores[i] += HEAD_BONUS
+                focused.update(span)
+        intro_words = {lid: max(words[first:end]) for lid, first, end in text.intros}
+        for i, lid in text.items:
+            scores[i] += INTRO_SHARE * intro_words[lid]
+        kinds, primary = self.kinds, self.primary
+        bit = 1
+        while bit <= kinds:
+            if kinds & bit:
+                bonus = PRIMARY_BONUS if bit == primary else KIND_BONUS
+                for i in text.by_kind.get(bit, ()):
+                    if bit == DEFINITION and i not in focused:
+                        continue  # a definition of something else
+                    scores[i] += bonus
+                    if bit == PROFILE:  # the more tasting notes, the better the taste answer
+                        scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
+            bit <<= 1
+        scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
+        return scores, together
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # End at a clause boundary when there is one in the last third.
+    for mark in ("；", "，", "; ", ", "):
+        at = cut.rfind(mark)
+        if at > limit * 2 // 3:
+            cut = cut[:at]
+            break
+    return cut.rstrip(" ,;，；:：") + "…"
 
 
-def _join(parts: Sequence[str], language: str) -> str:
-    return ("" if language == "zh" else " ").join(parts)
+def _strip_end(text: str) -> str:
+    return text.rstrip().rstrip(".。;；:：").rstrip()
+
+
+def _lower_first(text: str, proper: frozenset[str]) -> str:
+    word = re.match(r"[A-Za-z][A-Za-z0-9'-]*", text)
+    if not word or not word.group()[0].isupper() or word.group().isupper():
+        return text
+    if word.group().lower() in proper or (len(word.group()) == 1 and text[1:2] == " " and word.group() != "A"):
+        return text
+    return text[0].lower() + text[1:]
+
+
+class _Renderer:
+    """Turns an anchor sentence into answer text (see the module docstring, step 3)."""
+
+    def __init__(
+        self, text: ArticleText, scores: list[float], *, language: str, proper: frozenset[str], strong: frozenset[str]
+    ) -> None:
+        self.text, self.scores, self.language, self.proper, self.strong = text, scores, language, proper, strong
+        self.zh = language == "zh"
+        self.budget = ANSWER_CHARS[language]
+
+    def headed(self, block_index: int) -> bool:
+        """The item's label names what the question asks about."""
+        return any(segment <= self.strong for segment in self.text.blocks[block_index].heads)
+
+    def block_text(self, block_index: int) -> str:
+        block = self.text.blocks[block_index]
+        parts = [s.text for s in self.text.sentences[block.first : block.end]]
+        return ("" if self.zh else " ").join(parts)
+
+    def block_score(self, block_index: int) -> float:
+        block = self.text.blocks[block_index]
+        return max(self.scores[block.first : block.end])
+
+    def render(self, anchor: int, *, kinds: int) -> str:
+        sentence = self.text.sentences[anchor]
+        block = self.text.blocks[sentence.block]
+        if block.role == INTRO:
+            return self._list(block.list_id, anchor_block=None, kinds=kinds)
+        if block.role == ITEM and block.list_id >= 0 and not (block.heads and self.headed(sentence.block)):
+            return self._list(block.list_id, anchor_block=sentence.block, kinds=kinds)
+        if block.role == ITEM:
+            return self._labelled_item(sentence.block, kinds=kinds)
+        return self._prose(anchor)
+
+    def _join_items(self, intro: str | None, items: list[str]) -> str:
+        if self.zh:
+            body = "；".join(_strip_end(item) for item in items) + "。"
+            return f"{_strip_end(intro)}：{body}" if intro else body
+        single = all(not re.search(r"[.!?]\s", _strip_end(item)) for item in items)
+        if single:
+            parts = [_strip_end(item) for item in items]
+            if intro:
+                parts = [_lower_first(p, self.proper) for p in parts]
+            body = "; ".join(parts) + "."
+        else:
+            body = " ".join(_strip_end(item) + "." for item in items)
+        return f"{_strip_end(intro)}: {body}" if intro else body
+
+    def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
+        intro_block, items = self.text.list_blocks(list_id)
+        intro = self.block_text(intro_block) if intro_block is not None else None
+        budget = self.budget - (len(intro) if intro else 0)
+        chosen: list[int] = []
+        if anchor_block is not None:
+            chosen.append(anchor_block)
+            budget -= len(self.block_text(anchor_block))
+        # Steps and recipes come whole (as far as they fit); other lists keep their relevant items.
+        whole = bool(kinds & STEPS) and any(self.text.blocks[i].steps for i in items)
+        ranked = sorted(items, key=lambda i: (-self.block_score(i), i))
+        best = self.block_score(ranked[0]) if ranked else 0.0
+        ordered = items if whole else ranked
+        for item in ordered:
+            if item in chosen:
+                continue
+            size = len(self.block_text(item))
+            if not whole and chosen and self.block_score(item) < CONTEXT_SHARE * best:
+                continue
+            if size > budget and chosen:
+                continue
+            chosen.append(item)
+            budget -= size
+        chosen.sort()
+        if not chosen:
+            return _strip_end(intro or "") + ("。" if self.zh else ".")
+        texts = [self.block_text(i) for i in chosen]
+        return self._join_items(intro, [_clip(t, self.budget) for t in texts])
+
+    def _labelled_item(self, block_index: int, *, kinds: int) -> str:
+        text = _clip(self.block_text(block_index), self.budget)
+        block = self.text.blocks[block_index]
+        # A comparison asks about two things: another item labelled with the question's words.
+        _, items = self.text.list_blocks(block.list_id)
+        chosen = [block_index]
+        budget = self.budget - len(text)
+        for item in sorted(items, key=lambda i: (-self.block_score(i), i)):
+            if item == block_index or self.block_score(item) < 0.6 * self.block_score(block_index):
+                continue
+            size = len(self.block_text(item))
+            if size <= budget:
+                chosen.append(item)
+                budget -= size
+            break
+        chosen.sort()
+        return self._join_items(None, [_clip(self.block_text(i), self.budget) for i in chosen])
+
+    def _prose(self, anchor: int) -> str:
+        sentences = self.text.sentences
+        picked = {anchor}
+        used = len(sentences[anchor].text)
+        block = self.text.blocks[sentences[anchor].block]
+        if anchor > block.first and _LEANS_BACK.match(sentences[anchor].text):
+            picked.add(anchor - 1)
+            used += len(sentences[anchor - 1].text)
+        if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
+            picked.add(anchor + 1)  # a one-line opener says little on its own
+            used += len(sentences[anchor + 1].text)
+        floor = CONTEXT_SHARE * self.scores[anchor]
+        # Neighbours first (same paragraph), then the rest of the article, best first.
+        candidates = sorted(
+            (i for i in range(len(sentences)) if i not in picked and self.text.blocks[sentences[i].block].role != INTRO),
+            key=lambda i: (sentences[i].block != sentences[anchor].block, -self.scores[i], i),
+        )
+        for i in candidates:
+            if len(picked) >= 1 + CONTEXT_SENTENCES:
+                break
+            if self.scores[i] < floor or self.scores[i] <= 0.0:
+                continue
+            if self.text.blocks[sentences[i].block].role == ITEM:
+                continue  # a stray list item reads as a non sequitur in prose
+            if used + len(sentences[i].text) > self.budget:
+                continue
+            picked.add(i)
+            used += len(sentences[i].text)
+        parts = [_clip(sentences[i].text, self.budget) for i in sorted(picked)]
+        text = ("" if self.zh else " ").join(parts)
+        if text.endswith((":", "：")):
+            text = text[:-1] + ("。" if self.zh else ".")
+        return text
+
+
+def _snippet(text: ArticleText, scores: list[float], language: str) -> str:
+    if not text.sentences:
+        return ""
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    snippet = _strip_end(text.sentences[best].text) if text.sentences[best].text.endswith((":", "：")) else (
+        text.sentences[best].text
+    )
+    return _clip(snippet, SNIPPET_CHARS[language])
 
 
 def _direct_cqi(plan: QueryPlan, cqi: CqiTable, *, answered: bool) -> list[CqiKey]:
@@ -198,48 +415,114 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
     )
 
 
+def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, frozenset[str]]:
+    """Per article of ``docs`` the question names by its title: the question's terms that name it.
+
+    Only title words count ("Kenyan coffee" for "Kenya AA"): an alias that names a part of
+    an article ("AA", "flat white", "blade grinder") is what the answer must be about, not
+    what every sentence of the article is about.
+    """
+    by_term = {qt.term: qt for qt in plan.terms}
+    found: dict[int, set[str]] = {}
+    titles = index.title_terms
+    for hit in plan.alias_hits:
+        named = hit.payloads & docs
+        if not named:
+            continue
+        for term in span_terms(plan.units[hit.start : hit.end]):
+            qt = by_term.get(term)
+            alternatives = [alt for alt, _ in qt.alternatives] if qt else [term]
+            for doc in named:
+                title = titles[doc]
+                if any(alt in title for alt in alternatives):
+                    found.setdefault(doc, set()).update([term, *alternatives])
+    for expansion in plan.expansions:  # the same names in the other language
+        for doc in expansion.docs:
+            if doc in found:
+                if expansion.side >= 0:
+                    found[doc].update(index.cross_title[doc][expansion.side])
+                else:
+                    found[doc].update(t for t in expansion.terms if t in titles[doc])
+    return {doc: frozenset(words) for doc, words in found.items()}
+
+
+def _attributed(text: str, title: str, language: str) -> str:
+    if language == "zh":
+        return f"{text}（出自《{title}》）"
+    return f'{text} (from "{title}")'
+
+
 def compose(
     *,
     query: str,
+    kinds: int,
+    primary: int,
     plan: QueryPlan,
     hits: list[Hit],
     index: Index,
     cqi: CqiTable,
-    sentence_cache: SentenceCache,
     language: Language,
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
     about_coffee = index.about_coffee(plan)
-    if any(index.credible(hit, about_coffee=about_coffee) for hit in hits[:top_k]):
+    pool = hits[: max(top_k, ANSWER_ARTICLES)]
+    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
-        kept = [(h, index.articles[h.doc]) for h in hits[:top_k] if h.score >= floor or h.alias]
-    figures = _figures(plan=plan, passages=kept, cqi=cqi, language=language)
+        kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
+    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
+    naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
+    scored_by_doc: dict[int, tuple[list[float], float]] = {
+        hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
+    }
+    if PROXIMITY and len(kept) > 1:
+        # An article that says more of the question in one sentence moves up.
+        kept.sort(key=lambda pair: -pair[0].score * (1 + PROXIMITY * scored_by_doc[pair[0].doc][1]))
+    scored = [scored_by_doc[hit.doc][0] for hit, _ in kept]
+    best: tuple[float, int, int] | None = None  # (score, rank, sentence)
+    top_score = kept[0][0].score if kept else 1.0
+    for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
+        scores = scored[rank]
+        if scores:
+            bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
+            bonus += NAMED_BONUS if hit.alias else 0.0
+            i = max(range(len(scores)), key=scores.__getitem__)
+            if best is None or scores[i] + bonus > best[0]:
+                best = (scores[i] + bonus, rank, i)
+    # The article the answer comes from leads the passages; the rest keep their rank.
+    order = list(range(len(kept)))
+    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee):
+        order.remove(best[1])
+        order.insert(0, best[1])
+    order = order[:top_k]
+    figures = _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
     if not kept and not figures:
         return KnowledgeAnswer(
             query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)
         )
-    passages: list[Passage] = []
-    answer_parts: list[str] = []
-    wanted = _Wanted.of(plan, index)
-    for rank, (hit, article) in enumerate(kept):
-        ranked = wanted.rank(sentence_cache.get(article, language))
-        if rank == 0:
-            lead = _join(
-                [s.text for s in _pick(ranked, count=ANSWER_SENTENCES, max_chars=ANSWER_CHARS[language])], language
-            )
-            answer_parts.append(f"{article.title(language)}：{lead}" if language == "zh" else lead)
-        best = _pick(ranked, count=1, max_chars=SNIPPET_CHARS[language])
-        passages.append(
-            Passage(
-                article_id=article.id,
-                title=article.title(language),
-                category=article.category,
-                snippet=_clip(_join([s.text for s in best], language), SNIPPET_CHARS[language]),
-                score=round(hit.score, 3),
-            )
+    passages = [
+        Passage(
+            article_id=kept[i][1].id,
+            title=kept[i][1].title(language),
+            category=kept[i][1].category,
+            snippet=_snippet(index.texts[kept[i][0].doc][language], scored[i], language),
+            score=round(kept[i][0].score, 3),
         )
+        for i in order
+    ]
+    answer_parts: list[str] = []
+    if best is not None:
+        _, rank, anchor = best
+        hit, article = kept[rank]
+        renderer = _Renderer(
+            index.texts[hit.doc][language],
+            scored[rank],
+            language=language,
+            proper=index.proper_nouns,
+            strong=wanted.strong,
+        )
+        answer_parts.append(_attributed(renderer.render(anchor, kinds=kinds), article.title(language), language))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]
@@ -253,3 +536,4 @@ def compose(
         figures=figures,
         sources=sources,
     )
+

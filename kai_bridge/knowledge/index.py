@@ -41,29 +41,39 @@ Scoring, per article:
 from __future__ import annotations
 
 import heapq
+import json
 import math
+import operator
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from kai_bridge.knowledge.corpus import Article
+from kai_bridge.knowledge.facts import PlaceNames
 from kai_bridge.knowledge.phrases import PhraseHit, PhraseMatcher, units
-from kai_bridge.knowledge.text import EN_STOPWORDS, Token, has_cjk, index_terms, stem, tokens
+from kai_bridge.knowledge.structure import ArticleText, TextState, parse_body, text_from_state, text_state
+from kai_bridge.knowledge.text import EN_STOPWORDS, Token, has_cjk, index_terms, stem, terms, tokens
 
-__all__ = ["Hit", "Index", "QueryPlan"]
+__all__ = ["Hit", "Index", "QueryPlan", "span_terms"]
 
 FIELD_BOOSTS = {"names": 3.0, "tags": 1.5, "body": 1.0}
 K1 = 1.2
 B = {"names": 0.3, "tags": 0.3, "body": 0.75}
 EXPANSION_WEIGHT = 0.3
+SKIP_COVERED_CHARS = True
+MEMO_SIZE = 8192  # entries of each per-term memo of the index
+REACH_FLOOR = 0.0  # an expansion's contribution below this is dropped at build time (speed)
 EXPANSION_COVERAGE = 0.3  # share of an alias span's coverage its other-language names earn
 TYPO_FACTOR = 0.8
 NEIGHBOUR_FACTOR = 0.7
+SYNONYM_FACTOR = 0.7
 # Suffixes linking words of one family that the stemmer leaves apart.
 NEIGHBOUR_SUFFIXES = ("n", "an", "ian", "ean", "ese", "ity", "ic", "y", "ness", "er", "ist")
 ALIAS_BONUS = 10.0
 NAMED_FLOOR = 0.25  # a named article scoring below this share of the best is not promoted
-NAMED_MIN_COVERAGE = 0.2  # ... nor one explaining less than this share of the question
+NAMED_MIN_COVERAGE = 0.3  # ... nor one explaining less than this share of the question
 # Credibility gate (tuned on the labelled queries, including the off-topic set).
 MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
@@ -73,6 +83,19 @@ COVERAGE_FLOOR = 0.4
 NEGLIGIBLE = 0.01  # query terms weighing less than this (咖 in every article) are skipped
 DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
 DOMAIN_SHARE = 0.5  # a term in the names of this share of articles means "coffee"
+# Other drinks and other fields: a question about them is not about coffee unless it names
+# something of the base (see Index.foreign).
+FOREIGN_TERMS = frozenset(
+    terms(
+        "tea teas wine wines beer beers whisky whiskey cocktail cocktails juice soda cola matcha "
+        "football soccer basketball baseball tennis cricket golf olympics empire emperor emperors dynasty "
+        "pharaoh stock stocks shares bitcoin weather forecast movie movies film films"
+    )
+)
+FOREIGN_ZH = (
+    "茶", "葡萄酒", "红酒", "啤酒", "白酒", "威士忌", "鸡尾酒", "果汁", "可乐", "足球", "篮球", "网球",
+    "棒球", "奥运", "帝国", "皇帝", "王朝", "股票", "股市", "天气", "电影",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +123,8 @@ class Expansion:
 
     span_terms: frozenset[str]  # the query terms inside the alias span
     terms: dict[str, float]
+    docs: frozenset[int]  # the articles the alias hit named
+    side: int  # which of their names (0 zh, 1 en) all expand; -1: some were the query's own words
 
 
 @dataclass(slots=True)
@@ -154,64 +179,84 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
-class Index:
-    """Built once from the articles; immutable afterwards, so safe to share between tasks."""
+IndexState = dict[str, object]
 
-    def __init__(self, articles: Sequence[Article]) -> None:
+
+class Index:
+    """Built once from the articles (or restored from a prebuilt :meth:`state`); read-only
+    afterwards apart from bounded memos of pure functions, so safe to share between tasks."""
+
+    def __init__(self, articles: Sequence[Article], *, state: IndexState | None = None) -> None:
         self.articles = list(articles)
+        self._install(state if state is not None else _build_state(self.articles))
+
+    def state(self) -> IndexState:
+        """Everything built from the articles, as plain data (``marshal``-able): what
+        :mod:`prebuilt` stores so a new process need not build the index again."""
+        return {
+            "name_terms": self.name_terms,
+            "idf": self.idf,
+            "postings": self.postings,
+            "domain_terms": self.domain_terms,
+            "aliases": self.aliases.table,
+            "cross_terms": self._cross_terms,
+            "cross_reach": self._cross_reach,
+            "typo_targets": self._typo_targets,
+            "surface_vocab": self._surface_vocab,
+            "deletion_index": self._deletion_index,
+            "synonyms": self.synonyms,
+            "texts": [(text_state(t["zh"]), text_state(t["en"])) for t in self.texts],
+            "proper_nouns": self.proper_nouns,
+            "title_terms": self.title_terms,
+        }
+
+    def _install(self, state: IndexState) -> None:
         n = len(self.articles)
-        field_terms: list[dict[str, list[str]]] = []
-        # Which terms sit in each article's names/tags: a body-only match is weaker evidence.
-        self.name_terms: list[frozenset[str]] = []
-        name_surfaces: set[str] = set()
-        body_surfaces: set[str] = set()
-        for article in self.articles:
-            names, names_latin = index_terms("\n".join(_names(article)))
-            tags, tags_latin = index_terms("\n".join(article.tags))
-            body, body_latin = index_terms(article.body_zh + "\n" + article.body_en)
-            field_terms.append({"names": names, "tags": tags, "body": body})
-            self.name_terms.append(frozenset(names) | frozenset(tags))
-            name_surfaces.update(names_latin, tags_latin)
-            body_surfaces.update(body_latin)
-        avg = {f: max(1.0, sum(len(ft[f]) for ft in field_terms) / max(1, n)) for f in FIELD_BOOSTS}
-        df: Counter[str] = Counter()
-        per_doc_tf: list[dict[str, float]] = []
-        for ft in field_terms:
-            # Body first with a comprehension (it holds most terms), then the small fields.
-            boost = FIELD_BOOSTS["body"] / (1 - B["body"] + B["body"] * len(ft["body"]) / avg["body"])
-            pseudo = {term: boost * count for term, count in Counter(ft["body"]).items()}
-            for name in ("names", "tags"):
-                boost = FIELD_BOOSTS[name] / (1 - B[name] + B[name] * len(ft[name]) / avg[name])
-                for term, count in Counter(ft[name]).items():
-                    pseudo[term] = pseudo.get(term, 0.0) + boost * count
-            per_doc_tf.append(pseudo)
-            df.update(pseudo.keys())
-        self.idf = {term: math.log(1 + (n - d + 0.5) / (d + 0.5)) for term, d in df.items()}
+        g = state.__getitem__
+        self.name_terms: list[frozenset[str]] = g("name_terms")  # type: ignore[assignment]
+        self.idf: dict[str, float] = g("idf")  # type: ignore[assignment]
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
-        self.postings: dict[str, list[tuple[int, float]]] = {term: [] for term in df}
-        k1 = K1
-        for doc, pseudo in enumerate(per_doc_tf):
-            idf, postings = self.idf, self.postings
-            for term, tf in pseudo.items():
-                postings[term].append((doc, idf[term] * tf * (k1 + 1) / (tf + k1)))
-        in_names = Counter(t for terms_ in self.name_terms for t in terms_ if len(t) > 1)
-        self.domain_terms = frozenset(t for t, c in in_names.items() if c >= DOMAIN_SHARE * n)
-        # Titles and aliases are matched in queries; only aliases (names, not descriptions) expand.
-        alias_entries: list[tuple[str, int]] = []
-        self._cross_names: list[tuple[list[Token], list[Token]]] = []
-        for doc, article in enumerate(self.articles):
-            alias_entries.extend((name, doc) for name in _names(article))
-            zh = [t for name in article.aliases_zh for t in tokens(name) if has_cjk(t[0])]
-            en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
-            self._cross_names.append((zh, en))
-        self.aliases: PhraseMatcher[int] = PhraseMatcher(alias_entries)
-        # Typo targets: Latin words of names and tags only (surface -> stem).
-        self._typo_targets = {w: stem(w) for w in name_surfaces if len(w) >= 5 and w.isalpha()}
-        self._surface_vocab = body_surfaces | name_surfaces
-        self._deletion_index: dict[str, set[str]] = {}
-        for word in self._typo_targets:
-            for variant in _deletes(word) | {word}:
-                self._deletion_index.setdefault(variant, set()).add(word)
+        self.postings: dict[str, list[tuple[int, float]]] = g("postings")  # type: ignore[assignment]
+        self.domain_terms: frozenset[str] = g("domain_terms")  # type: ignore[assignment]
+        self.aliases: PhraseMatcher[int] = PhraseMatcher.from_table(g("aliases"))  # type: ignore[arg-type]
+        self._cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = g("cross_terms")  # type: ignore[assignment]
+        self._cross_reach: list[tuple[dict[int, float], dict[int, float]]] = g("cross_reach")  # type: ignore[assignment]
+        self._typo_targets: dict[str, str] = g("typo_targets")  # type: ignore[assignment]
+        self._surface_vocab: frozenset[str] = g("surface_vocab")  # type: ignore[assignment]
+        self._deletion_index: dict[str, frozenset[str]] = g("deletion_index")  # type: ignore[assignment]
+        self.synonyms: dict[str, tuple[str, ...]] = g("synonyms")  # type: ignore[assignment]
+        texts: list[tuple[TextState, TextState]] = g("texts")  # type: ignore[assignment]
+        self.texts: list[dict[str, ArticleText]] = [
+            {"zh": text_from_state(zh), "en": text_from_state(en)} for zh, en in texts
+        ]
+        self.proper_nouns: frozenset[str] = g("proper_nouns")  # type: ignore[assignment]
+        # What each article is about as a whole: the terms of its titles before any colon.
+        self.title_terms: list[frozenset[str]] = g("title_terms")  # type: ignore[assignment]
+        # Derived views, cheap enough to recompute on every load.
+        self._cross_groups = [
+            tuple(dict.fromkeys(names, EXPANSION_WEIGHT) for names in pair) for pair in self._cross_terms
+        ]
+        # The same, weighted by idf, as the answer scorer wants them.
+        self.cross_wanted = [
+            tuple({t: EXPANSION_WEIGHT * self.idf.get(t, 0.0) for t in names} for names in pair)
+            for pair in self._cross_terms
+        ]
+        self._cross_dense = [
+            tuple([reach.get(doc, 0.0) for doc in range(n)] for reach in pair) for pair in self._cross_reach
+        ]
+        self._cross_docs = [tuple(frozenset(reach) for reach in pair) for pair in self._cross_reach]
+        self._cross_indicator = [
+            tuple([1.0 if doc in reach else 0.0 for doc in range(n)] for reach in pair) for pair in self._cross_reach
+        ]
+        # Its names in each language that are title words (what naming it implies, see answer).
+        self.cross_title = [
+            tuple(frozenset(t for t in names if t in self.title_terms[doc]) for names in self._cross_terms[doc])
+            for doc in range(n)
+        ]
+        # Memos of pure functions of the built index (bounded; a lost race recomputes).
+        self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
+        self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
+        self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
 
     @property
     def size(self) -> int:
@@ -250,33 +295,54 @@ class Index:
             found += [term[:-1] + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + x in self.idf]
         return [t for t in found if len(t) >= 4]
 
-    def plan(self, query: str) -> QueryPlan:
+    def _analysed(self, term: str, surface: str) -> tuple[tuple[tuple[str, float], ...], float, str | None]:
+        """One query term's alternatives (itself, its typo correction, neighbours, synonyms),
+        its idf and the corrected word if any. Memoised: a pure function of the built index."""
+        key = (term, surface)
+        found = self._term_memo.get(key)
+        if found is not None:
+            return found
+        alternatives: list[tuple[str, float]] = []
+        fixed: str | None = None
+        idf = self.idf.get(term)
+        if idf is not None:
+            alternatives.append((term, 1.0))
+        elif surface and (fixed := self.correct(surface)) is not None:
+            term_fixed = self._typo_targets[fixed]
+            alternatives.append((term_fixed, TYPO_FACTOR))
+            idf = self.idf[term_fixed]
+        if surface:
+            base = alternatives[0][0] if alternatives else term
+            for other in self._neighbours(base):
+                if all(other != alt for alt, _ in alternatives):
+                    alternatives.append((other, NEIGHBOUR_FACTOR))
+                    if idf is None:
+                        idf = self.idf[other]
+        for other in self.synonyms.get(term, ()):
+            if other in self.idf and all(other != alt for alt, _ in alternatives):
+                alternatives.append((other, SYNONYM_FACTOR))
+                if idf is None:
+                    idf = self.idf[other]
+        found = (tuple(alternatives), idf if idf is not None else self._unmatched_idf(term), fixed)
+        if len(self._term_memo) >= MEMO_SIZE:
+            self._term_memo.clear()
+        self._term_memo[key] = found
+        return found
+
+    def plan(self, query: str, *, analysed: str | None = None) -> QueryPlan:
+        """How ``query`` is searched. ``analysed`` (default: the query) is the text whose terms
+        are looked up, e.g. the query without its answer-kind words; names are found in ``query``."""
         raw: dict[str, tuple[float, str]] = {}  # term -> (weight, surface)
-        for term, weight, surface in tokens(query):
+        for term, weight, surface in tokens(query if analysed is None else analysed):
             if weight > raw.get(term, (0.0, ""))[0]:
                 raw[term] = (weight, surface)
         corrections: dict[str, str] = {}
         query_terms: list[QueryTerm] = []
         for term, (weight, surface) in raw.items():
-            alternatives: list[tuple[str, float]] = []
-            idf = self.idf.get(term)
-            if idf is not None:
-                alternatives.append((term, 1.0))
-            elif surface and (fixed := self.correct(surface)) is not None:
+            alternatives, idf, fixed = self._analysed(term, surface)
+            if fixed is not None:
                 corrections[surface] = fixed
-                term_fixed = self._typo_targets[fixed]
-                alternatives.append((term_fixed, TYPO_FACTOR))
-                idf = self.idf[term_fixed]
-            if surface:
-                base = alternatives[0][0] if alternatives else term
-                for other in self._neighbours(base):
-                    if all(other != alt for alt, _ in alternatives):
-                        alternatives.append((other, NEIGHBOUR_FACTOR))
-                        if idf is None:
-                            idf = self.idf[other]
-            query_terms.append(
-                QueryTerm(term, weight, idf if idf is not None else self._unmatched_idf(term), tuple(alternatives))
-            )
+            query_terms.append(QueryTerm(term, weight, idf, alternatives))
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -289,21 +355,25 @@ class Index:
         masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
         expansions: list[Expansion] = []
         for hit in hits:
-            cjk = has_cjk(hit.phrase)
+            side = 1 if has_cjk(hit.phrase) else 0  # a Chinese name expands to the English ones
             group: dict[str, float] = {}
+            complete = True
             for doc in hit.payloads:
-                zh_tokens, en_tokens = self._cross_names[doc]
-                for term, weight, _ in en_tokens if cjk else zh_tokens:
-                    # Whole words only: a lone character of a name says little.
-                    if weight >= 1.0 and term not in weights and term not in self.domain_terms:
-                        group[term] = max(group.get(term, 0.0), EXPANSION_WEIGHT * weight)
+                # Whole words only (a lone character of a name says little), not the query's own.
+                names = self._cross_groups[doc][side]
+                if names.keys().isdisjoint(weights):
+                    group.update(names)
+                else:
+                    complete = False
+                    group.update((t, w) for t, w in names.items() if t not in weights)
             if group:
-                span = frozenset(_span_terms(query_units[hit.start : hit.end])) & masses.keys()
-                expansions.append(Expansion(span, group))
-        expansion: dict[str, float] = {}
-        for exp in expansions:
-            for term, weight in exp.terms.items():
-                expansion[term] = max(expansion.get(term, 0.0), weight)
+                span = frozenset(span_terms(query_units[hit.start : hit.end])) & masses.keys()
+                expansions.append(Expansion(span, group, hit.payloads, side if complete else -1))
+        # All expansion terms, each at EXPANSION_WEIGHT (one expansion: its own dict, shared).
+        expansion: dict[str, float] = expansions[0].terms if len(expansions) == 1 else {}
+        if len(expansions) > 1:
+            for exp in expansions:
+                expansion.update(exp.terms)
         content = sum(qt.weight * qt.idf for qt in query_terms)
         return QueryPlan(query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content)
 
@@ -326,86 +396,151 @@ class Index:
         n = len(self.articles)
         scores = [0.0] * n
         covered = [0.0] * n
+        postings = self.postings
+        covered_chars = (
+            {ch for qt in plan.terms if len(qt.term) == 2 and qt.alternatives and qt.term[0] > "\u2fff" for ch in qt.term}
+            if SKIP_COVERED_CHARS
+            else set()
+        )
         for qt in plan.terms:
-            mass = qt.weight * qt.idf
+            qweight = qt.weight
+            mass = qweight * qt.idf
             if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
                 continue
-            if len(qt.alternatives) == 1:
-                alt, factor = qt.alternatives[0]
-                weight, credit = qt.weight * factor, mass * factor
-                for doc, impact in self.postings[alt]:
+            if qweight < 1.0 and qt.term in covered_chars:
+                for doc in self._docs_of(qt.alternatives):
+                    covered[doc] += mass
+                continue
+            alternatives = qt.alternatives
+            if len(alternatives) == 1:
+                alt, factor = alternatives[0]
+                weight, credit = qweight * factor, mass * factor
+                for doc, impact in postings[alt]:
                     scores[doc] += weight * impact
                     covered[doc] += credit
                 continue
-            best: dict[int, tuple[float, float]] = {}  # doc -> (score, factor) of the best alternative
-            for alt, factor in qt.alternatives:
-                weight = qt.weight * factor
-                for doc, impact in self.postings[alt]:
-                    value = weight * impact
-                    if value > best.get(doc, (0.0, 0.0))[0]:
-                        best[doc] = (value, factor)
-            for doc, (value, factor) in best.items():
-                scores[doc] += value
+            for doc, value, factor in self._merged(alternatives):
+                scores[doc] += qweight * value
                 covered[doc] += mass * factor
         if plan.expansions:
             # Which articles matched each word inside an alias span, to credit only the rest.
             by_term = {qt.term: qt for qt in plan.terms}
-            span_docs: dict[str, set[int]] = {}
+            span_docs: dict[str, frozenset[int]] = {}
             for exp in plan.expansions:
                 for term in exp.span_terms:
                     if term not in span_docs:
-                        span_docs[term] = {
-                            doc for alt, _ in by_term[term].alternatives for doc, _ in self.postings[alt]
-                        }
-            credited: dict[int, set[str]] = {}
+                        span_docs[term] = self._docs_of(by_term[term].alternatives)
+            # A span word an article did not match itself is credited once, whichever expansion
+            # reaches the article first.
+            credited: dict[str, set[int]] = {}
             for exp in plan.expansions:
-                reached: dict[int, float] = {}
-                for term, weight in exp.terms.items():
-                    for doc, impact in self.postings.get(term, ()):
-                        if weight * impact > reached.get(doc, 0.0):
-                            reached[doc] = weight * impact
-                for doc, value in reached.items():
-                    scores[doc] += value
-                    # The span's words this article did not match itself, credited once.
-                    done = credited.setdefault(doc, set())
-                    for term in exp.span_terms - done:
-                        if doc not in span_docs[term]:
-                            qt = by_term[term]
-                            covered[doc] += EXPANSION_COVERAGE * qt.weight * qt.idf
-                        done.add(term)
+                if exp.side >= 0 and len(exp.docs) == 1:  # the common case, precomputed at build
+                    (named_doc,) = exp.docs
+                    vector: Sequence[float] = self._cross_dense[named_doc][exp.side]
+                    reached: frozenset[int] = self._cross_docs[named_doc][exp.side]
+                    indicator: Sequence[float] | None = self._cross_indicator[named_doc][exp.side]
+                else:
+                    best_reach: dict[int, float] = {}
+                    for term, weight in exp.terms.items():
+                        for doc, impact in postings.get(term, ()):
+                            if weight * impact > best_reach.get(doc, 0.0):
+                                best_reach[doc] = weight * impact
+                    vector = [best_reach.get(doc, 0.0) for doc in range(n)]
+                    reached = frozenset(best_reach)
+                    indicator = None
+                scores = list(map(operator.add, scores, vector))
+                # Each reached article earns the credit of the span words it did not match
+                # itself (nor was credited for already): all of it, less what it matched.
+                base = 0.0
+                less: dict[int, float] = {}
+                for term in exp.span_terms:
+                    qt = by_term[term]
+                    if qt.weight < 1.0:  # a character of a Chinese name: its bigrams carry it
+                        continue
+                    credit = EXPANSION_COVERAGE * qt.idf
+                    if credit < NEGLIGIBLE:  # "coffee" in "Costa Rica coffee": in every article
+                        continue
+                    base += credit
+                    done = credited.setdefault(term, set())
+                    for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
+                        less[doc] = less.get(doc, 0.0) + credit
+                    if len(plan.expansions) > 1:
+                        done |= reached - span_docs[term]
+                if base:
+                    if indicator is None:
+                        indicator = [1.0 if doc in reached else 0.0 for doc in range(n)]
+                    covered = [c + base * on for c, on in zip(covered, indicator, strict=True)]
+                    for doc, value in less.items():
+                        covered[doc] -= value
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
             scores[doc] += ALIAS_BONUS * strength
         content = plan.content_weight or 1.0
-        coverage = [min(1.0, c / content) for c in covered]
         # An article that explains more of the question ranks higher.
-        ranked = [
-            (score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * coverage[doc]), doc)
-            for doc, score in enumerate(scores)
-            if score > 0.0
-        ]
+        floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
+        coverage = [c / content if c < content else 1.0 for c in covered]
+        values = [score * (floor_share + rest * cov) for score, cov in zip(scores, coverage, strict=True)]
         # Articles the question names come first (it asked about them) unless they score far
         # below the best; then by score; ties in article id order (= doc order).
-        floor = NAMED_FLOOR * max((item[0] for item in ranked), default=0.0)
-        final = dict((doc, value) for value, doc in ranked)
-        named = {
-            doc
+        floor = NAMED_FLOOR * max(values)
+        named = sorted(
+            (-values[doc], doc)
             for doc, (_, naming) in alias_docs.items()
-            if naming and final.get(doc, 0.0) >= floor and coverage[doc] >= NAMED_MIN_COVERAGE
-        }
-        top = heapq.nsmallest(limit, ranked, key=lambda item: (item[1] not in named, -item[0], item[1]))
+            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage[doc] >= NAMED_MIN_COVERAGE
+        )
+        first = [doc for _, doc in named[:limit]]
+        others = heapq.nlargest(limit + len(first), range(n), key=values.__getitem__)
+        top = first + [doc for doc in others if doc not in first and values[doc] > 0.0][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         return [
             Hit(
                 doc,
-                final,
+                values[doc],
                 scores[doc],
                 coverage[doc],
                 alias_docs.get(doc, (0.0, False))[1],
                 any(t in self.name_terms[doc] for t in strong),
             )
-            for final, doc in top
+            for doc in top
         ]
+
+    def _merged(self, alternatives: tuple[tuple[str, float], ...]) -> tuple[tuple[int, float, float], ...]:
+        """Per article: the best alternative's impact x factor, and the best factor among the
+        alternatives it matched (an exact match explains the word fully even when a variant
+        scores more). Memoised: a pure function of the alternatives on a built index."""
+        found = self._merged_memo.get(alternatives)
+        if found is None:
+            best: dict[int, float] = {}
+            factors: dict[int, float] = {}
+            for alt, factor in alternatives:
+                for doc, impact in self.postings[alt]:
+                    if factor * impact > best.get(doc, 0.0):
+                        best[doc] = factor * impact
+                    if factor > factors.get(doc, 0.0):
+                        factors[doc] = factor
+            found = tuple((doc, value, factors[doc]) for doc, value in best.items())
+            if len(self._merged_memo) >= MEMO_SIZE:
+                self._merged_memo.clear()
+            self._merged_memo[alternatives] = found
+        return found
+
+    def _docs_of(self, alternatives: tuple[tuple[str, float], ...]) -> frozenset[int]:
+        """The articles matching any of ``alternatives`` (memoised like :meth:`_merged`)."""
+        found = self._docs_memo.get(alternatives)
+        if found is None:
+            found = frozenset(doc for alt, _ in alternatives for doc, _ in self.postings[alt])
+            if len(self._docs_memo) >= MEMO_SIZE:
+                self._docs_memo.clear()
+            self._docs_memo[alternatives] = found
+        return found
+
+    def foreign(self, plan: QueryPlan) -> bool:
+        """The question is about another drink or another field (green tea, the Roman empire,
+        football) and names nothing of the base: it is answered with what the base covers,
+        even when a coffee article happens to mention the word (caffeine in green tea)."""
+        if plan.alias_hits or self.about_coffee(plan):
+            return False
+        return any(qt.term in FOREIGN_TERMS for qt in plan.terms) or any(w in plan.text for w in FOREIGN_ZH)
 
     def about_coffee(self, plan: QueryPlan) -> bool:
         """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""
@@ -426,6 +561,138 @@ class Index:
         return hit.coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 
 
+def _build_state(articles: list[Article]) -> IndexState:
+    """Build everything the index needs from the articles (see the module docstring)."""
+    n = len(articles)
+    field_terms: list[dict[str, list[str]]] = []
+    # Which terms sit in each article's names/tags: a body-only match is weaker evidence.
+    name_terms: list[frozenset[str]] = []
+    name_surfaces: set[str] = set()
+    body_surfaces: set[str] = set()
+    for article in articles:
+        names, names_latin = index_terms("\n".join(_names(article)))
+        tags, tags_latin = index_terms("\n".join(article.tags))
+        body, body_latin = index_terms(article.body_zh + "\n" + article.body_en)
+        field_terms.append({"names": names, "tags": tags, "body": body})
+        name_terms.append(frozenset(names) | frozenset(tags))
+        name_surfaces.update(names_latin, tags_latin)
+        body_surfaces.update(body_latin)
+    avg = {f: max(1.0, sum(len(ft[f]) for ft in field_terms) / max(1, n)) for f in FIELD_BOOSTS}
+    df: Counter[str] = Counter()
+    per_doc_tf: list[dict[str, float]] = []
+    for ft in field_terms:
+        # Body first with a comprehension (it holds most terms), then the small fields.
+        boost = FIELD_BOOSTS["body"] / (1 - B["body"] + B["body"] * len(ft["body"]) / avg["body"])
+        pseudo = {term: boost * count for term, count in Counter(ft["body"]).items()}
+        for name in ("names", "tags"):
+            boost = FIELD_BOOSTS[name] / (1 - B[name] + B[name] * len(ft[name]) / avg[name])
+            for term, count in Counter(ft[name]).items():
+                pseudo[term] = pseudo.get(term, 0.0) + boost * count
+        per_doc_tf.append(pseudo)
+        df.update(pseudo.keys())
+    idf = {term: math.log(1 + (n - d + 0.5) / (d + 0.5)) for term, d in df.items()}
+    postings: dict[str, list[tuple[int, float]]] = {term: [] for term in df}
+    for doc, pseudo in enumerate(per_doc_tf):
+        for term, tf in pseudo.items():
+            postings[term].append((doc, idf[term] * tf * (K1 + 1) / (tf + K1)))
+    in_names = Counter(t for terms_ in name_terms for t in terms_ if len(t) > 1)
+    domain_terms = frozenset(t for t, c in in_names.items() if c >= DOMAIN_SHARE * n)
+    # Titles and aliases are matched in queries; only aliases (names, not descriptions) expand.
+    alias_entries: list[tuple[str, int]] = []
+    cross_names: list[tuple[list[Token], list[Token]]] = []
+    for doc, article in enumerate(articles):
+        alias_entries.extend((name, doc) for name in _names(article))
+        zh = [t for name in article.aliases_zh for t in tokens(name) if has_cjk(t[0])]
+        en = [t for name in article.aliases_en for t in tokens(name) if not has_cjk(t[0])]
+        cross_names.append((zh, en))
+    # What naming an article adds to every other article through its names in the other
+    # language (see Expansion): the terms, and per reached article the best score, once.
+    cross_terms: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    cross_reach: list[tuple[dict[int, float], dict[int, float]]] = []
+    for zh_names, en_names in cross_names:
+        pair: list[tuple[str, ...]] = []
+        reach_pair: list[dict[int, float]] = []
+        for side_names in (zh_names, en_names):
+            found = tuple(dict.fromkeys(t for t, w, _ in side_names if w >= 1.0 and t not in domain_terms))
+            reach: dict[int, float] = {}
+            for term in found:
+                for other, impact in postings.get(term, ()):
+                    value = EXPANSION_WEIGHT * impact
+                    if value >= REACH_FLOOR and value > reach.get(other, 0.0):
+                        reach[other] = value
+            pair.append(found)
+            reach_pair.append(reach)
+        cross_terms.append((pair[0], pair[1]))
+        cross_reach.append((reach_pair[0], reach_pair[1]))
+    # Typo targets: Latin words of names and tags only (surface -> stem).
+    typo_targets = {w: stem(w) for w in name_surfaces if len(w) >= 5 and w.isalpha()}
+    deletion_index: dict[str, set[str]] = {}
+    for word in typo_targets:
+        for variant in _deletes(word) | {word}:
+            deletion_index.setdefault(variant, set()).add(word)
+    # Each body parsed into paragraphs, lists and sentences, per language (for answers).
+    places = PlaceNames(
+        en=[n for a in articles if a.category == "origin" for n in (*a.aliases_en, _bare_title(a.title_en))],
+        zh=[n for a in articles if a.category == "origin" for n in a.aliases_zh],
+    )
+    texts = [
+        (
+            text_state(parse_body(a.body_zh, language="zh", places=places)),
+            text_state(parse_body(a.body_en, language="en", places=places)),
+        )
+        for a in articles
+    ]
+    return {
+        "name_terms": name_terms,
+        "idf": idf,
+        "postings": postings,
+        "domain_terms": domain_terms,
+        "aliases": PhraseMatcher(alias_entries).table,
+        "cross_terms": cross_terms,
+        "cross_reach": cross_reach,
+        "typo_targets": typo_targets,
+        "surface_vocab": frozenset(body_surfaces | name_surfaces),
+        "deletion_index": {k: frozenset(v) for k, v in deletion_index.items()},
+        "synonyms": _load_synonyms(),
+        "texts": texts,
+        "proper_nouns": _proper_nouns([a.body_en for a in articles]),
+        "title_terms": [
+            frozenset(terms(a.title_zh.split("：")[0] + "\n" + a.title_en.split(":")[0])) for a in articles
+        ],
+    }
+
+
+def _load_synonyms() -> dict[str, tuple[str, ...]]:
+    """term -> the other terms of its synonym groups (``data/synonyms.json``)."""
+    data = json.loads(resources.files("kai_bridge.knowledge").joinpath("data", "synonyms.json").read_text("utf-8"))
+    table: dict[str, set[str]] = {}
+    for language in ("en", "zh"):
+        for group in data[language]:
+            keys: set[str] = set()
+            for word in group:
+                found = terms(word)
+                # A Chinese word stands for its whole form (a bigram or one character).
+                keys.update(t for t in found if len(found) == 1 or len(t) == len(word) or not has_cjk(t))
+            for key in keys:
+                table.setdefault(key, set()).update(keys - {key})
+    return {key: tuple(sorted(others)) for key, others in table.items()}
+
+
+def _bare_title(title: str) -> str:
+    return re.sub(r"\s*(?:coffee|\(.*\))\s*", " ", title).strip()
+
+
+def _proper_nouns(bodies: Sequence[str]) -> frozenset[str]:
+    """English words only ever written capitalized (Turkish, AeroPress): kept as written when
+    a list item is joined into a sentence, while ordinary words are lower-cased."""
+    capital: set[str] = set()
+    lower: set[str] = set()
+    for body in bodies:
+        for word in re.findall(r"[A-Za-z][A-Za-z0-9'-]*", body):
+            (capital if word[0].isupper() else lower).add(word.lower() if word[0].isupper() else word)
+    return frozenset(capital - lower)
+
+
 def _names(article: Article) -> list[str]:
     return [article.title_zh, article.title_en, *article.aliases_zh, *article.aliases_en]
 
@@ -434,7 +701,7 @@ def _only_stopwords(phrase: str) -> bool:
     return not has_cjk(phrase) and all(word in EN_STOPWORDS for word in phrase.split())
 
 
-def _span_terms(units_: list[str]) -> list[str]:
+def span_terms(units_: list[str]) -> list[str]:
     """The index terms a run of query units stands for (CJK chars + bigrams, Latin stems)."""
     out: list[str] = []
     for i, unit in enumerate(units_):
@@ -463,7 +730,7 @@ def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:
             and not (other.payloads & hit.payloads)
             for other in plan.alias_hits
         )
-        mass = sum(plan.mass(t) for t in set(_span_terms(plan.units[hit.start : hit.end])))
+        mass = sum(plan.mass(t) for t in set(span_terms(plan.units[hit.start : hit.end])))
         share = min(1.0, mass / total) / len(hit.payloads)
         value = (0.5 + 0.5 * share, True) if not shadowed else (0.2 * share, False)
         for doc in hit.payloads:

@@ -52,8 +52,23 @@ class PhraseMatcher(Generic[T]):
             if len(key) > 1 and not any(has_cjk(u) for u in key):
                 # "pour over" is also written "pourover"
                 table.setdefault((stem("".join(words)),), set()).add(payload)
-        self._table = {key: frozenset(value) for key, value in table.items()}
+        self._install({key: frozenset(value) for key, value in table.items()})
+
+    def _install(self, table: dict[tuple[str, ...], frozenset[T]]) -> None:
+        self._table = table
         self._prefixes = {key[:n] for key in table for n in range(1, len(key) + 1)}
+
+    @property
+    def table(self) -> dict[tuple[str, ...], frozenset[T]]:
+        """unit sequence -> payloads: everything the matcher knows (for the prebuilt index)."""
+        return self._table
+
+    @classmethod
+    def from_table(cls, table: dict[tuple[str, ...], frozenset[T]]) -> PhraseMatcher[T]:
+        """A matcher over an existing :attr:`table`."""
+        matcher = cls.__new__(cls)
+        matcher._install(table)
+        return matcher
 
     def __len__(self) -> int:
         return len(self._table)

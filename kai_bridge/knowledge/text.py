@@ -4,16 +4,19 @@ Chinese has no spaces, so CJK runs become character bigrams (the specific signal
 unigrams (a weak fallback for one-character words such as 酸 or 豆). Latin runs become
 lower-cased words reduced by a small suffix stripper, so "roasted", "roasting" and "roasts"
 meet at "roast". Hyphenated words also yield their joined form ("pour-over" -> pour, over,
-pourover). The same analysis runs over articles and queries, so whatever it gets wrong it
-gets wrong on both sides alike.
+pourover). Traditional Chinese characters are folded to Simplified (``data/t2s.json``, see
+``scripts/build_t2s.py``), so 濃縮咖啡 meets 浓缩咖啡. The same analysis runs over articles and
+queries, so whatever it gets wrong it gets wrong on both sides alike.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import re
 import unicodedata
+from importlib import resources
 from typing import Literal
 
 Language = Literal["zh", "en"]
@@ -64,20 +67,53 @@ def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
 
+def _load_t2s() -> dict[int, str]:
+    data = resources.files("kai_bridge.knowledge").joinpath("data", "t2s.json").read_text(encoding="utf-8")
+    table: dict[str, str] = json.loads(data)["table"]
+    return {ord(traditional): simplified for traditional, simplified in table.items()}
+
+
+T2S = _load_t2s()
+
+
+def to_simplified(text: str) -> str:
+    """``text`` with Traditional Chinese characters folded to Simplified (one per character)."""
+    return text.translate(T2S)
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width -> ASCII), lower case, accents stripped from Latin letters."""
+    """NFKC (full-width -> ASCII), lower case, Traditional -> Simplified, accents stripped."""
     text = unicodedata.normalize("NFKC", text).lower()
-    if text.isascii() or unicodedata.is_normalized("NFD", text):
+    if text.isascii():
+        return text
+    text = text.translate(T2S)
+    if unicodedata.is_normalized("NFD", text):
         return text
     return unicodedata.normalize("NFC", _COMBINING_RE.sub("", unicodedata.normalize("NFD", text)))
 
 
+# Irregular verb forms that a suffix stripper cannot join to their verb ("where was coffee
+# first drunk" must meet "drinking"). Only forms that are not also other words: no "found"
+# (founded), "ground" (ground coffee), "left", "lead".
+_IRREGULAR = {
+    "drunk": "drink", "drank": "drink", "grew": "grow", "grown": "grow", "brought": "bring",
+    "made": "make", "took": "take", "taken": "take", "knew": "know", "known": "know", "sold": "sell",
+    "bought": "buy", "ate": "eat", "eaten": "eat", "began": "begin", "begun": "begin", "came": "come",
+    "went": "go", "gone": "go", "gave": "give", "given": "give", "kept": "keep", "held": "hold",
+    "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall", "froze": "freeze",
+    "frozen": "freeze", "chose": "choose", "chosen": "choose", "spoke": "speak", "written": "write",
+    "wrote": "write", "drove": "drive", "driven": "drive", "stood": "stand", "thought": "think",
+}
+
+
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A deliberately small suffix stripper (plural, -ing, -ed, final -e).
+    """A deliberately small suffix stripper (plural, -ing, -ed, final -e), plus irregular verbs.
 
     Not Porter: it only has to make inflections of the same word meet, on both sides.
     """
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:

@@ -7,8 +7,14 @@ Prints Markdown tables (medians; ratios are computed within this one run):
 1. ``coffee_knowledge_query`` over stdio and over Streamable HTTP, served by the real
    ``kai-bridge stdio`` / ``kai-bridge serve``, against a bare ``MCPServer`` with one no-op
    async tool on the same transport, driven by the same client (the SDK's ``ClientSession``,
-   2025-11-25 handshake, sequential calls). Two query mixes: one repeated question, and 64
-   different questions in turn. Goal: >= 0.8x of the bare server's calls/s.
+   2025-11-25 handshake, sequential calls). Both servers run at once and their rows are
+   interleaved rep by rep (bare, kai no-op, kai rows, bare, ...), so machine noise lands on
+   both sides of every ratio. Three query mixes: one repeated question (the tool's answer
+   cache), 64 questions with a new suffix each call (never a cache hit), and natural
+   questions, each asked once (every labelled question of tests/data, zh and en: new words
+   too). The result size (JSON bytes of the structured result) is reported per row, since
+   every byte is serialised twice and parsed and validated by the client. Goal: >= 0.8x of
+   the bare server's calls/s.
 2. ``send_message`` through MCP (stdio, ``kai-bridge stdio``) against cozepy's
    ``AsyncCoze.chat.stream`` directly, both to the same sandbox (a separate
    ``kai-bridge sandbox`` process, no chunk delay), interleaved, same conversation reuse.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import statistics
@@ -32,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +57,16 @@ from kai_bridge.conversations import ConversationService
 from kai_bridge.coze import ChatRequest, CozeClient, EnterMessage
 from kai_bridge.coze.auth import JWTAuth
 from kai_bridge.keys import generate_key_pair, load_private_key
-from kai_bridge.knowledge import KnowledgeBase, KnowledgeService
+from kai_bridge.knowledge import KnowledgeBase, KnowledgeBrief, KnowledgeService
 from kai_bridge.mcp import build_mcp_server
 from kai_bridge.sandbox import COFFEE_BOT_ID, SandboxConfig, start_sandbox
 from kai_bridge.store import open_store
 from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the labelled answer sets and their checks live with the tests
+from tests.knowledge.support import answer_cases, carries_fact, ends_on_colon  # noqa: E402
+
 PY = sys.executable
 CLI = [PY, "-m", "kai_bridge.cli"]
 BARE = [PY, str(REPO / "scripts" / "bench" / "bare_mcp_server.py")]
@@ -71,11 +81,29 @@ QUESTIONS = [
 QUESTIONS = (QUESTIONS * 4)[:64]
 
 
+ANSWER_LINES: list[str] = []  # filled by part_calls: the answer-fact table over stdio
+
+
+def natural_questions() -> list[str]:
+    """Every labelled question of the knowledge tests, once each (zh and en)."""
+    found: list[str] = []
+    for path in sorted((REPO / "tests" / "data").glob("knowledge_*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                found.append(json.loads(line)["query"])
+    return list(dict.fromkeys(found))
+
+
 @dataclass
 class Series:
     label: str
     rates: list[float]
     latencies_ms: list[float]
+    result_bytes: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> float:
+        return statistics.median(self.result_bytes) if self.result_bytes else 0.0
 
     @property
     def rate(self) -> float:
@@ -152,60 +180,95 @@ async def http_session(url: str, token: str | None) -> AsyncIterator[ClientSessi
 
 
 # ---- part 1: calls/s ---------------------------------------------------------------------------
-async def measure_calls(
-    session: ClientSession, tool: str, args_for: Callable[[int], dict[str, Any]], *, calls: int, reps: int
-) -> tuple[list[float], list[float]]:
-    for i in range(min(100, calls)):  # warm-up: JIT-free Python still has caches, pools and sockets to warm
-        await session.call_tool(tool, args_for(i))
-    rates: list[float] = []
-    latencies: list[float] = []
-    for _ in range(reps):
-        began = time.perf_counter()
-        for i in range(calls):
-            start = time.perf_counter()
-            result = await session.call_tool(tool, args_for(i))
-            latencies.append((time.perf_counter() - start) * 1000)
-            if result.is_error:
-                raise RuntimeError(f"{tool} failed during the benchmark: {result.content}")
-        rates.append(calls / (time.perf_counter() - began))
-    return rates, latencies
+Args = Callable[[int], dict[str, Any]]
+
+
+async def measure_rep(session: ClientSession, tool: str, args_for: Args, *, start: int, calls: int,
+                      series: Series) -> None:
+    """One rep of ``calls`` sequential calls (arguments ``args_for(start + i)``), added to ``series``."""
+    began = time.perf_counter()
+    for i in range(calls):
+        begin = time.perf_counter()
+        result = await session.call_tool(tool, args_for(start + i))
+        series.latencies_ms.append((time.perf_counter() - begin) * 1000)
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed during the benchmark: {result.content}")
+        series.result_bytes.append(len(json.dumps(result.structured_content, ensure_ascii=False).encode()))
+    series.rates.append(calls / (time.perf_counter() - began))
+
+
+async def interleaved(bare: ClientSession, kai: ClientSession, *, calls: int, reps: int) -> tuple[list[Series], Series]:
+    """The bare no-op and every kai row, rep by rep in turn (see the module docstring)."""
+    fixed: Args = lambda i: {"query": REPEATED}  # noqa: E731
+    # A different question every call: the knowledge base's own cost, no cache hit.
+    unique: Args = lambda i: {"query": f"{QUESTIONS[i % len(QUESTIONS)]} {i}"}  # noqa: E731
+    pool = natural_questions()
+    natural_calls = min(calls, max(10, len(pool) // reps))
+    natural: Args = lambda i: {"query": pool[i % len(pool)]}  # noqa: E731
+    rows: list[tuple[ClientSession, str, Args, int, Series]] = [
+        (bare, "noop", fixed, calls, Series("bare MCPServer no-op", [], [])),
+        (kai, "bench_noop", fixed, calls, Series("kai-bridge registry no-op (door cost)", [], [])),
+        (kai, "coffee_knowledge_query", fixed, calls,
+         Series("kai-bridge coffee_knowledge_query, repeated question", [], [])),
+        (kai, "coffee_knowledge_query", unique, calls,
+         Series("kai-bridge coffee_knowledge_query, new question each call", [], [])),
+        (kai, "coffee_knowledge_query", natural, natural_calls,
+         Series(f"kai-bridge coffee_knowledge_query, natural questions, each once ({len(pool)} zh/en)", [], [])),
+    ]
+    for session, tool, args_for, _, _ in rows:  # warm-up: pools, sockets, per-word memos
+        for i in range(min(50, calls)):
+            await session.call_tool(tool, fixed(i) if args_for is natural else args_for(100_000 + i))
+    for rep in range(reps):
+        for session, tool, args_for, n, series in rows:
+            await measure_rep(session, tool, args_for, start=rep * n, calls=n, series=series)
+    return [row[4] for row in rows[1:]], rows[0][4]
+
+
+async def answer_facts(session: ClientSession) -> list[str]:
+    """The labelled answer sets through ``coffee_knowledge_query`` over this session: the share of
+    structured answers that carry their fact (tests/knowledge/support.py), per set and language."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    colon = 0
+    for split in ("tuning", "heldout"):
+        for case in answer_cases(split):
+            result = await session.call_tool("coffee_knowledge_query", {"query": case.query})
+            brief = KnowledgeBrief.model_validate(result.structured_content)
+            colon += ends_on_colon(brief)
+            for key in ("all", case.lang):
+                cell = counts.setdefault((split, key), [0, 0])
+                cell[0] += carries_fact(brief, case)
+                cell[1] += 1
+    out = ["| answers over MCP stdio | tuning | held-out |", "|---|---:|---:|"]
+    for key in ("all", "zh", "en"):
+        cells = [counts[(split, key)] for split in ("tuning", "heldout")]
+        out.append(f"| {key} | " + " | ".join(f"{h}/{n} = {h / n:.3f}" for h, n in cells) + " |")
+    out.append(f"\n- answers ending on a colon: {colon}")
+    return out
 
 
 async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, list[Series], Series]]:
     rows: list[tuple[str, list[Series], Series]] = []
-    fixed: Callable[[int], dict[str, Any]] = lambda i: {"query": REPEATED}  # noqa: E731
-    # A different question every call: the knowledge base's own cost, no cache hit.
-    unique: Callable[[int], dict[str, Any]] = lambda i: {"query": f"{QUESTIONS[i % len(QUESTIONS)]} {i}"}  # noqa: E731
-
-    async def kai_rows(session: ClientSession, n: int) -> list[Series]:
-        return [
-            Series("kai-bridge registry no-op (door cost)",
-                   *await measure_calls(session, "bench_noop", fixed, calls=n, reps=reps)),
-            Series("kai-bridge coffee_knowledge_query, repeated question",
-                   *await measure_calls(session, "coffee_knowledge_query", fixed, calls=n, reps=reps)),
-            Series("kai-bridge coffee_knowledge_query, new question each call",
-                   *await measure_calls(session, "coffee_knowledge_query", unique, calls=n, reps=reps)),
-        ]
-
     extension = ["--extension", "bench_extension:install"]
-    async with stdio_session([*CLI, "stdio", "--no-sidecar", *extension], base_env(tmp, "stdio")) as session:
-        kai = await kai_rows(session, calls)
-    async with stdio_session([*BARE, "stdio"], base_env(tmp, "bare")) as session:
-        bare = Series("bare MCPServer no-op", *await measure_calls(session, "noop", fixed, calls=calls, reps=reps))
+    async with (
+        stdio_session([*CLI, "stdio", "--no-sidecar", *extension], base_env(tmp, "stdio")) as kai_session,
+        stdio_session([*BARE, "stdio"], base_env(tmp, "bare")) as bare_session,
+    ):
+        kai, bare = await interleaved(bare_session, kai_session, calls=calls, reps=reps)
+        ANSWER_LINES[:] = await answer_facts(kai_session)
     rows.append(("stdio", kai, bare))
 
     # Streamable HTTP (stateful, SSE replies: both servers on their defaults)
     http_calls = max(100, calls // 2)
-    ready = tmp / "bridge.url"
+    kai_ready, bare_ready = tmp / "bridge.url", tmp / "bare.url"
     env = base_env(tmp, "http", KAI_BRIDGE_MCP_AUTH_TOKEN=TOKEN)
-    async with http_server([*CLI, "serve", "--port", "0", "--ready-file", str(ready), *extension], env, ready,
-                           "kai-bridge serve") as url, http_session(url, TOKEN) as session:
-        kai = await kai_rows(session, http_calls)
-    ready = tmp / "bare.url"
-    async with http_server([*BARE, "http", str(ready)], base_env(tmp, "bare-http"), ready, "bare server") as url, \
-            http_session(url, None) as session:
-        bare = Series("bare MCPServer no-op", *await measure_calls(session, "noop", fixed, calls=http_calls,
-                                                                   reps=reps))
+    async with (
+        http_server([*CLI, "serve", "--port", "0", "--ready-file", str(kai_ready), *extension], env, kai_ready,
+                    "kai-bridge serve") as kai_url,
+        http_server([*BARE, "http", str(bare_ready)], base_env(tmp, "bare-http"), bare_ready, "bare server") as bare_url,
+        http_session(kai_url, TOKEN) as kai_session,
+        http_session(bare_url, None) as bare_session,
+    ):
+        kai, bare = await interleaved(bare_session, kai_session, calls=http_calls, reps=reps)
     rows.append(("Streamable HTTP", kai, bare))
     return rows
 
@@ -352,13 +415,24 @@ async def timed(fn: Callable[[], Awaitable[object]]) -> float:
 # ---- report ------------------------------------------------------------------------------------
 def report(calls: list[tuple[str, list[Series], Series]], chats: list[Series], layers: list[Series], *,
            elapsed: float) -> str:
-    out = ["### MCP tool calls (sequential, one client: `ClientSession`, 2025-11-25 handshake)", "",
-           "| transport | server / tool | calls/s (median of reps) | p50 ms | p90 ms | vs bare |",
-           "|---|---|---:|---:|---:|---:|"]
+    out = ["### MCP tool calls (sequential, one client: `ClientSession`, 2025-11-25 handshake; kai and bare "
+           "rows interleaved rep by rep)", "",
+           "| transport | server / tool | calls/s (median of reps) | p50 ms | p90 ms | result bytes | vs bare |",
+           "|---|---|---:|---:|---:|---:|---:|"]
     for transport, kai, bare in calls:
         for series in [*kai, bare]:
             out.append(f"| {transport} | {series.label} | {series.rate:.0f} | {series.p50:.2f} | {series.p90:.2f} "
-                       f"| {series.rate / bare.rate:.2f}x |")
+                       f"| {series.size:.0f} | {series.rate / bare.rate:.2f}x |")
+    out += ["", *ANSWER_LINES]
+    if not chats:
+        goal = "; ".join(
+            f"{transport}: " + ", ".join(f"{s.label.removeprefix('kai-bridge ')} {s.rate / bare.rate:.2f}x" for s in kai)
+            for transport, kai, bare in calls
+        )
+        out += ["", f"- goal >= 0.8x bare calls/s: {goal}",
+                f"- wall time {elapsed:.0f} s, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+                f"load average at the end {os.getloadavg()[0]:.1f}"]
+        return "\n".join(out)
     direct, bridged, progress = chats
     out += ["", "### send_message through MCP (stdio) vs cozepy direct (same sandbox, interleaved)", "",
             "| path | N | p50 ms | p90 ms | added at p50 |", "|---|---:|---:|---:|---:|"]
@@ -388,13 +462,14 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=600, help="calls per repetition over stdio (HTTP: half)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--chats", type=int, default=40, help="send_message samples per path")
+    parser.add_argument("--only-calls", action="store_true", help="part 1 only (tool calls/s against the bare server)")
     args = parser.parse_args()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kai-bridge-bench-") as tmp_name:
         tmp = Path(tmp_name)
         calls = await part_calls(tmp, calls=args.calls, reps=args.reps)
-        chats = await part_chats(tmp, chats=args.chats)
-        layers = await part_layers(tmp, chats=args.chats)
+        chats = [] if args.only_calls else await part_chats(tmp, chats=args.chats)
+        layers = [] if args.only_calls else await part_layers(tmp, chats=args.chats)
     print(report(calls, chats, layers, elapsed=time.perf_counter() - began))
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from kai_bridge.knowledge import KnowledgeAnswer
+from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBrief
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -51,3 +53,77 @@ def reciprocal_rank(answer: KnowledgeAnswer, expected: tuple[str, ...]) -> float
         if passage.article_id in expected:
             return 1.0 / rank
     return 0.0
+
+
+# --- answer-level evaluation ---------------------------------------------------------------
+
+ANSWER_SPLITS = ("tuning", "heldout")
+# Kinds of question the labelled answer sets use (what the question asks for).
+ANSWER_KINDS = (
+    "duration",
+    "temperature",
+    "ratio",
+    "quantity",
+    "date",
+    "place",
+    "person",
+    "definition",
+    "steps",
+    "comparison",
+    "cause",
+    "profile",
+)
+
+_DASHES = re.compile("[\u2010-\u2015\u2212~\uff5e]")
+_SPACES = re.compile(r"\s+")
+# A list marker inside a line of prose: "- ", "1. ", "三、" after a sentence or clause end.
+_MID_MARKER = re.compile(
+    r"(?<!\d)[.:;!?]\s+(?:[-\u2022]\s|\d{1,2}\.\s)|[。；：！？]\s*(?:[-\u2022]\s|\d{1,2}\.\s|[一二三四五六七八九十]{1,3}、)"
+)
+_LINE_MARKER = re.compile(r"^\s*(?:[-\u2022]\s|\d+\.\s|[一二三四五六七八九十]+、)")
+
+
+@dataclass(frozen=True)
+class AnswerCase:
+    split: str
+    query: str
+    lang: Literal["zh", "en"]
+    kind: str
+    facts: tuple[str, ...]  # any one of them must be in the answer
+    expected: tuple[str, ...]  # the articles that carry the fact
+
+
+def answer_cases(split: str) -> list[AnswerCase]:
+    """The labelled answer set ``split`` (tuning or heldout)."""
+    path = DATA / f"knowledge_answers_{split}.jsonl"
+    out: list[AnswerCase] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(
+                AnswerCase(split, row["query"], row["lang"], row["kind"], tuple(row["facts"]), tuple(row["expected"]))
+            )
+    return out
+
+
+def fact_text(text: str) -> str:
+    """What fact matching compares: NFKC, lower case, one kind of dash, single spaces."""
+    return _SPACES.sub(" ", _DASHES.sub("-", unicodedata.normalize("NFKC", text).lower()))
+
+
+def carries_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
+    """The answer text (titles of its sources taken out) contains one of the case's facts."""
+    text = answer.answer
+    for passage in answer.passages:
+        text = text.replace(passage.title, " ")
+    text = fact_text(text)
+    return any(fact_text(fact) in text for fact in case.facts)
+
+
+def ends_on_colon(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
+    return any(line.rstrip().endswith((":", "：")) for line in answer.answer.splitlines() if line.strip())
+
+
+def has_list_marker(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
+    """A list marker at the start of a line or in the middle of prose."""
+    return any(_MID_MARKER.search(line) or _LINE_MARKER.match(line) for line in answer.answer.splitlines())

@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 
 from kai_bridge.knowledge.phrases import PhraseMatcher, units
-from kai_bridge.knowledge.text import detect_language, index_terms, normalize, sentences, stem, terms, tokens
+from kai_bridge.knowledge.text import (
+    detect_language,
+    index_terms,
+    normalize,
+    sentences,
+    stem,
+    terms,
+    to_simplified,
+    tokens,
+)
 
 
 def test_mixed_chinese_and_english_become_bigrams_unigrams_and_stems() -> None:
@@ -89,3 +98,35 @@ def test_phrase_matcher_finds_names_in_both_scripts_and_joined_spelling() -> Non
 
 def test_phrase_matcher_ignores_single_cjk_character_names() -> None:
     assert len(PhraseMatcher([("豆", "bean")])) == 0
+
+
+@pytest.mark.parametrize(
+    ("traditional", "simplified"),
+    [
+        pytest.param("濃縮咖啡", "浓缩咖啡", id="espresso"),
+        pytest.param("萃取時間", "萃取时间", id="extraction-time"),
+        pytest.param("臺灣阿里山", "台湾阿里山", id="taiwan"),
+        pytest.param("拿鐵", "拿铁", id="latte"),
+    ],
+)
+def test_traditional_characters_fold_to_simplified_on_both_sides(traditional: str, simplified: str) -> None:
+    assert to_simplified(traditional) == simplified
+    assert terms(traditional) == terms(simplified)
+
+
+def test_simplified_and_latin_text_is_left_alone_by_the_fold() -> None:
+    text = "埃塞俄比亚咖啡 Ethiopia café 25–30 秒"
+    assert to_simplified(text) == text
+
+
+@pytest.mark.parametrize(
+    ("word", "stemmed"),
+    [
+        pytest.param("drunk", "drink", id="drunk"),
+        pytest.param("drinking", "drink", id="drinking"),
+        pytest.param("grown", "grow", id="grown"),
+        pytest.param("founded", "found", id="founded-is-not-find"),
+    ],
+)
+def test_irregular_verbs_meet_their_verb(word: str, stemmed: str) -> None:
+    assert stem(word) == stemmed

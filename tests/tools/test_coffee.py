@@ -11,6 +11,7 @@ from kai_bridge.knowledge import KnowledgeAnswer, KnowledgeBrief
 from kai_bridge.tools import ToolRegistry
 from kai_bridge.tools.coffee import coffee_knowledge_tool
 from tests.bridge import knowledge_base, knowledge_service
+from tests.knowledge.support import answer_cases, fact_text
 
 
 class CountingKnowledge:
@@ -101,3 +102,14 @@ async def test_the_cache_is_bounded() -> None:
 async def test_blank_or_oversized_questions_are_refused(query: str) -> None:
     with pytest.raises(ToolInputError, match="'query'"):
         await _registry(knowledge_service()).call("coffee_knowledge_query", {"query": query})
+
+
+async def test_the_tool_result_carries_the_fact_as_the_base_does() -> None:
+    # What a client reads (the structured result) says what KnowledgeBase.query says.
+    registry = _registry(knowledge_service())
+    for case in answer_cases("tuning")[:40]:
+        result = await registry.call("coffee_knowledge_query", {"query": case.query, "language": case.lang})
+        direct = knowledge_base().query(case.query, language=case.lang)
+        assert result["answer"] == direct.answer
+        assert [p["article_id"] for p in result["passages"]] == [p.article_id for p in direct.passages]
+        assert not fact_text(result["answer"]).rstrip().endswith(":")

@@ -1,0 +1,493 @@
+"""What a question asks for, and what a sentence carries: the kinds of fact, in zh and en.
+
+A question asks for one or more kinds of fact (a duration, a temperature, a ratio, a
+quantity, a date, a place, a person, a definition, steps, a comparison, a cause or fix, a
+taste profile). :func:`question_kinds` reads them off the question's wording;
+:func:`sentence_kinds` tells which kinds a sentence of an article carries (a number with a
+time unit, a °C figure, a 1:16 ratio, a year, a place name, an inventor...). The answer is
+built around a sentence that carries what was asked.
+
+Kinds are bits of an ``int`` so a sentence's kinds are computed once, at index build, and a
+query tests them with one ``&``. :func:`strip_scaffolding` removes the words that only say
+*what kind* of answer is wanted (多久, 几天, "how long"), which would otherwise be matched as
+topic words (几天 is no topic; "long" matches "longberry").
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "ALTITUDE",
+    "CAUSE",
+    "COMPARISON",
+    "DATE",
+    "DEFINITION",
+    "DURATION",
+    "KIND_NAMES",
+    "PERSON",
+    "PLACE",
+    "PROFILE",
+    "QUANTITY",
+    "RATIO",
+    "STEPS",
+    "TEMPERATURE",
+    "PlaceNames",
+    "flavour_notes",
+    "kind_names",
+    "question_kinds",
+    "sentence_kinds",
+    "steps_intro",
+    "strip_scaffolding",
+]
+
+DURATION = 1 << 0
+TEMPERATURE = 1 << 1
+RATIO = 1 << 2
+QUANTITY = 1 << 3
+DATE = 1 << 4
+PLACE = 1 << 5
+PERSON = 1 << 6
+DEFINITION = 1 << 7
+STEPS = 1 << 8
+COMPARISON = 1 << 9
+CAUSE = 1 << 10
+PROFILE = 1 << 11
+ALTITUDE = 1 << 12
+
+KIND_NAMES: dict[int, str] = {
+    DURATION: "duration",
+    TEMPERATURE: "temperature",
+    RATIO: "ratio",
+    QUANTITY: "quantity",
+    DATE: "date",
+    PLACE: "place",
+    PERSON: "person",
+    DEFINITION: "definition",
+    STEPS: "steps",
+    COMPARISON: "comparison",
+    CAUSE: "cause",
+    PROFILE: "profile",
+    ALTITUDE: "altitude",
+}
+
+
+def kind_names(kinds: int) -> list[str]:
+    return [name for bit, name in KIND_NAMES.items() if kinds & bit]
+
+
+def _rx(*parts: str) -> re.Pattern[str]:
+    """A pattern over lower-cased text (no IGNORECASE: it makes large alternations ~5x slower)."""
+    return re.compile("|".join(parts))
+
+
+# --- what a question asks for ---------------------------------------------------------------
+# Per kind: English phrases (1-3 words, matched as word n-grams of the lower-cased question),
+# English word prefixes, and Chinese substrings. Set look-ups, not regular expressions: this
+# runs on every question, and a dozen large case-insensitive patterns cost ~100 us.
+# Order matters only for ``primary``: the first kind found is the most specific one.
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    kind: int
+    phrases: frozenset[str]
+    prefixes: tuple[str, ...]
+    zh: re.Pattern[str]
+
+
+def _cue(kind: int, phrases: str, prefixes: str, zh: str) -> _Cue:
+    return _Cue(
+        kind,
+        frozenset(p.strip() for p in phrases.split(",") if p.strip()),
+        tuple(prefixes.split()),
+        re.compile("|".join(re.escape(z) for z in zh.split())),
+    )
+
+
+_TIMED = ["brew", "brewing", "steep", "steeping", "extraction", "contact", "drawdown", "bloom", "roast", "roasting", "rest", "resting", "drying", "fermentation", "total", "cook", "cooking"]
+_CUES: tuple[_Cue, ...] = (
+    _cue(
+        DURATION,
+        "how long, how soon, how quickly, half life, shelf life, stay fresh, stays fresh, "
+        + ", ".join(f"how many {u}" for u in ["seconds", "minutes", "hours", "days", "weeks", "months", "years"]) + ", "
+        + ", ".join(f"{w} time" for w in _TIMED) + ", " + ", ".join(f"{w} times" for w in _TIMED),
+        "",
+        "多久 多长时间 多长 多少时间 几分钟 多少分钟 几秒 多少秒 几天 多少天 几小时 几个小时 多少小时 几周 几个月 "
+        "时间 时长 半衰期 保鲜 保质期 赏味期 维持",
+    ),
+    _cue(TEMPERATURE, "how hot, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
+    _cue(
+        RATIO,
+        "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
+        "grams of coffee, gram of coffee",
+        "",
+        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水",
+    ),
+    _cue(ALTITUDE, "altitude, altitudes, elevation, elevations, how high, above sea level", "", "海拔 多高"),
+    _cue(
+        QUANTITY,
+        "how much, how many, how big, how large, how heavy, how high, how strong, how fine, amount, content, "
+        "altitude, elevation, price, cost, pressure, score, calories, weight, size",
+        "percent",
+        "多少 多大 多高 多重 海拔 含量 容量 价格 压力 分数 多少分 几克 几杯 热量 几成 几倍",
+    ),
+    _cue(
+        DATE,
+        "when, what year, which year, century, what date, history, season, harvest",
+        "",
+        "什么时候 何时 哪年 哪一年 几几年 年份 世纪 历史 采收季 季节 几月 哪个年代",
+    ),
+    _cue(
+        PLACE,
+        "where, which country, which countries, which region, which regions, which island, which city, "
+        "what country, what countries, what region, what regions, come from, comes from, came from, native, "
+        "regions, origin of, originally from",
+        "",
+        "哪里 哪儿 在哪 哪个国家 哪国 哪些国家 哪个地区 哪些产区 产区 原产 起源 发源 来自 哪里的 产自",
+    ),
+    _cue(
+        PERSON,
+        "who, whom, invent, invented, inventor, inventors, founder, discovered, designed, named after",
+        "",
+        "谁 哪位 发明人 发明者 创始人 发现者 发明 发现了",
+    ),
+    _cue(
+        DEFINITION,
+        "define, definition, meaning, mean, stand for, stands for, what kind of, why is it called",
+        "",
+        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字",
+    ),
+    _cue(
+        STEPS,
+        "recipe, step, steps, method, procedure, instructions, guide, technique, techniques, tip, tips, "
+        "how do i, how do you, how should i, how can i, how do we, how does one",
+        "",
+        "怎么做 怎么冲 怎么煮 怎么用 怎么泡 怎么打 怎么保存 怎样 如何 做法 步骤 方法 教程 技巧 流程 参数 配方 "
+        "怎么调 怎么弄 怎么制作 怎么",
+    ),
+    _cue(
+        COMPARISON,
+        "vs, versus, differ, better, best, which is, which one, than",
+        "differen compar",
+        "区别 不同 差别 差异 比较 对比 哪个好 哪种好 还是 相比 更好 什么好 用什么 不一样",
+    ),
+    _cue(
+        CAUSE,
+        "why, cause, causes, fix, bitter, sour, muddy, what should i, should i, bad for, safe, healthy, can i, "
+        "is it ok, is it okay, is it bad, "
+        + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
+        "problem",
+        "为什么 为何 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
+    ),
+    _cue(
+        PROFILE,
+        "taste, tastes, flavor, flavors, flavour, flavours, profile, notes, aroma, characteristic, "
+        "characteristics, like",
+        "smell",
+        "特点 特色 特征 风味 口感 味道 好喝 起来 香气 酸质",
+    ),
+)
+_STEP_VERBS = frozenset(
+    ["make", "brew", "use", "prepare", "store", "steam", "dial", "do", "clean", "roast", "freeze", "grind", "pour", "froth", "keep", "made", "brewed", "processed"]
+)
+_WORDS = re.compile(r"[a-z0-9]+")
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+# Chinese yes/no questions about a possibility ask for a cause or a caution: 可以...吗, 能...吗.
+_ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
+
+
+def question_kinds(question: str) -> tuple[int, int]:
+    """``(kinds, primary)``: every kind the question asks for, and the first (most specific)."""
+    lower = question.lower()
+    words = _WORDS.findall(lower)
+    grams = set(words)
+    if len(words) > 1:
+        grams.update([f"{a} {b}" for a, b in itertools.pairwise(words)])
+        grams.update([f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)])
+    cjk = has_cjk(question)
+    kinds = 0
+    primary = 0
+    for cue in _CUES:
+        if (
+            (words and not grams.isdisjoint(cue.phrases))
+            or (words and cue.prefixes and any(w.startswith(cue.prefixes) for w in words))
+            or (cjk and cue.zh.search(question) is not None)
+        ):
+            kinds |= cue.kind
+            if not primary:
+                primary = cue.kind
+    if words:
+        # "what is X", "what does X mean", "how to make X", "how is X made".
+        if words[0] == "what" and len(words) > 1 and words[1] in ("is", "are", "was", "were", "s"):
+            kinds, primary = kinds | DEFINITION, primary or DEFINITION
+        if words[0] in ("explain", "describe"):
+            kinds, primary = kinds | DEFINITION, primary or DEFINITION
+        if "how" in grams and any(
+            w in _STEP_VERBS for i, w in enumerate(words) if i and "how" in words[max(0, i - 4) : i]
+        ):
+            kinds, primary = kinds | STEPS, primary or STEPS
+        if "more" in grams and "than" in grams:
+            kinds |= COMPARISON
+    if cjk and _ZH_CAN.search(question):
+        kinds, primary = kinds | CAUSE, primary or CAUSE
+    # A question about taste is not a definition question ("what does Kenyan coffee taste like").
+    if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
+        primary = PROFILE
+    return kinds, primary
+
+
+# Scaffolding: words that only say what kind of answer is wanted. Cut out of the question
+# before its terms are analysed (the kinds above are read from the full question).
+_SCAFFOLD_EN = re.compile(
+    r"\bhow (?:long|hot|big|large|old|far|soon)\b|\b(?:what|which) (?:year|century)\b|\bmeaning\b|\bmeans?\b"
+    r"|\bstands? for\b|\baccording to\b",
+    re.I,
+)
+# "how long does it take / last / stay fresh": the verb is part of the frame.
+_SCAFFOLD_EN_DURATION = re.compile(r"\b(?:take|takes|taking|last|lasts|stay|stays)\b", re.I)
+# "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
+_SCAFFOLD_ZH = re.compile(
+    "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
+    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|"
+    "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
+    "(?<![主重需只])要|才|吗|呢|是否|又|太"
+)
+
+
+def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
+    """The question with its answer-kind scaffolding replaced by a boundary (see module doc);
+    ``kinds``: the question's kinds when already known."""
+    if kinds is None:
+        kinds, _ = question_kinds(question)
+    text = _SCAFFOLD_EN.sub(" ", question)
+    if kinds & DURATION:
+        text = _SCAFFOLD_EN_DURATION.sub(" ", text)
+    if kinds & PROFILE:
+        text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
+    return _SCAFFOLD_ZH.sub("，", text)
+
+
+# --- what a sentence carries ---------------------------------------------------------------
+_NUMBER_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|several|a couple of)"
+_ZH_NUMERALS = "一二两三四五六七八九十百千几半"
+_DURATION = _rx(
+    r"\d[\d.,]*(?:\s*[-–]\s*\d[\d.,]*)?\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b",
+    rf"\b{_NUMBER_WORDS}(?:\s+(?:to|or)\s+{_NUMBER_WORDS})?\s+(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b",
+    r"\bovernight\b|\bwithin (?:a|about a) (?:week|month|year|day)\b|\ba week\b|\ba year\b",
+    rf"[\d{_ZH_NUMERALS}][\d.–-]*\s*(?:秒钟?|分钟|小时|天|周|个月|星期)",
+    rf"[\d{_ZH_NUMERALS}]+分[\d{_ZH_NUMERALS}]+秒",
+    r"一周|一夜|一年|半年",
+)
+# m:ss clock times (2:30-3:30, steep 1:30-2:00); a ratio 1:15-1:16 has equal minute parts.
+_CLOCK_RANGE = re.compile(r"\b(\d{1,2}):([0-5]\d)\s*[-–]\s*(\d{1,2}):([0-5]\d)\b")
+_CLOCK = re.compile(r"\b\d:(?:00|30|45)\b")
+_TEMPERATURE = _rx(r"°|℃|℉|\bdegrees? (?:c|f|celsius|fahrenheit)\b|摄氏|华氏")
+_RATIO = _rx(
+    r"\b1\s*:\s*\d+(?:\.\d+)?\b",
+    r"\bper (?:litre|liter|cup)\b",
+    r"\d+(?:\.\d+)?\s*g\b[^.;]{0,25}\b(?:to|per|in)\b[^.;]{0,12}\d+(?:\.\d+)?\s*(?:g|ml)\b",
+    r"粉水比|粉液比|配比|每\d+毫升|\d+克粉",
+)
+_QUANTITY = _rx(
+    r"\d[\d.,]*\s*(?:%|mg|g|kg|ml|l|m|cm|mm|bar|ppm|lb|pounds?|tonnes?|bags|microns|points?|cents|oz|ounces?|"
+    r"cups?|shots?|calories|kcal|chromosomes|farms|mg/l)(?![a-z])",
+    r"(?:us)?\$\s?\d|\btwice\b|\bhalf\b|\bdouble\b|\bone third\b|\bthree times\b|\bpercent\b",
+    rf"[\d{_ZH_NUMERALS}][\d.,–-]*\s*(?:%|毫克|克|千克|公斤|毫升|升|米|厘米|毫米|巴|目|分|倍|美元|美分|磅|袋|杯|份|成|万)",
+    r"一半|两倍|三分之一|四成|六成|翻倍",
+)
+_ALTITUDE = _rx(
+    r"\d[\d,.]*\s*(?:[-–]\s*\d[\d,.]*\s*)?m\b(?! (?:long|wide|tall))|\bmetres\b|\bmeters\b|\babove sea level\b",
+    r"海拔|\d+米",
+)
+_MONTHS = (
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+)
+_DATE = _rx(
+    r"\b1[0-9]{3}s?\b|\b20[0-9]{2}s?\b|\bcentur(?:y|ies)\b|" + _MONTHS,
+    r"\d{3,4}年|世纪|\d{1,2}月|年代|[一二三四五六七八九十]+月",
+)
+# Cue words, by kind: English as word sets and prefixes (matched on the sentence's words, far
+# faster than alternations of \b...\b patterns at index build), Chinese as literal patterns.
+@dataclass(frozen=True, slots=True)
+class _Words:
+    words: frozenset[str]
+    phrases: frozenset[str]  # two-word phrases
+    prefixes: tuple[str, ...]
+
+    def found(self, words: list[str], word_set: set[str], pairs: set[str]) -> bool:
+        return (
+            not self.words.isdisjoint(word_set)
+            or (bool(self.phrases) and not self.phrases.isdisjoint(pairs))
+            or (bool(self.prefixes) and any(w.startswith(self.prefixes) for w in words))
+        )
+
+
+def _words(words: str, *, phrases: str = "", prefixes: str = "") -> _Words:
+    return _Words(frozenset(words.split()), frozenset(p.strip() for p in phrases.split(",") if p.strip()),
+                  tuple(prefixes.split()))
+
+
+_PERSON_EN = _words(
+    "invented inventor founder patented designer designers chemist goatherd monk monks missionary missionaries "
+    "pilgrim officer family legend devotees friars",
+    phrases="founded by, named after",
+)
+_PERSON_ZH = re.compile(
+    r"[\u4e00-\u9fff]·[\u4e00-\u9fff]|发明|创始人|创立|牧羊人|传教士|修士|修道|家族|设计师|化学家|总督|军官|朝圣|专利|传说|冠军"
+)
+# A person's name (case matters): "by Alan Adler", "（Alan Adler，...".
+_PERSON_NAME = re.compile(r"\b(?:by|from) (?:the )?[A-Z][a-z]+ [A-Z][a-z]+|（[A-Z][a-z]+ [A-Z][a-z]+")
+_CAUSE_EN = _words(
+    "because so cause causes caused if means risk make makes give gives sign signs help helps problem linked",
+    phrases="due to, result in, results in, grind finer, grind coarser, lead to, leads to, can raise",
+    prefixes="under-extract over-extract underextract overextract fix prevent avoid",
+)
+_CAUSE_ZH = re.compile(
+    "因为|由于|所以|因此|导致|造成|原因|说明|如果|若|磨细|磨粗|调细|调粗|萃取不足|萃取过度|避免|防止|容易|风险|对策|解决|有助|就"
+)
+_COMPARISON_EN = _words(
+    "than compared while whereas unlike differ differs difference reverse instead versus both similar contrast"
+)
+_COMPARISON_ZH = re.compile("比|相比|而|不同|区别|相反|较|不如|同样|类似|与之")
+_DEFINITION_EN = frozenset(["is", "are", "was", "means", "refers", "called", "stands"])
+_DEFINITION_ZH = re.compile("^[^。；]{0,30}?(?:是|指|称为|又称|即|意为|意思是|意思)")
+_PROFILE_EN = _words(
+    "note notes acidity body jasmine citrus caramel nutty nuts taste tastes bergamot spice",
+    prefixes="flavor flavour aroma sweet floral fruit berr chocolat",
+)
+_PROFILE_ZH = re.compile("风味|口感|香气|酸质|酸度|醇厚|甜感|花香|果香|余韵|茉莉|柑橘|浆果|巧克力|焦糖|坚果")
+_STEPS_EN = _words(
+    "step steps method recipe procedure technique tip tips instructions sequence steaming habits",
+    phrases="how to, fixed order, in practice",
+)
+_STEPS_ZH = re.compile("步骤|方法|做法|参数|配方|要点|建议|流程|用法|操作|技巧|指南|入门|顺序|调整思路|打奶")
+_FLAVOUR_EN = frozenset(
+    ["floral", "fruity", "fruit", "jasmine", "bergamot", "lemon", "citrus", "orange", "grapefruit", "berry", "berries", "blueberry", "strawberry", "blackcurrant", "blackberry", "raspberry", "cherry", "plum", "peach", "apricot", "tropical", "winey", "chocolate", "cocoa", "caramel", "honey", "nutty", "nuts", "almond", "spice", "spicy", "cedar", "tobacco", "earthy", "herbal", "woody", "smoky", "sweet", "sweetness", "acidity", "body", "syrupy", "clean", "bright", "juicy", "tomato", "raisin", "fig", "cinnamon"]
+)
+_FLAVOUR_EN_PAIRS = frozenset(["stone fruit", "brown sugar", "tea like"])
+_FLAVOUR_ZH = re.compile(
+    "花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
+    "焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂"
+)
+_SENTENCE_WORDS = re.compile(r"[a-z0-9]+(?:-[a-z]+)*")
+
+
+def _sentence_words(lower: str) -> tuple[list[str], set[str], set[str]]:
+    words = _SENTENCE_WORDS.findall(lower)
+    flat = [part for w in words for part in w.split("-")]
+    return words, set(words) | set(flat), {f"{a} {b}" for a, b in itertools.pairwise(flat)}
+
+
+def flavour_notes(text: str) -> int:
+    """How many tasting notes ``text`` names (a sentence that lists them answers "what is it like")."""
+    lower = text.lower()
+    words, _, pairs = _sentence_words(lower)
+    count = sum(1 for w in words if w in _FLAVOUR_EN) + len(_FLAVOUR_EN_PAIRS & pairs)
+    return count + (len(_FLAVOUR_ZH.findall(text)) if has_cjk(text) else 0)
+
+
+def steps_intro(text: str) -> bool:
+    """A list intro or a labelled paragraph that announces steps, a recipe or advice: the
+    announcing words come early ("A starting recipe:", "Steps:"), not in an aside ("(it
+    varies with bean, dose and method)")."""
+    head = re.sub(r"[（(][^）)]*[）)]", "", text).lower()
+    if has_cjk(head):
+        return _STEPS_ZH.search(head[:16]) is not None
+    words, word_set, pairs = _sentence_words(head[:48])
+    return _STEPS_EN.found(words, word_set, pairs)
+
+
+class PlaceNames:
+    """Place names (countries, regions, cities) known to the corpus plus a curated list."""
+
+    _EN_EXTRA = (
+        "Europe", "Africa", "Asia", "America", "Americas", "Arabia", "Middle East", "Caribbean", "Italy",
+        "France", "Germany", "Netherlands", "Spain", "Portugal", "Britain", "England", "London", "Paris",
+        "Vienna", "Venice", "Oxford", "Istanbul", "Cairo", "Mecca", "Turkey", "Greece", "Japan", "Australia",
+        "New Zealand", "Réunion", "Martinique", "Ceylon", "Sri Lanka", "Liberia", "Malaysia", "Sudan",
+        "Madagascar", "Taiwanese", "Japanese", "Italian", "French", "German", "Dutch", "Spanish", "American",
+        "Australian", "Turkish", "Arab", "Arabic", "Yemeni", "Ethiopian", "Brazilian", "United States", "US",
+        "Scandinavian", "Nordic", "Balkans", "North Africa", "Indian Ocean", "Red Sea", "Tanganyika", "Timor",
+    )
+    _ZH_EXTRA = (
+        "欧洲", "非洲", "亚洲", "美洲", "中美洲", "南美", "拉丁美洲", "阿拉伯", "中东", "加勒比", "意大利", "法国",
+        "德国", "荷兰", "西班牙", "葡萄牙", "英国", "伦敦", "巴黎", "维也纳", "威尼斯", "牛津", "伊斯坦布尔", "开罗",
+        "麦加", "土耳其", "希腊", "日本", "澳大利亚", "新西兰", "留尼汪", "马提尼克", "锡兰", "斯里兰卡", "利比里亚",
+        "马来西亚", "苏丹", "台湾", "美国", "北欧", "巴尔干", "北非", "红海", "坦噶尼喀", "帝汶", "中国", "云南",
+        "海南", "北京", "波旁岛", "东非", "西非", "中非", "南苏丹",
+    )
+
+    def __init__(self, *, en: Iterable[str], zh: Iterable[str]) -> None:
+        self._en = frozenset(n for n in (*en, *self._EN_EXTRA) if len(n) >= 2)
+        self._en_longest = max((len(n.split()) for n in self._en), default=1)
+        by_first: dict[str, list[str]] = {}
+        for name in {n for n in (*zh, *self._ZH_EXTRA) if len(n) >= 2}:
+            by_first.setdefault(name[0], []).append(name)
+        self._zh = {first: tuple(names) for first, names in by_first.items()}
+
+    def found(self, text: str, language: str) -> bool:
+        if language == "zh":
+            for i, char in enumerate(text):
+                names = self._zh.get(char)
+                if names and any(text.startswith(name, i) for name in names):
+                    return True
+            return False
+        words = _NAME_WORDS.findall(text)
+        for size in range(1, self._en_longest + 1):
+            for i in range(len(words) - size + 1):
+                if " ".join(words[i : i + size]) in self._en:
+                    return True
+        return False
+
+
+_NAME_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'’-]*")
+
+
+_DIGITS = re.compile(r"\d")
+_TIME_WORDS = frozenset(["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years", "overnight"])
+_ZH_NUMBERED = re.compile(f"[{_ZH_NUMERALS}]")
+
+
+def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
+    """The kinds of fact ``text`` carries (see the module docstring). Runs at index build for
+    every sentence: cheap checks first, the numeric patterns only where there is a number."""
+    lower = text.lower()
+    cjk = has_cjk(text)
+    words, word_set, pairs = _sentence_words(lower)
+    numbered = _DIGITS.search(text) is not None or (cjk and _ZH_NUMBERED.search(text) is not None)
+    kinds = 0
+    if (numbered or not _TIME_WORDS.isdisjoint(word_set)) and (_DURATION.search(lower) or _CLOCK.search(lower)):
+        kinds |= DURATION
+    if numbered:
+        for match in _CLOCK_RANGE.finditer(lower):
+            if match.group(1) != match.group(3) or "00" in (match.group(2), match.group(4)):
+                kinds |= DURATION
+        if _RATIO.search(lower):
+            kinds |= RATIO
+        if _ALTITUDE.search(lower):
+            kinds |= ALTITUDE
+    if _TEMPERATURE.search(lower):
+        kinds |= TEMPERATURE
+    if _QUANTITY.search(lower):
+        kinds |= QUANTITY
+    if _DATE.search(lower):
+        kinds |= DATE
+    if places.found(text, language):
+        kinds |= PLACE
+    if _PERSON_EN.found(words, word_set, pairs) or _PERSON_NAME.search(text) or (cjk and _PERSON_ZH.search(text)):
+        kinds |= PERSON
+    if _CAUSE_EN.found(words, word_set, pairs) or (cjk and _CAUSE_ZH.search(text)):
+        kinds |= CAUSE
+    if _COMPARISON_EN.found(words, word_set, pairs) or (cjk and _COMPARISON_ZH.search(text)):
+        kinds |= COMPARISON
+    if (not cjk and not _DEFINITION_EN.isdisjoint(words[:14])) or (cjk and _DEFINITION_ZH.search(text)):
+        kinds |= DEFINITION
+    if _PROFILE_EN.found(words, word_set, pairs) or (cjk and _PROFILE_ZH.search(text)):
+        kinds |= PROFILE
+    return kinds
