@@ -79,6 +79,7 @@ def _secrets_of(settings: Settings) -> list[str]:
               settings.plugin_token]
     values += [settings.webhook_verify_token, settings.webhook_token]
     values += [u.api_key for u in settings.upstreams]
+    values += settings.mcp_client_tokens
     return [v.get_secret_value() for v in values if v is not None]
 
 

@@ -247,6 +247,12 @@ class Settings(BaseModel):
     server_max_connections: int = Field(default=1000, ge=1)  # beyond it new requests get 503
     mcp_path: str = "/mcp"
     mcp_auth_token: SecretStr | None = None
+    # More bearer tokens for /mcp, one per client: each gives its holder an identity of its own
+    # (its own conversations, its own rate-limit bucket); mcp_auth_token is then optional.
+    mcp_client_tokens: list[SecretStr] = Field(default_factory=list)
+    # false (default): a caller's user_id names a conversation slot inside the caller's own
+    # space; true: user_id is global, any caller may use (and read) any user's conversation.
+    conversations_shared_user_ids: bool = False
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     mcp_allowed_origins: list[str] = Field(default_factory=list)
     mcp_stateless: bool = False
@@ -318,6 +324,14 @@ class Settings(BaseModel):
     @classmethod
     def _api_base_url(cls, value: str) -> str:
         return _check_base_url(value, name="coze_api_base") if value else value
+
+    @field_validator("mcp_client_tokens")
+    @classmethod
+    def _client_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        tokens = [checked for token in value if (checked := _check_token(token, min_length=16)) is not None]
+        if len({t.get_secret_value() for t in tokens}) != len(tokens):
+            raise ValueError("two entries are the same token: give each client a token of its own")
+        return tokens
 
     @field_validator("mcp_auth_token", "coze_pat")
     @classmethod

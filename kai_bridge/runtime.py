@@ -204,7 +204,8 @@ async def open_runtime(
             chat_timeout=settings.coze_chat_timeout,
         )
         bots = BotStates(store=store)
-        build_registry(knowledge=knowledge, conversations=conversations, registry=registry, bot_guard=bots)
+        build_registry(knowledge=knowledge, conversations=conversations, registry=registry, bot_guard=bots,
+                       shared_user_ids=settings.conversations_shared_user_ids)
         upstreams = await health.open("upstreams", UpstreamManager(configs=settings.upstreams, registry=registry))
         for upstream in settings.upstreams:
 

@@ -15,13 +15,14 @@ from kai_bridge.conversations.models import (
     UsageInfo,
 )
 from kai_bridge.conversations.plugins import PluginRunner
-from kai_bridge.conversations.service import ConversationService
+from kai_bridge.conversations.service import ConversationService, MayTouch
 
 __all__ = [
     "ChatResult",
     "ConversationInfo",
     "ConversationMessage",
     "ConversationService",
+    "MayTouch",
     "MessageList",
     "PluginRunner",
     "SendResult",

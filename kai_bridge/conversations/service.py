@@ -59,7 +59,7 @@ from kai_bridge.errors import (
 from kai_bridge.logs import note_log_fields
 from kai_bridge.store import ChatRecord, Store
 
-__all__ = ["ConversationService"]
+__all__ = ["ConversationService", "MayTouch"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ _ANSWER_TYPES: Final = frozenset({MessageType.ANSWER, MessageType.UNSET})
 _RUNNING: Final = frozenset({ChatStatus.IN_PROGRESS, ChatStatus.CREATED})
 
 OnDelta = Callable[[str], Awaitable[None]]
+#: ``may(user_key)``: whether the caller may touch what belongs to that user key (its own scope).
+MayTouch = Callable[[str], bool]
+
+
+def _not_yours(chat_id: str) -> str:
+    return f"no chat with id '{chat_id}' was sent by you through this bridge"
 
 
 class ConversationService:
@@ -118,8 +124,15 @@ class ConversationService:
         before_id: str | None = None,
         after_id: str | None = None,
         order: Literal["asc", "desc"] = "desc",
+        may: MayTouch | None = None,
     ) -> MessageList:
-        """A page of a conversation's messages (the user's current one when no id is given)."""
+        """A page of a conversation's messages (the user's current one when no id is given).
+
+        ``may``: which user keys the caller may read; a named conversation known under none of
+        them is refused (None: no restriction).
+        """
+        if conversation_id is not None:
+            await self._check_conversation(conversation_id, may)
         if conversation_id is None:
             if user_id is None:
                 raise ToolError("give conversation_id (or a user_id whose current conversation to read)")
@@ -140,10 +153,14 @@ class ConversationService:
         )
 
     # ---- chats -------------------------------------------------------------------------------
-    async def cancel_chat(self, *, conversation_id: str, chat_id: str) -> ChatResult:
-        """Cancel a running chat upstream and record it as canceled."""
-        chat = await self._coze.cancel_chat(conversation_id=conversation_id, chat_id=chat_id)
+    async def cancel_chat(
+        self, *, conversation_id: str, chat_id: str, may: MayTouch | None = None
+    ) -> ChatResult:
+        """Cancel a running chat upstream and record it as canceled (``may``: as for get_chat_result)."""
         previous = await self._store.get_chat(chat_id=chat_id)
+        if may is not None and (previous is None or not may(previous.user_id)):
+            raise ToolError(_not_yours(chat_id))
+        chat = await self._coze.cancel_chat(conversation_id=conversation_id, chat_id=chat_id)
         canceled = chat.status is ChatStatus.CANCELED
         record = ChatRecord(
             chat_id=chat_id,
@@ -159,11 +176,15 @@ class ConversationService:
         await self._store.save_chat(record)
         return chat_result(record)
 
-    async def get_chat_result(self, *, chat_id: str) -> ChatResult:
-        """The recorded outcome of a chat; a chat still marked running is refreshed from Coze."""
+    async def get_chat_result(self, *, chat_id: str, may: MayTouch | None = None) -> ChatResult:
+        """The recorded outcome of a chat; a chat still marked running is refreshed from Coze.
+
+        ``may``: which user keys the caller may read; another caller's chat is answered exactly
+        like an unknown one (its existence is not revealed).
+        """
         record = await self._store.get_chat(chat_id=chat_id)
-        if record is None:
-            raise ToolError(f"no chat with id '{chat_id}' was sent through this bridge")
+        if record is None or (may is not None and not may(record.user_id)):
+            raise ToolError(_not_yours(chat_id))
         if ChatStatus(record.status) in _RUNNING:
             record = await self._refresh(record)
         return chat_result(record)
@@ -208,11 +229,14 @@ class ConversationService:
         bot_id: str | None = None,
         on_delta: OnDelta | None = None,
         on_chat: Callable[[str, str], None] | None = None,
+        may: MayTouch | None = None,
     ) -> SendResult:
         """Send ``message`` and stream the reply; see the module docstring for the whole contract.
 
         ``on_chat(chat_id, conversation_id)`` is called once Coze has named the chat (a caller
         that cannot wait for the end can hand out the chat id for ``get_chat_result``).
+        ``may``: which user keys the caller may write as; a named conversation known under none
+        of them is refused.
 
         Sends into one conversation are queued, one at a time, in arrival order (up to
         ``chat_timeout`` of waiting, then ChatError), and then the chat has ``chat_timeout``
@@ -230,6 +254,7 @@ class ConversationService:
                     await held.enter_async_context(self._hold(conversation_id))
                 explicit = False
             else:
+                await self._check_conversation(conversation_id, may)
                 await held.enter_async_context(self._hold(conversation_id))
                 explicit = True
             run = ChatRun(user_id=user_id, bot_id=bot, conversation_id=conversation_id, on_chat=on_chat)
@@ -287,6 +312,16 @@ class ConversationService:
                 bot_id=bot,
                 usage=run.usage,
                 rounds=run.rounds,
+            )
+
+    async def _check_conversation(self, conversation_id: str, may: MayTouch | None) -> None:
+        if may is None:
+            return
+        owners = await self._store.conversation_owners(conversation_id=conversation_id)
+        if not any(may(owner) for owner in owners):
+            raise ToolError(
+                f"conversation '{conversation_id}' is not one of yours (it was not made or used through this "
+                "bridge by you): leave conversation_id out to use your current one"
             )
 
     def _hold(self, conversation_id: str) -> contextlib.AbstractAsyncContextManager[None]:

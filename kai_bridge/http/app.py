@@ -40,6 +40,7 @@ from kai_bridge.http.security import (
     OperatorAccess,
     check_http_security,
     is_loopback,
+    mcp_tokens,
     security_middleware,
     transport_security,
 )
@@ -158,9 +159,9 @@ def _mcp_endpoint(server: KaiMcpServer, settings: Settings) -> tuple[ASGIApp, St
                       burst=settings.mcp_rate_limit_burst)
     if limit.enabled:  # inside the bearer check: only an accepted token names a client
         endpoint = RateLimitMiddleware(endpoint, buckets=TokenBuckets(limit))
-    token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
-    if token:
-        endpoint = BearerAuthMiddleware(endpoint, token=token)
+    tokens = mcp_tokens(settings)
+    if tokens:
+        endpoint = BearerAuthMiddleware(endpoint, tokens=tokens)
     return endpoint, manager
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "OperatorAuthMiddleware",
     "check_http_security",
     "is_loopback",
+    "mcp_tokens",
     "security_middleware",
     "send_json_error",
     "transport_security",
@@ -76,17 +77,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def mcp_tokens(settings: Settings) -> list[str]:
+    """Every bearer token /mcp accepts: ``mcp_auth_token`` and each of ``mcp_client_tokens``."""
+    tokens = [settings.mcp_auth_token, *settings.mcp_client_tokens]
+    return [token.get_secret_value() for token in tokens if token is not None and token.get_secret_value()]
+
+
 def check_http_security(settings: Settings) -> None:
     """Refuse to serve /mcp beyond loopback without a bearer token (ConfigError says how to fix it)."""
     if is_loopback(settings.server_host):
         return
     token = settings.mcp_auth_token.get_secret_value() if settings.mcp_auth_token else ""
-    if not token:
+    if not mcp_tokens(settings):
         raise ConfigError(
             f"server_host is {settings.server_host!r} (reachable from the network) but no MCP bearer token is "
             "set: set KAI_BRIDGE_MCP_AUTH_TOKEN (e.g. `openssl rand -hex 32`) or serve on 127.0.0.1"
         )
-    if len(token) < 16:
+    if token and len(token) < 16:
         raise ConfigError("mcp_auth_token is too short: use at least 16 random characters (e.g. openssl rand -hex 32)")
 
 
@@ -228,20 +235,29 @@ class HostOriginMiddleware:
 
 
 class BearerAuthMiddleware:
-    """Pure ASGI: every HTTP request must carry ``Authorization: Bearer <token>`` (else 401)."""
+    """Pure ASGI: every HTTP request must carry ``Authorization: Bearer <token>`` of one of ``tokens`` (else 401).
 
-    def __init__(self, app: ASGIApp, *, token: str, realm: str = "kai-bridge") -> None:
-        if not token:
-            raise ValueError("BearerAuthMiddleware needs a non-empty token")
+    Every token is compared (in constant time), whichever matches, so the time taken tells
+    nothing about which one a guess came close to.
+    """
+
+    def __init__(self, app: ASGIApp, *, tokens: Sequence[str], realm: str = "kai-bridge") -> None:
+        if not tokens or not all(tokens):
+            raise ValueError("BearerAuthMiddleware needs at least one non-empty token")
         self.app = app
-        self._expected = token.encode()
+        self._expected = [token.encode() for token in tokens]
         self._realm = realm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        presented, ok = _bearer_matches(scope, self._expected)
+        presented = False
+        ok = False
+        for expected in self._expected:
+            seen, matched = _bearer_matches(scope, expected)
+            presented = presented or seen
+            ok = ok or matched
         if ok:
             await self.app(scope, receive, send)
             return

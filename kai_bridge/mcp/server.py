@@ -41,6 +41,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from kai_bridge import __version__
 from kai_bridge.errors import ToolError
+from kai_bridge.limits import bearer_identity
 from kai_bridge.mcp.context import LOG_LEVEL_STATE_KEY, McpToolContext, connection_of
 from kai_bridge.tools.registry import Door, Tool, ToolRegistry
 
@@ -230,7 +231,7 @@ class KaiMcpServer(Server[_LifespanState]):
                 return await extra[1](ctx, params)
             # An unknown tool is a protocol error (spec: -32602), not a tool execution error.
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        tool_ctx = McpToolContext(ctx, caller_id=_caller_id(ctx), door=self.door)
+        tool_ctx = McpToolContext(ctx, caller_id=_caller_id(ctx, self.door), door=self.door)
         try:
             result = await self.registry.call(name, params.arguments, ctx=tool_ctx)
         except ToolError as exc:
@@ -287,11 +288,21 @@ class KaiMcpServer(Server[_LifespanState]):
             send.close()
 
 
-def _caller_id(ctx: ServerRequestContext[Any, Any]) -> str | None:
-    """An identity for conversation continuity: the Streamable HTTP session, where there is one."""
+def _caller_id(ctx: ServerRequestContext[Any, Any], door: Door) -> str:
+    """Who is calling, for their own conversations: the Streamable HTTP session where there is
+    one (2025-era clients); else the bearer credential they were let in with (a secret-free
+    hash: each of ``mcp_client_tokens`` is a client of its own); else the door itself (a stdio
+    process serves one client; loopback HTTP without a token is one local principal)."""
     conn = connection_of(ctx)
     session_id = getattr(conn, "session_id", None)
-    return f"mcp-session-{session_id}" if session_id else None
+    if session_id:
+        return f"mcp-session-{session_id}"
+    headers = getattr(ctx.request, "headers", None)
+    authorization = headers.get("authorization", "") if headers is not None else ""
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return bearer_identity(credential.strip())
+    return door.value
 
 
 def build_mcp_server(

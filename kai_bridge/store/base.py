@@ -188,6 +188,10 @@ LEASE_UPSERT = (
     "WHERE kb_leases.expires_at <= {p} OR kb_leases.owner = excluded.owner RETURNING owner"
 )
 LEASE_DELETE = "DELETE FROM kb_leases WHERE name = {p} AND owner = {p}"
+CONVERSATION_OWNERS = (
+    "SELECT user_id FROM kb_conversations WHERE conversation_id = {p} "
+    "UNION SELECT user_id FROM kb_chats WHERE conversation_id = {p} ORDER BY 1 LIMIT 100"
+)
 
 
 @runtime_checkable
@@ -213,6 +217,10 @@ class Store(Protocol):
         ...
 
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None: ...
+
+    async def conversation_owners(self, *, conversation_id: str) -> list[str]:
+        """The user keys this conversation is (or was) known under: current for them, or chatted in."""
+        ...
 
     async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
         """Take (or, for the same ``owner``, extend) the lease ``name`` for ``ttl`` seconds.

@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from kai_bridge.errors import StoreError
 from kai_bridge.store import inbox_sql as sql
 from kai_bridge.store.base import (
+    CONVERSATION_OWNERS,
     LEASE_DELETE,
     LEASE_UPSERT,
     SAVE_CHAT_GUARD,
@@ -81,6 +82,7 @@ _SQL_SAVE_CHAT = (
     "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
 _SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="%s")
+_SQL_CONVERSATION_OWNERS = CONVERSATION_OWNERS.format(p="%s")
 _SQL_LEASE_DELETE = LEASE_DELETE.format(p="%s")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
@@ -199,6 +201,10 @@ class PostgresStore:
     async def get_chat(self, *, chat_id: str) -> ChatRecord | None:
         row = await self._fetchone(_SQL_GET_CHAT, (storable(chat_id),))
         return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
+
+    async def conversation_owners(self, *, conversation_id: str) -> list[str]:
+        key = storable(conversation_id)
+        return [str(row[0]) for row in await self._fetchall(_SQL_CONVERSATION_OWNERS, (key, key))]
 
     async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
         now = self._clock()

@@ -126,6 +126,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=4,
+        description="find who a conversation belongs to (callers may touch only their own)",
+        statements=("CREATE INDEX kb_conversations_by_id ON kb_conversations (conversation_id)",),
+    ),
 )
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

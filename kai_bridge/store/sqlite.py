@@ -51,6 +51,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 from kai_bridge.errors import StoreError
 from kai_bridge.store import inbox_sql as sql
 from kai_bridge.store.base import (
+    CONVERSATION_OWNERS,
     LEASE_DELETE,
     LEASE_UPSERT,
     SAVE_CHAT_GUARD,
@@ -110,6 +111,7 @@ _SQL_SAVE_CHAT = (
     "updated_at = excluded.updated_at " + SAVE_CHAT_GUARD
 )
 _SQL_LEASE_UPSERT = LEASE_UPSERT.format(p="?")
+_SQL_CONVERSATION_OWNERS = CONVERSATION_OWNERS.format(p="?")
 _SQL_LEASE_DELETE = LEASE_DELETE.format(p="?")
 _SQL_GET_CHAT = (
     "SELECT chat_id, conversation_id, user_id, bot_id, status, answer, usage, error, updated_at "
@@ -228,6 +230,14 @@ class SQLiteStore:
         def fn(conn: sqlite3.Connection) -> ChatRecord | None:
             row = conn.execute(_SQL_GET_CHAT, (storable(chat_id),)).fetchone()
             return None if row is None else row_to_chat(cast(ChatRow, tuple(row)))
+
+        return await self._submit(fn, write=False)
+
+    async def conversation_owners(self, *, conversation_id: str) -> list[str]:
+        key = storable(conversation_id)
+
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            return [str(row[0]) for row in conn.execute(_SQL_CONVERSATION_OWNERS, (key, key)).fetchall()]
 
         return await self._submit(fn, write=False)
 

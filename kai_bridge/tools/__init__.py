@@ -57,15 +57,17 @@ def build_registry(
     registry: ToolRegistry | None = None,
     default_timeout: float | None = 30.0,
     bot_guard: BotGuard | None = None,
+    shared_user_ids: bool = False,
 ) -> ToolRegistry:
     """``registry`` (a new one, ``default_timeout`` per call, when None) with the bridge's own tools.
 
     The coffee knowledge tool always; the conversation tools when a service is given.
-    ``bot_guard`` refuses conversation tools aimed at a bot Coze reported deleted.
+    ``bot_guard`` refuses conversation tools aimed at a bot Coze reported deleted;
+    ``shared_user_ids`` makes the ``user_id`` argument global instead of per caller.
     """
     registry = registry if registry is not None else ToolRegistry(default_timeout=default_timeout)
     registry.add(coffee_knowledge_tool(knowledge))
     if conversations is not None:
-        for tool in conversation_tools(conversations, bot_guard=bot_guard):
+        for tool in conversation_tools(conversations, bot_guard=bot_guard, shared_user_ids=shared_user_ids):
             registry.add(tool)
     return registry

@@ -1,7 +1,8 @@
 """Conversation tools: thin doors over :class:`~kai_bridge.conversations.ConversationService`.
 
-Who is talking: the ``user_id`` argument, else the door's caller identity (an MCP session),
-else ``"default"``. While ``send_message`` streams, the answer's text is reported as progress
+Who is talking: the door's caller identity (an MCP session or bearer credential, a Coze user,
+the CLI user), and within it the ``user_id`` argument, a slot of the caller's own (:class:`Scope`;
+``conversations_shared_user_ids`` makes user ids global instead). While ``send_message`` streams, the answer's text is reported as progress
 (message = the new text, progress = characters so far) and as a log line where the client
 asked for logs; the result holds the whole answer. Deltas are not sent one notification each:
 :class:`DeltaRelay` sends whatever text has arrived whenever the previous notification is out,
@@ -16,15 +17,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Final, Literal, Protocol
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from kai_bridge.conversations import (
     ChatResult,
     ConversationInfo,
     ConversationService,
+    MayTouch,
     MessageList,
     SendResult,
 )
@@ -41,6 +44,7 @@ __all__ = [
     "SEND_MESSAGE",
     "BotGuard",
     "DeltaRelay",
+    "Scope",
     "conversation_tools",
     "relay_deltas",
 ]
@@ -60,9 +64,24 @@ CONVERSATION_TOOL_NAMES: Final = frozenset(
 )
 
 CozeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")]
 
-_USER_ID_DOC = "whose conversation this is; defaults to you (your MCP session or Coze user, else 'default')"
+
+def _storable_user_id(value: str) -> str:
+    # The store keeps text exactly except NUL and lone surrogates (read back as U+FFFD): two ids
+    # differing only there would share one conversation. Control characters are refused too.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ValueError("must not contain control characters (NUL, newline...) or unpaired surrogates")
+    return value
+
+
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"\S"), AfterValidator(_storable_user_id)
+]
+
+_USER_ID_DOC = (
+    "a name for one of your own conversation slots (e.g. the end user you act for); by default your own "
+    "(your MCP session or token, or the Coze user)"
+)
 _BOT_ID_DOC = "the Coze bot; defaults to the configured bot"
 
 
@@ -111,8 +130,47 @@ class BotGuard(Protocol):
     async def refusal(self, bot_id: str) -> str | None: ...
 
 
-def _who(user_id: str | None, ctx: ToolContext) -> str:
-    return user_id or ctx.caller_id or DEFAULT_USER_ID
+def _escape(caller: str) -> str:
+    # "|" separates a caller from its user ids in a user key: inside a caller id it is escaped,
+    # so no caller's keys can start with another caller's prefix.
+    return caller.replace("%", "%25").replace("|", "%7C")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose conversations a call may use: the caller's own, or (shared user ids) anyone's.
+
+    A scoped caller's ``user_id`` names a slot in its own space (store key ``<caller>|<user_id>``,
+    the caller itself when there is none); what belongs to other callers is out of reach, and a
+    chat or conversation of theirs is answered like an unknown one. Doors with no caller identity
+    (internal ones: event routes configured by the operator) are not scoped.
+    """
+
+    prefix: str | None  # the caller's escaped id; None: unscoped
+    fallback: str  # the key when no user_id is given and there is no prefix
+
+    @classmethod
+    def of(cls, ctx: ToolContext, *, shared: bool) -> Scope:
+        caller = ctx.caller_id
+        if shared or caller is None:
+            return cls(prefix=None, fallback=caller or DEFAULT_USER_ID)
+        return cls(prefix=_escape(caller), fallback=caller)
+
+    def key(self, user_id: str | None) -> str:
+        if self.prefix is None:
+            return user_id or self.fallback
+        return self.prefix if user_id is None else f"{self.prefix}|{user_id}"
+
+    def shown(self, user_id: str | None) -> str:
+        """The user id as the caller knows it (not the store key)."""
+        return user_id or self.fallback
+
+    @property
+    def may(self) -> MayTouch | None:
+        prefix = self.prefix
+        if prefix is None:
+            return None
+        return lambda key: key == prefix or key.startswith(prefix + "|")
 
 
 class DeltaRelay:
@@ -189,15 +247,22 @@ async def relay_deltas(ctx: ToolContext) -> AsyncIterator[Callable[[str], Awaita
 
 
 def conversation_tools(
-    service: ConversationService, *, send_timeout: float | None = None, bot_guard: BotGuard | None = None
+    service: ConversationService,
+    *,
+    send_timeout: float | None = None,
+    bot_guard: BotGuard | None = None,
+    shared_user_ids: bool = False,
 ) -> list[Tool]:
     """The five conversation tools over ``service``.
 
     ``send_timeout`` bounds a whole send_message; by default a little more than the
     service's own chat timeout, so the service's clearer timeout error wins. ``bot_guard``
     (the webhook door's bot states) refuses new conversations and messages to a bot Coze
-    reported deleted, with that reason.
+    reported deleted, with that reason. ``shared_user_ids``: see :class:`Scope`.
     """
+
+    def scope(ctx: ToolContext) -> Scope:
+        return Scope.of(ctx, shared=shared_user_ids)
 
     async def check_bot(bot_id: str | None) -> None:
         target = bot_id or service.default_bot_id
@@ -206,7 +271,9 @@ def conversation_tools(
 
     async def create_conversation(params: CreateConversationIn, ctx: ToolContext) -> ConversationInfo:
         await check_bot(params.bot_id)
-        return await service.create_conversation(user_id=_who(params.user_id, ctx), bot_id=params.bot_id)
+        mine = scope(ctx)
+        info = await service.create_conversation(user_id=mine.key(params.user_id), bot_id=params.bot_id)
+        return info.model_copy(update={"user_id": mine.shown(params.user_id)})
 
     async def send_message(params: SendMessageIn, ctx: ToolContext) -> SendResult:
         await check_bot(params.bot_id)
@@ -214,28 +281,33 @@ def conversation_tools(
         def on_chat(chat_id: str, conversation_id: str) -> None:
             ctx.offer_poll({"chat_id": chat_id})
 
+        mine = scope(ctx)
         if not ctx.can_report:  # nobody to stream to: no relay to run
             return await service.send_message(
-                user_id=_who(params.user_id, ctx),
+                user_id=mine.key(params.user_id),
                 message=params.message,
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
                 on_chat=on_chat,
+                may=mine.may,
             )
         async with relay_deltas(ctx) as on_delta:
             return await service.send_message(
-                user_id=_who(params.user_id, ctx),
+                user_id=mine.key(params.user_id),
                 message=params.message,
                 conversation_id=params.conversation_id,
                 bot_id=params.bot_id,
                 on_delta=on_delta,
                 on_chat=on_chat,
+                may=mine.may,
             )
 
     async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:
+        mine = scope(ctx)
         return await service.get_conversation_messages(
             conversation_id=params.conversation_id,
-            user_id=_who(params.user_id, ctx),
+            user_id=mine.key(params.user_id),
+            may=mine.may,
             bot_id=params.bot_id,
             limit=params.limit,
             before_id=params.before_id,
@@ -244,10 +316,11 @@ def conversation_tools(
         )
 
     async def cancel_chat(params: CancelChatIn, ctx: ToolContext) -> ChatResult:
-        return await service.cancel_chat(conversation_id=params.conversation_id, chat_id=params.chat_id)
+        return await service.cancel_chat(conversation_id=params.conversation_id, chat_id=params.chat_id,
+                                         may=scope(ctx).may)
 
     async def get_chat_result(params: GetChatResultIn, ctx: ToolContext) -> ChatResult:
-        return await service.get_chat_result(chat_id=params.chat_id)
+        return await service.get_chat_result(chat_id=params.chat_id, may=scope(ctx).may)
 
     # Waiting for an earlier message to the same conversation, then the chat: each up to chat_timeout.
     timeout = send_timeout if send_timeout is not None else 2 * service.chat_timeout + 15.0

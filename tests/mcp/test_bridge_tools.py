@@ -12,9 +12,10 @@ import mcp.types as types
 import pytest
 from mcp.client import Client
 
+from kai_bridge.coze import CozeClient
 from kai_bridge.mcp import build_mcp_server
 from kai_bridge.runtime import Runtime
-from kai_bridge.sandbox import PLUGIN_BOT_ID
+from kai_bridge.sandbox import PLUGIN_BOT_ID, FaultRule, SandboxHandle
 from kai_bridge.store import ChatRecord, Store
 from tests.bridge import open_bridge, running_sandbox
 
@@ -181,9 +182,16 @@ async def test_get_chat_result_returns_what_send_message_answered(bridge: Runtim
     assert "no chat with id '404'" in _text(missing)
 
 
-async def test_a_coze_error_comes_back_as_a_tool_error_with_the_logid(bridge: Runtime) -> None:
+async def test_a_coze_error_comes_back_as_a_tool_error_with_the_logid(
+    bridge: Runtime, upstream: tuple[SandboxHandle, CozeClient]
+) -> None:
+    handle, _coze = upstream
     async with Client(build_mcp_server(bridge.registry), mode="legacy") as client:
-        result = await client.call_tool("get_conversation_messages", {"conversation_id": "7300000000000000404"})
+        sent = await client.call_tool("send_message", {"message": "What is a lungo?"})
+        assert not sent.is_error
+        # Coze fails reading the caller's own conversation (every retry too).
+        handle.faults.add(FaultRule(route="messages.list", error_rate=1.0))
+        result = await client.call_tool("get_conversation_messages", {})
     assert result.is_error
     text = _text(result)
     assert "logid" in text

@@ -295,3 +295,42 @@ def test_loopback_needs_no_token_and_a_long_token_opens_any_interface() -> None:
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+async def test_each_client_token_is_a_caller_with_conversations_of_its_own(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    first, second = "client-one-0123456789abcdef", "client-two-0123456789abcdef"
+    overrides = {"mcp_client_tokens": [first, second]}
+    answers: dict[str, list[str]] = {first: [], second: []}
+    handle, _coze = upstream
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge, serving(
+        bridge
+    ) as base:
+        for token in (first, second, first):
+            # 2026-07-28 clients: no session, so the bearer credential is who they are.
+            async with _auth_client(token) as http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+                assert client.protocol_version == "2026-07-28"
+                result = await client.call_tool("send_message", {"message": "What is a ristretto?"})
+            assert result.structured_content is not None
+            answers[token].append(result.structured_content["conversation_id"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            refused = await http.post(f"{base}/mcp", json=INIT, headers={**POST_HEADERS, "Authorization": "Bearer nope"})
+    assert answers[first][0] == answers[first][1]  # the same client continues its conversation
+    assert answers[second][0] != answers[first][0]  # another client has its own
+    assert refused.status_code == 401
+
+
+def test_client_tokens_alone_let_serve_listen_beyond_loopback() -> None:
+    settings = load_settings(environ={}, overrides={"server_host": "0.0.0.0",
+                                                    "mcp_client_tokens": ["client-one-0123456789abcdef"]})
+    check_http_security(settings)  # no ConfigError: a token is required and there is one
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [pytest.param(["short"], id="too-short"), pytest.param(["same-0123456789abcdef"] * 2, id="repeated")],
+)
+def test_bad_client_tokens_are_refused_at_start(tokens: list[str]) -> None:
+    with pytest.raises(ConfigError, match="mcp_client_tokens"):
+        load_settings(environ={}, overrides={"mcp_client_tokens": tokens})

@@ -93,9 +93,10 @@ async def test_a_call_returns_structured_content_and_a_json_text_copy(mode: str)
     async with Client(_server(), mode=mode) as client:
         result = await client.call_tool("stream_words", {"words": ["a", "b"]})
     assert not result.is_error
-    assert result.structured_content == {"text": "ab", "caller": None}
+    # No session and no bearer credential in process: the caller is the door itself.
+    assert result.structured_content == {"text": "ab", "caller": "mcp-http"}
     assert isinstance(result.content[0], types.TextContent)
-    assert result.content[0].text == '{"text":"ab","caller":null}'
+    assert result.content[0].text == '{"text":"ab","caller":"mcp-http"}'
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -184,12 +184,85 @@ async def test_the_send_message_tool_rejects_a_blank_message_naming_the_field(br
         await bridge.registry.call("send_message", {"message": "x" * 10001})
 
 
-async def test_user_id_argument_wins_over_the_caller_identity(bridge: Runtime) -> None:
+async def test_a_user_id_names_a_slot_inside_the_callers_own_space(bridge: Runtime) -> None:
     result = await bridge.registry.call(
         "send_message", {"message": "hi", "user_id": "explicit"}, ctx=NullToolContext(caller_id="session-2")
     )
-    assert await bridge.conversations.current_conversation(user_id="explicit") == result["conversation_id"]
-    assert await bridge.conversations.current_conversation(user_id="session-2") is None
+    assert await bridge.conversations.current_conversation(user_id="session-2|explicit") == result["conversation_id"]
+    assert await bridge.conversations.current_conversation(user_id="explicit") is None  # not a global "explicit"
+    assert await bridge.conversations.current_conversation(user_id="session-2") is None  # nor the caller's own slot
+
+
+async def test_two_callers_naming_the_same_user_get_two_conversations(bridge: Runtime) -> None:
+    ann = await bridge.registry.call("send_message", {"message": "hi", "user_id": "jo"}, ctx=NullToolContext(caller_id="a"))
+    bob = await bridge.registry.call("send_message", {"message": "hi", "user_id": "jo"}, ctx=NullToolContext(caller_id="b"))
+    assert ann["conversation_id"] != bob["conversation_id"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "fragment"),
+    [
+        pytest.param("get_chat_result", lambda c, m: {"chat_id": m}, "was sent by you", id="read-the-result"),
+        pytest.param("cancel_chat", lambda c, m: {"conversation_id": c, "chat_id": m}, "was sent by you", id="cancel"),
+        pytest.param("get_conversation_messages", lambda c, m: {"conversation_id": c}, "not one of yours",
+                     id="read-the-conversation"),
+        pytest.param("send_message", lambda c, m: {"conversation_id": c, "message": "mine now"}, "not one of yours",
+                     id="write-into-it"),
+    ],
+)
+async def test_another_callers_chat_and_conversation_are_out_of_reach(
+    bridge: Runtime, tool: str, arguments: Any, fragment: str
+) -> None:
+    owner = await bridge.registry.call("send_message", {"message": "secret plans"}, ctx=NullToolContext(caller_id="a"))
+    with pytest.raises(ToolError, match=fragment):
+        await bridge.registry.call(tool, arguments(owner["conversation_id"], owner["chat_id"]),
+                                   ctx=NullToolContext(caller_id="b"))
+    mine = await bridge.registry.call("get_chat_result", {"chat_id": owner["chat_id"]}, ctx=NullToolContext(caller_id="a"))
+    assert mine["answer"] == owner["answer"]  # the owner still reaches it
+
+
+async def test_an_unknown_chat_and_another_callers_chat_get_the_same_answer(bridge: Runtime) -> None:
+    owner = await bridge.registry.call("send_message", {"message": "hi"}, ctx=NullToolContext(caller_id="a"))
+    errors = []
+    for chat_id in (owner["chat_id"], "7499999999999999999"):
+        with pytest.raises(ToolError) as info:
+            await bridge.registry.call("get_chat_result", {"chat_id": chat_id}, ctx=NullToolContext(caller_id="b"))
+        errors.append(str(info.value).replace(chat_id, "<id>"))
+    assert errors[0] == errors[1]  # nothing tells b that a's chat exists
+
+
+async def test_a_caller_id_with_the_separator_cannot_reach_into_another_callers_space(bridge: Runtime) -> None:
+    owner = await bridge.registry.call("send_message", {"message": "hi", "user_id": "x"},
+                                       ctx=NullToolContext(caller_id="a"))
+    with pytest.raises(ToolError, match="was sent by you"):
+        await bridge.registry.call("get_chat_result", {"chat_id": owner["chat_id"]},
+                                   ctx=NullToolContext(caller_id="a|x"))
+
+
+async def test_with_shared_user_ids_any_caller_reaches_any_users_conversation(
+    upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path
+) -> None:
+    handle, _coze = upstream
+    overrides = {"conversations_shared_user_ids": True}
+    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db", settings_overrides=overrides) as bridge:
+        first = await bridge.registry.call("send_message", {"message": "hi", "user_id": "jo"},
+                                           ctx=NullToolContext(caller_id="a"))
+        second = await bridge.registry.call("send_message", {"message": "again", "user_id": "jo"},
+                                            ctx=NullToolContext(caller_id="b"))
+        read = await bridge.registry.call("get_chat_result", {"chat_id": first["chat_id"]},
+                                          ctx=NullToolContext(caller_id="b"))
+    assert first["conversation_id"] == second["conversation_id"]
+    assert read["chat_id"] == first["chat_id"]
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [pytest.param("jo\x00", id="nul"), pytest.param("jo\ud800", id="lone-surrogate"), pytest.param("a\nb", id="newline")],
+)
+async def test_a_user_id_the_store_cannot_keep_exactly_is_refused(bridge: Runtime, user_id: str) -> None:
+    with pytest.raises(ToolInputError, match="user_id"):
+        await bridge.registry.call("send_message", {"message": "hi", "user_id": user_id},
+                                   ctx=NullToolContext(caller_id="a"))
 
 
 class _NotifyingStore:
