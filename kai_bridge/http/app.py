@@ -214,7 +214,7 @@ def _middleware(runtime: Runtime, routes: Sequence[BaseRoute]) -> list[Middlewar
     # Metrics outermost, so the requests the security checks refuse (421, 403, 401) are counted too.
     return [
         Middleware(HttpMetricsMiddleware, metrics=runtime.observability.metrics, routes=routes),
-        *security_middleware(runtime.settings),
+        *security_middleware(runtime.settings, protected_paths=CONFIGURATION_PATHS),
     ]
 
 

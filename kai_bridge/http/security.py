@@ -21,6 +21,8 @@ Tokens are compared in constant time (``hmac.compare_digest``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 import json
@@ -268,20 +270,42 @@ class BearerAuthMiddleware:
         )
 
 
-def _operator_path(scope: Scope) -> bool:
+def _path_of(scope: Scope) -> str:
     path: str = scope.get("path", "")
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
-    return path == OPERATOR_PREFIX or path.startswith(OPERATOR_PREFIX + "/")
+    return path
+
+
+def _operator_path(scope: Scope, protected: frozenset[str]) -> bool:
+    path = _path_of(scope)
+    return path == OPERATOR_PREFIX or path.startswith(OPERATOR_PREFIX + "/") or path in protected
+
+
+def _basic_matches(scope: Scope, expected: bytes) -> tuple[bool, bool]:
+    """(Basic credentials were presented, their password is ``expected``): a browser's way to send it."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, encoded = value.partition(b" ")
+            if scheme.lower() != b"basic":
+                return False, False
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                return True, False
+            _user, _, password = decoded.partition(b":")
+            return True, hmac.compare_digest(password, expected)
+    return False, False
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorAccess:
-    """Who may see configuration (``/diagnostics/*``, the check texts of ``/ready``).
+    """Who may see configuration (``/diagnostics/*``, the monitoring pages, the check texts of ``/ready``).
 
-    With an admin token: whoever presents it. Without one: anyone while the server listens on
-    loopback only, nobody beyond it.
+    With an admin token: whoever presents it, as ``Authorization: Bearer <token>`` (scripts,
+    Prometheus) or as the password of HTTP Basic (any user name: a browser asks for it). Without
+    one: anyone while the server listens on loopback only, nobody beyond it.
     """
 
     token: bytes | None
@@ -295,49 +319,61 @@ class OperatorAccess:
     def decide(self, scope: Scope) -> Literal["allowed", "forbidden", "missing", "invalid"]:
         if self.token is None:
             return "forbidden" if self.beyond_loopback else "allowed"
-        presented, ok = _bearer_matches(scope, self.token)
-        if ok:
+        bearer_seen, bearer_ok = _bearer_matches(scope, self.token)
+        basic_seen, basic_ok = _basic_matches(scope, self.token)
+        if bearer_ok or basic_ok:
             return "allowed"
-        return "invalid" if presented else "missing"
+        return "invalid" if bearer_seen or basic_seen else "missing"
 
 
 class OperatorAuthMiddleware:
-    """Pure ASGI: the routes under ``/diagnostics`` need :class:`OperatorAccess` (see the module docstring)."""
+    """Pure ASGI: ``/diagnostics/*`` and ``protected_paths`` need :class:`OperatorAccess` (module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, access: OperatorAccess) -> None:
+    def __init__(self, app: ASGIApp, *, access: OperatorAccess, protected_paths: Iterable[str] = ()) -> None:
         self.app = app
         self._access = access
+        self._protected = frozenset(protected_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _operator_path(scope):
+        if scope["type"] != "http" or not _operator_path(scope, self._protected):
             await self.app(scope, receive, send)
             return
         decision = self._access.decide(scope)
+        path = _path_of(scope)
         if decision == "allowed":
             await self.app(scope, receive, send)
         elif decision == "forbidden":
             await send_json_error(
                 send, status=403, error="forbidden",
                 description=(
-                    f"{OPERATOR_PREFIX}/* show configuration and kai-bridge listens beyond loopback: set "
+                    f"{path} shows configuration and kai-bridge listens beyond loopback: set "
                     "KAI_BRIDGE_ADMIN_TOKEN (e.g. `openssl rand -hex 32`) and send it as "
-                    "'Authorization: Bearer <token>' (or serve on 127.0.0.1)"
+                    "'Authorization: Bearer <token>' or as the password of HTTP Basic (or serve on 127.0.0.1)"
                 ),
             )
         else:
             await send_json_error(
                 send, status=401, error="unauthorized",
                 description=(
-                    f"{decision} admin token: {OPERATOR_PREFIX}/* need "
-                    "'Authorization: Bearer <admin_token>' (KAI_BRIDGE_ADMIN_TOKEN)"
+                    f"{decision} admin token: {path} needs 'Authorization: Bearer <admin_token>' "
+                    "(KAI_BRIDGE_ADMIN_TOKEN), or that token as the password of HTTP Basic"
                 ),
-                headers=[(b"www-authenticate", b'Bearer realm="kai-bridge-admin"')],
+                headers=[
+                    (b"www-authenticate", b'Bearer realm="kai-bridge-admin"'),
+                    # A browser asks for credentials only on a Basic challenge.
+                    (b"www-authenticate", b'Basic realm="kai-bridge-admin", charset="UTF-8"'),
+                ],
             )
 
 
-def security_middleware(settings: Settings) -> list[Middleware]:
-    """The middleware every kai-bridge HTTP app runs, outermost first (serve and the stdio sidecar)."""
+def security_middleware(settings: Settings, *, protected_paths: Iterable[str] = ()) -> list[Middleware]:
+    """The middleware every kai-bridge HTTP app runs, outermost first (serve and the stdio sidecar).
+
+    ``protected_paths``: operator pages beyond ``/diagnostics/*`` that show configuration.
+    """
     return [
         Middleware(HostOriginMiddleware, policy=HostOriginPolicy.from_settings(settings)),
-        Middleware(OperatorAuthMiddleware, access=OperatorAccess.from_settings(settings)),
+        Middleware(OperatorAuthMiddleware, access=OperatorAccess.from_settings(settings),
+                   protected_paths=protected_paths),
     ]
+

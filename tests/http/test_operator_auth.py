@@ -135,3 +135,47 @@ async def test_ready_explains_its_checks_only_to_whoever_may_see_diagnostics(
     assert {"coze", "store", "knowledge"} <= set(checks)
     assert all(check["ok"] for check in checks.values())
     assert all(("detail" in check) is explained for check in checks.values())
+
+
+CONFIGURATION_PAGES = ("/", "/metrics", "/monitoring", "/monitoring/snapshot.json")
+
+
+@pytest.mark.parametrize("sidecar", [pytest.param(False, id="serve"), pytest.param(True, id="stdio-sidecar")])
+async def test_beyond_loopback_the_monitoring_pages_are_protected_like_the_diagnostics(
+    tmp_path: Path, sidecar: bool
+) -> None:
+    overrides = {"server_host": "0.0.0.0", "mcp_auth_token": MCP_TOKEN}
+    async with runtime_for(tmp_path, overrides) as runtime:
+        app = build_sidecar_app(runtime) if sidecar else build_app(runtime)
+        async with serving_app(app) as base, httpx2.AsyncClient(timeout=10) as http:
+            refused = {page: await http.get(base + page) for page in CONFIGURATION_PAGES}
+            style = await http.get(f"{base}/monitoring/app.css")  # no configuration in it
+    for page, response in refused.items():
+        assert response.status_code == 403, page
+        assert "KAI_BRIDGE_ADMIN_TOKEN" in response.json()["error_description"]
+    assert style.status_code == 200
+
+
+async def test_a_browser_opens_the_monitoring_page_with_the_admin_token_as_its_basic_password(tmp_path: Path) -> None:
+    token = admin_token()
+    overrides = {"server_host": "0.0.0.0", "mcp_auth_token": MCP_TOKEN, "admin_token": token}
+    async with (
+        runtime_for(tmp_path, overrides) as runtime,
+        serving_app(build_app(runtime)) as base,
+        httpx2.AsyncClient(timeout=10) as http,
+    ):
+        challenged = await http.get(f"{base}/monitoring")
+        wrong = await http.get(f"{base}/monitoring", auth=httpx2.BasicAuth("operator", "not-" + token))
+        basic = await http.get(f"{base}/monitoring", auth=httpx2.BasicAuth("anyone", token))
+        scraped = await http.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"})
+        garbled = await http.get(f"{base}/metrics", headers={"Authorization": "Basic !!not-base64!!"})
+    assert challenged.status_code == 401
+    assert any(value.startswith("Basic ") for value in challenged.headers.get_list("www-authenticate"))
+    assert wrong.status_code == 401
+    assert basic.status_code == 200
+    assert "<html" in basic.text.lower()
+    assert scraped.status_code == 200
+    assert "kai_bridge_" in scraped.text
+    assert garbled.status_code == 401
+    for response in (challenged, wrong, garbled):
+        assert token not in response.text
