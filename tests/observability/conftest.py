@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-import pytest
 from mcp.client import Client
 
 from kai_bridge.cmd.call import call_on
@@ -77,17 +75,3 @@ async def mixed_run(tmp_path: Path, *, span_exporter: SpanExporter | None = None
             assert (await http.get(base + path)).status_code == 404
             assert (await http.get(base + "/health")).status_code == 200
         yield MixedRun(runtime=runtime, base=base, sandbox=handle, unknown_tool=unknown, unknown_path=path)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The root logger's handlers and level as they were (the tests here install the CLI's logging)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from kai_bridge.coze import CozeClient
 from kai_bridge.plugin import PluginFace, PluginOptions
-from kai_bridge.runtime import Runtime
-from kai_bridge.sandbox import SandboxHandle
 from kai_bridge.tools.registry import ToolRegistry
-from tests.bridge import open_bridge, running_sandbox
 
 
 class FakeClock:
@@ -31,36 +25,12 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the root logger: put back what pytest had (caplog needs it)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
 
 @pytest.fixture
 def token() -> str:
     return secrets.token_hex(16)
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[tuple[SandboxHandle, CozeClient]]:
-    async with running_sandbox() as pair:
-        yield pair
-
-
-@pytest.fixture
-async def bridge(upstream: tuple[SandboxHandle, CozeClient], tmp_path: Path) -> AsyncIterator[Runtime]:
-    handle, _coze = upstream
-    async with open_bridge(sandbox=handle, db_path=tmp_path / "kb.db") as opened:
-        yield opened
 
 
 @contextlib.asynccontextmanager
