@@ -66,6 +66,7 @@ async def serve(
     on_started: Callable[[str], None] | None = None,
 ) -> None:
     """Run the HTTP server until a signal (or ``should_exit``) stops it."""
+    from kai_bridge.cmd.common import write_ready_file
     from kai_bridge.config import check_host_resolves
     from kai_bridge.http.app import build_app
     from kai_bridge.http.security import check_http_security
@@ -83,7 +84,7 @@ async def serve(
             def started() -> None:
                 logger.info("kai-bridge MCP endpoint: %s (health: %s)", url, url_of(sock, "/health"))
                 if ready_file is not None:
-                    ready_file.write_text(url + "\n", encoding="utf-8")
+                    write_ready_file(ready_file, url)
                 if on_started is not None:
                     on_started(url)
 
