@@ -83,7 +83,8 @@ async def test_sighup_after_the_config_names_a_new_key_switches_to_it_while_ever
     async with sandbox(tmp_path / "coze", public_keys=[old.public_pem, new.public_pem],
                        extra=["--token-max-seconds", "3"]) as coze:
         write_config(config, coze_url=coze.url, kid=old.kid, key_path=old_file, data=data)
-        env = {"KAI_BRIDGE_CONFIG": str(config)}
+        # The caller below is one MCP client calling without a break: no per-client limit here.
+        env = {"KAI_BRIDGE_CONFIG": str(config), "KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE": "0"}
         async with started("serve", ["serve", "--port", "0"], env=environment(env), folder=tmp_path / "serve") as bridge, \
                 mcp_client(bridge.url.removesuffix("/mcp")) as session:
             await call_tool(session, "create_conversation", {"user_id": "rotation"})
@@ -98,7 +99,7 @@ async def test_sighup_after_the_config_names_a_new_key_switches_to_it_while_ever
                         calls["failed"].append(str(exc))
                     else:
                         calls["ok"] += 1
-                    await anyio.sleep(0.02)  # pacing, not waiting for anything
+                    await anyio.sleep(0.05)  # pacing, not waiting for anything
 
             async def kids() -> dict[str, int]:
                 return dict((await coze.state())["token_kids"])

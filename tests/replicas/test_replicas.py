@@ -145,9 +145,9 @@ async def test_a_conversation_started_through_one_replica_continues_through_the_
 async def test_two_sends_into_one_conversation_one_per_replica_are_queued_not_refused(
     tmp_path: Path, pg_url: str
 ) -> None:
-    # Coze streams an answer over seconds; 40 ms between chunks keeps a chat running long enough
-    # for the second send to arrive while the first one is still being answered.
-    async with sandbox(tmp_path / "coze", chunk_delay_ms=40) as coze:
+    # Coze streams an answer over seconds; 60 ms between chunks keeps a chat running (about 3 s)
+    # long enough for the second send to arrive while the first one is still being answered.
+    async with sandbox(tmp_path / "coze", chunk_delay_ms=60) as coze:
         env = ReplicaEnv(store_url=pg_url, coze_url=coze.url, key_file=private_key_file(tmp_path))
         async with replicas(env, tmp_path, "a", "b") as (a, b), mcp_client(a.url) as via_a, \
                 mcp_client(b.url) as via_b:
@@ -203,7 +203,9 @@ async def tools_of(base_url: str) -> set[str]:
 async def test_a_replica_killed_while_it_holds_dispatch_leases_loses_nothing_and_the_other_takes_over(
     tmp_path: Path, pg_url: str
 ) -> None:
-    held, burst = 4, 40  # 4 events stuck in replica a's dispatcher (< its 8 slots), 40 more sent as it dies
+    # 4 events stuck in replica a's dispatcher (< its 8 slots), then a burst of 60 more from 8 senders,
+    # during which a is killed: what it answered before is acknowledged, the rest is re-sent to b.
+    held, burst, senders = 4, 60, 8
     # Replica a's route hangs (a stuck handler: the fixture's `slow`); replica b's answers at once.
     stuck = {"name": "work", "event_type": "bot.published", "tool": "kai.slow", "arguments": {"seconds": 120}}
     quick = {"name": "work", "event_type": "bot.published", "tool": "kai.echo", "arguments": {"text": "${@id}"}}
@@ -235,18 +237,21 @@ async def test_a_replica_killed_while_it_holds_dispatch_leases_loses_nothing_and
 
         acked: set[str] = set()
         killed_at = 0.0
+        queue = list(reversed(ids[held:]))
 
-        async def deliver(event_id: str) -> None:
+        async def sender() -> None:
             nonlocal killed_at
-            if await post_event(http, a, bodies[event_id], env_a.verify_token) == 200:
-                acked.add(event_id)
-                if len(acked) == burst // 4 and a.process.returncode is None and not killed_at:
-                    orphans.extend(a.kill_9())  # mid-burst: other deliveries are in flight
-                    killed_at = time.monotonic()
+            while queue:
+                event_id = queue.pop()
+                if await post_event(http, a, bodies[event_id], env_a.verify_token) == 200:
+                    acked.add(event_id)
+                    if len(acked) == 10 and not killed_at:
+                        orphans.extend(a.kill_9())  # mid-burst: other deliveries are in flight
+                        killed_at = time.monotonic()
 
         async with anyio.create_task_group() as tg:
-            for event_id in ids[held:]:
-                tg.start_soon(deliver, event_id)
+            for _ in range(senders):
+                tg.start_soon(sender)
         assert await a.process.wait() == -signal.SIGKILL
         stored_at_kill = set(await statuses(store))
         # Coze re-sends what got no answer (and sometimes what did): to the replica still up.
