@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from kai_bridge.config import Settings
 
-__all__ = ["FlagOverrides", "settings_from_args"]
+__all__ = ["FlagOverrides", "settings_from_args", "write_ready_file"]
 
 
 class FlagOverrides(TypedDict, total=False):
@@ -36,3 +38,13 @@ def settings_from_args(
         merged["log_json"] = True
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return load_settings(config_file=getattr(args, "config", None), overrides=merged, check_files=check_files)
+
+
+def write_ready_file(path: Path, url: str) -> None:
+    """Write ``url`` and a newline to ``path`` in one step (a temporary file renamed over it).
+
+    Whoever polls the file sees nothing or the whole line, never a part of it.
+    """
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(url + "\n", encoding="utf-8")
+    partial.replace(path)

@@ -70,6 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin-tool", default=None, metavar="OPERATION_ID",
                         help="the tool the plugin bot calls (default coffee_knowledge_query, else the first)")
     parser.add_argument(
+        "--token-max-seconds", type=int, default=None, metavar="N",
+        help="issued access tokens live at most N seconds (drills: watch tokens expire and a key rotation drain)",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, default=None, metavar="FILE",
+        help="write the base URL to FILE once listening (for scripts that start the sandbox)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -116,6 +124,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
             faults=faults,
             seed=args.seed,
             stream_chunk_delay=max(0.0, args.chunk_delay_ms) / 1000.0,
+            token_max_seconds=args.token_max_seconds,
             **extra,
         )
     except ValueError as exc:
@@ -151,9 +160,10 @@ def _plugin_sources(args: argparse.Namespace) -> list[PluginSource]:
     return sources
 
 
-async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
+async def _serve(config: SandboxConfig, *, host: str, port: int, ready_file: Path | None = None) -> None:
     import anyio
 
+    from kai_bridge.cmd.common import write_ready_file
     from kai_bridge.sandbox import COFFEE_BOT_ID, PLUGIN_BOT_ID, TOOL_NAME, start_sandbox
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -178,6 +188,8 @@ async def _serve(config: SandboxConfig, *, host: str, port: int) -> None:
             if not handle.kids and not config.pats:
                 print("  note: no credentials registered; pass --pat TOKEN or --app-id ID --public-key FILE", file=out)
             print("Press Ctrl-C to stop.", file=out, flush=True)
+            if ready_file is not None:
+                write_ready_file(ready_file, handle.base_url)
             async for _signal in signals:
                 break
 
@@ -190,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     check_host_resolves(args.host, name="--host")
     try:
-        anyio.run(lambda: _serve(config, host=args.host, port=args.port))
+        anyio.run(lambda: _serve(config, host=args.host, port=args.port, ready_file=args.ready_file))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     return 0

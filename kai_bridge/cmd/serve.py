@@ -7,6 +7,7 @@ its parser (see :mod:`kai_bridge.cli`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 from collections.abc import Callable, Sequence
@@ -64,8 +65,15 @@ async def serve(
     ready_file: Path | None = None,
     handle_signals: bool = True,
     on_started: Callable[[str], None] | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> None:
-    """Run the HTTP server until a signal (or ``should_exit``) stops it."""
+    """Run the HTTP server until a signal (or ``should_exit``) stops it.
+
+    ``reload_settings``: on SIGHUP, load the settings again with it and rotate the Coze
+    credential (:mod:`kai_bridge.cmd.reload`); the command passes it, in-process callers need not.
+    """
+    from kai_bridge.cmd.common import write_ready_file
+    from kai_bridge.cmd.reload import reloading_on_sighup
     from kai_bridge.config import check_host_resolves
     from kai_bridge.http.app import build_app
     from kai_bridge.http.security import check_http_security
@@ -83,10 +91,12 @@ async def serve(
             def started() -> None:
                 logger.info("kai-bridge MCP endpoint: %s (health: %s)", url, url_of(sock, "/health"))
                 if ready_file is not None:
-                    ready_file.write_text(url + "\n", encoding="utf-8")
+                    write_ready_file(ready_file, url)
                 if on_started is not None:
                     on_started(url)
 
+            reloading = (reloading_on_sighup(runtime.coze, current=settings, load=reload_settings)
+                         if reload_settings is not None else contextlib.nullcontext())
             server = AppServer(
                 app,
                 handle_signals=handle_signals,
@@ -96,7 +106,8 @@ async def serve(
                 keep_alive_timeout=settings.server_keep_alive_timeout,
                 max_connections=settings.server_max_connections,
             )
-            await server.serve(sockets=[sock])
+            async with reloading:
+                await server.serve(sockets=[sock])
     finally:
         sock.close()
 
@@ -104,9 +115,11 @@ async def serve(
 def run(args: argparse.Namespace) -> int:
     import anyio
 
-    from kai_bridge.cmd.common import settings_from_args
+    from kai_bridge.cmd.common import FlagOverrides, settings_from_args
 
-    settings = settings_from_args(args, overrides={"server_host": args.host, "server_port": args.port})
+    overrides: FlagOverrides = {"server_host": args.host, "server_port": args.port}
+    settings = settings_from_args(args, overrides=overrides)
     extensions = load_extensions(args.extension)
-    anyio.run(lambda: serve(settings, extensions=extensions, ready_file=args.ready_file))
+    anyio.run(lambda: serve(settings, extensions=extensions, ready_file=args.ready_file,
+                            reload_settings=lambda: settings_from_args(args, check_files=False, overrides=overrides)))
     return 0

@@ -9,9 +9,10 @@ desktop agent started another copy), the MCP server runs on without it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kai_bridge.cmd.common import FlagOverrides
@@ -46,10 +47,15 @@ def _sidecar_socket(settings: Settings) -> socket.socket | None:
         return None
 
 
-async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = ()) -> None:
-    """Serve MCP on this process's stdin/stdout until the client closes stdin."""
+async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = (),
+                    reload_settings: Callable[[], Settings] | None = None) -> None:
+    """Serve MCP on this process's stdin/stdout until the client closes stdin.
+
+    ``reload_settings``: as for ``serve``, SIGHUP reloads with it and rotates the Coze credential.
+    """
     import anyio
 
+    from kai_bridge.cmd.reload import reloading_on_sighup
     from kai_bridge.http.app import build_sidecar_app
     from kai_bridge.http.server import AppServer, url_of
     from kai_bridge.mcp.events import events_extension
@@ -77,8 +83,10 @@ async def run_stdio(settings: Settings, *, extensions: Sequence[McpExtension] = 
             if sock is not None
             else None
         )
+        reloading = (reloading_on_sighup(runtime.coze, current=settings, load=reload_settings)
+                     if reload_settings is not None else contextlib.nullcontext())
         try:
-            async with anyio.create_task_group() as tg:
+            async with reloading, anyio.create_task_group() as tg:
                 if sidecar is not None and sock is not None:
                     logger.info("sidecar listening on %s", url_of(sock, "/health"))
                     tg.start_soon(sidecar.serve, [sock])
@@ -103,5 +111,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["stdio_sidecar"] = False
     settings = settings_from_args(args, overrides=overrides)
     extensions = load_extensions(args.extension)
-    anyio.run(lambda: run_stdio(settings, extensions=extensions))
+    anyio.run(lambda: run_stdio(settings, extensions=extensions,
+                                reload_settings=lambda: settings_from_args(args, check_files=False,
+                                                                           overrides=overrides)))
     return 0

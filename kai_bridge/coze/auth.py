@@ -11,6 +11,11 @@ Time: the token endpoint answers ``expires_in`` as an absolute Unix time. It is 
 a remaining lifetime at receipt and tracked on the monotonic ``clock`` (injectable, so
 tests jump hours without sleeping); JWT claims use ``wall_clock``.
 
+Key rotation: :meth:`JWTAuth.rotate` hands over a new key pair (a new ``kid``) while the process
+runs. The next JWT is signed with it; the access token already in hand (minted with the old
+kid) keeps serving until it is refreshed or refused, so nothing waits and nothing fails during
+the switch ("drain"). :meth:`PATAuth.rotate` swaps a personal access token the same way.
+
 Secrets (the key, JWTs, tokens) never reach a log line, an error message or a repr.
 """
 
@@ -73,6 +78,22 @@ class PATAuth:
         if not token:
             raise ConfigError("the personal access token is empty (coze_pat)")
         self._token = token
+        self.rotations = 0
+
+    def holds(self, token: str) -> bool:
+        """True when ``token`` is the one in use (compared in constant time)."""
+        return secrets.compare_digest(token.encode(), self._token.encode())
+
+    def rotate(self, *, token: str) -> bool:
+        """Send ``token`` from the next request on; False (nothing done) when it is the current one."""
+        if not token:
+            raise ConfigError("the personal access token is empty (coze_pat)")
+        if self.holds(token):
+            return False
+        self._token = token
+        self.rotations += 1
+        log.info("Coze personal access token replaced; the next request sends the new one")
+        return True
 
     def __repr__(self) -> str:
         return "PATAuth(token=<redacted>)"
@@ -93,14 +114,15 @@ class PATAuth:
         return None
 
     def diagnostics(self) -> dict[str, Any]:
-        return {"mode": "pat"}
+        return {"mode": "pat", "rotations": self.rotations}
 
 
 class _Cached:
-    __slots__ = ("expires_at", "lifetime", "refresh_at", "token")
+    __slots__ = ("expires_at", "kid", "lifetime", "refresh_at", "token")
 
-    def __init__(self, *, token: str, expires_at: float, refresh_at: float, lifetime: float) -> None:
+    def __init__(self, *, token: str, kid: str, expires_at: float, refresh_at: float, lifetime: float) -> None:
         self.token = token
+        self.kid = kid  # the key pair whose JWT this token was exchanged for
         self.expires_at = expires_at  # on the monotonic clock
         self.refresh_at = refresh_at
         self.lifetime = lifetime
@@ -151,6 +173,8 @@ class JWTAuth:
         self.refresh_count = 0  # successful exchanges that replaced an earlier token (early, expired, refused)
         self.exchange_attempts = 0  # HTTP requests to the token endpoint
         self.last_error: str | None = None
+        self.rotations = 0  # key pairs handed over with rotate()
+        self._previous_kid: str | None = None
 
     def __repr__(self) -> str:
         return f"JWTAuth(base_url={self._base_url!r}, app_id={self._app_id!r}, kid={self._kid[:12]!r}...)"
@@ -167,9 +191,56 @@ class JWTAuth:
     def aud(self) -> str:
         return self._aud
 
+    @property
+    def app_id(self) -> str:
+        return self._app_id
+
+    @property
+    def kid(self) -> str:
+        """The kid the next JWT is signed with (public: the key's fingerprint)."""
+        return self._kid
+
+    @property
+    def token_kid(self) -> str | None:
+        """The kid behind the access token in hand (None without one)."""
+        cached = self._cached
+        return None if cached is None else cached.kid
+
+    @property
+    def draining(self) -> bool:
+        """True while the token in hand was minted with a key that has since been rotated out."""
+        cached = self._cached
+        return cached is not None and cached.kid != self._kid
+
+    # ---- rotation --------------------------------------------------------------------------
+    def rotate(self, *, kid: str, private_key: rsa.RSAPrivateKey) -> bool:
+        """Sign every JWT from now on with this key pair; False (nothing done) when ``kid`` is the current one.
+
+        The caller checks that ``kid`` belongs to ``private_key`` (the wiring does, from the
+        settings). The token in hand is kept: it was minted with the old kid and serves until
+        it is refreshed (early, on expiry, or when Coze refuses it), then the new key signs.
+        An exchange already under way finishes with the old key.
+        """
+        if not kid:
+            raise ConfigError("a key rotation needs the new key's kid (coze_kid)")
+        if kid == self._kid:
+            return False
+        self._previous_kid, self._kid, self._key = self._kid, kid, private_key
+        self.rotations += 1
+        left = self.seconds_left()
+        log.debug(
+            "Coze JWT key rotated: kid %s... -> %s...; %s", self._previous_kid[:12], kid[:12],
+            "the next token exchange signs with the new key" if left is None
+            else f"the current token (old key) serves until its refresh, within {left:.0f} s",
+        )
+        return True
+
     # ---- JWT -----------------------------------------------------------------------------
-    def sign_jwt(self) -> str:
-        """A fresh one-use JWT (new ``jti`` each time): Coze rejects a replayed one."""
+    def sign_jwt(self, *, kid: str | None = None, private_key: rsa.RSAPrivateKey | None = None) -> str:
+        """A fresh one-use JWT (new ``jti`` each time): Coze rejects a replayed one.
+
+        Signed with the current key pair, or with ``kid`` + ``private_key`` (a candidate key, see
+        :meth:`probe`)."""
         iat = int(self._wall_clock())
         claims: dict[str, Any] = {
             "iss": self._app_id,
@@ -180,17 +251,37 @@ class JWTAuth:
         }
         if self._session_name:
             claims["session_name"] = self._session_name
-        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"})
+        if (kid is None) != (private_key is None):
+            raise ValueError("give both kid and private_key, or neither")
+        key, header_kid = (self._key, self._kid) if private_key is None or kid is None else (private_key, kid)
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": header_kid, "typ": "JWT"})
 
     # ---- exchange --------------------------------------------------------------------------
-    async def _exchange_once(self) -> tuple[str, float]:
-        """One HTTP exchange. Returns (token, absolute expiry) or raises a mapped error."""
+    async def probe(self, *, kid: str, private_key: rsa.RSAPrivateKey) -> None:
+        """One token exchange signed with a candidate key pair: returns if Coze accepts it, else raises.
+
+        The token it gets is dropped and nothing here changes (the current key, the cached
+        token, the counters): it answers "does Coze know this key?" before :meth:`rotate`.
+        CozeAuthError when Coze refuses the JWT (kid not registered, wrong key), CozeError
+        subclasses when Coze could not be asked. No retry: the caller decides what to do.
+        """
+        await self._exchange_once(kid=kid, private_key=private_key, counted=False)
+
+    async def _exchange_once(
+        self, *, kid: str | None = None, private_key: rsa.RSAPrivateKey | None = None, counted: bool = True
+    ) -> tuple[str, float, str]:
+        """One HTTP exchange. Returns (token, absolute expiry, the kid that signed) or raises a mapped error."""
         url = self._base_url + TOKEN_PATH
         body = {"grant_type": GRANT_TYPE_JWT, "duration_seconds": self._ttl}
-        self.exchange_attempts += 1
+        if counted:
+            self.exchange_attempts += 1
+        if kid is None or private_key is None:
+            kid, signed = self._kid, self.sign_jwt()
+        else:
+            signed = self.sign_jwt(kid=kid, private_key=private_key)
         try:
             response = await self._http.post(
-                url, json=body, headers={"Authorization": f"Bearer {self.sign_jwt()}"}
+                url, json=body, headers={"Authorization": f"Bearer {signed}"}
             )
         except httpx.RequestError as exc:
             raise CozeTransportError(
@@ -205,7 +296,7 @@ class JWTAuth:
                 raise CozeAuthError(
                     f"{context}: the answer has no numeric expires_in", logid=logid_of(response, payload)
                 )
-            return payload["access_token"], float(expires_in)
+            return payload["access_token"], float(expires_in), kid
         if isinstance(payload, dict) and ("error_code" in payload or payload.get("error_message")):
             raise oauth_error(payload, response=response, context=context)
         # A {code,msg} envelope or an unexpected shape: let the generic mapper speak.
@@ -221,7 +312,7 @@ class JWTAuth:
         retry = 0
         while True:
             try:
-                token, expires_epoch = await self._exchange_once()
+                token, expires_epoch, kid = await self._exchange_once()
             except Exception as exc:
                 if not is_retryable(exc) or retry >= self._retry.max_retries:
                     self.last_error = str(exc)
@@ -238,7 +329,7 @@ class JWTAuth:
             # make every call refresh.
             margin = min(self._margin, lifetime / 2)
             self._cached = _Cached(
-                token=token, expires_at=now + lifetime, refresh_at=now + lifetime - margin, lifetime=lifetime
+                token=token, kid=kid, expires_at=now + lifetime, refresh_at=now + lifetime - margin, lifetime=lifetime
             )
             if self.exchange_count:
                 self.refresh_count += 1
@@ -301,6 +392,10 @@ class JWTAuth:
             "mode": "jwt",
             "app_id": self._app_id,
             "kid": self._kid[:12] + "...",
+            "token_kid": None if self._cached is None else self._cached.kid[:12] + "...",
+            "previous_kid": None if self._previous_kid is None else self._previous_kid[:12] + "...",
+            "key_rotations": self.rotations,
+            "draining": self.draining,
             "aud": self._aud,
             "token_ttl": self._ttl,
             "token_cached": self._cached is not None,

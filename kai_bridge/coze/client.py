@@ -128,6 +128,11 @@ class CozeClient:
     def breaker(self) -> CircuitBreaker:
         return self._pipe.breaker
 
+    @property
+    def quota(self) -> RequestQuota | None:
+        """The outgoing quota every request waits on (None: none configured)."""
+        return self._pipe.quota
+
     def observe(self, observer: CozeObserver | None) -> None:
         """Report every request attempt to ``observer`` (None: stop); see :mod:`kai_bridge.coze.observer`."""
         self._pipe.observer = observer

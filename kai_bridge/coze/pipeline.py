@@ -36,6 +36,7 @@ from kai_bridge.coze.auth import TokenProvider
 from kai_bridge.coze.breaker import CircuitBreaker
 from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
 from kai_bridge.coze.events import chat_event_from_sse
+from kai_bridge.coze.groups import api_group
 from kai_bridge.coze.models import ChatEvent, ChatEventType
 from kai_bridge.coze.observer import CozeObserver, CozeOutcome, outcome_code
 from kai_bridge.coze.quota import RequestQuota
@@ -184,7 +185,7 @@ class CozePipeline:
         reauthed = False
         while True:
             if self.quota is not None:
-                await self.quota.acquire()  # CozeQuotaError: nothing was sent, so neither retried nor a failure
+                await self.quota.acquire(group=api_group(context))  # CozeQuotaError: nothing was sent, so neither retried nor a failure
             token: str | None = None
             self.counters["requests"] += 1
             observer = self.observer

@@ -13,12 +13,12 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kai_bridge.coze import BreakerState, JWTAuth
+from kai_bridge.coze import BreakerState, JWTAuth, PATAuth
 from kai_bridge.observability.metrics import Metrics, bounded_label
 from kai_bridge.observability.sources import Sources
 
-__all__ = ["CozeCollector", "HealthCollector", "InboxCollector", "RuntimeCollector", "UpstreamCollector",
-           "collectors_for"]
+__all__ = ["CozeCollector", "CredentialCollector", "HealthCollector", "InboxCollector", "QuotaCollector",
+           "RuntimeCollector", "UpstreamCollector", "collectors_for"]
 
 
 def _number(value: Any) -> float:
@@ -87,6 +87,84 @@ class CozeCollector(Collector):
                 remaining.add_metric([], left)
             families += [exchanges, refreshes, age, remaining]
         yield from families
+
+
+class QuotaCollector(Collector):
+    """The outgoing Coze quota (``coze_quota_per_second``): its size, and the calls it made wait or refused.
+
+    Nothing is reported while no quota is configured. A non-zero wait rate is the warning sign:
+    the traffic is at the quota, which is set to stay under Coze's own rate limit (4013).
+    """
+
+    def __init__(self, sources: Sources) -> None:
+        self._coze = sources.coze
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily,
+                             CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("kai_bridge_coze_quota_limit_per_second",
+                              "The outgoing Coze quota: requests a second (coze_quota_per_second)."),
+            GaugeMetricFamily("kai_bridge_coze_quota_burst", "The outgoing Coze quota's burst (coze_quota_burst)."),
+            CounterMetricFamily("kai_bridge_coze_quota_waits",
+                                "Coze requests that had to wait for a slot of the outgoing quota, by API group.",
+                                labels=["group"]),
+            CounterMetricFamily("kai_bridge_coze_quota_wait_seconds",
+                                "Time Coze requests spent waiting for a slot of the outgoing quota."),
+            CounterMetricFamily("kai_bridge_coze_quota_refusals",
+                                "Coze requests not sent: no slot of the outgoing quota within coze_quota_max_wait, "
+                                "by API group.", labels=["group"]),
+            GaugeMetricFamily("kai_bridge_coze_quota_waiting", "Coze requests waiting for a quota slot now."),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        quota = self._coze.quota
+        if quota is None:
+            return
+        limit, burst, waits, wait_seconds, refusals, waiting = self._families()
+        limit.add_metric([], quota.per_second)
+        burst.add_metric([], float(quota.burst))
+        for group, count in sorted(quota.waited_by_group.items()):
+            waits.add_metric([bounded_label(group)], float(count))
+        wait_seconds.add_metric([], quota.wait_seconds)
+        for group, count in sorted(quota.refused_by_group.items()):
+            refusals.add_metric([bounded_label(group)], float(count))
+        waiting.add_metric([], float(quota.waiting))
+        yield from (limit, burst, waits, wait_seconds, refusals, waiting)
+
+
+class CredentialCollector(Collector):
+    """Key rotations of the Coze credential, and whether the token in use still comes from a rotated-out key."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._coze = sources.coze
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily("kai_bridge_coze_credential_rotations",
+                                "Coze credentials taken over without a restart (SIGHUP): JWT key pairs or PATs."),
+            GaugeMetricFamily("kai_bridge_coze_token_from_previous_key",
+                              "1 while the access token in use was minted with the JWT key that was rotated out "
+                              "(it drains at its refresh); 0 once the new key's token is in use."),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        rotations, previous = self._families()
+        auth = self._coze.auth
+        if isinstance(auth, JWTAuth):
+            rotations.add_metric([], float(auth.rotations))
+            previous.add_metric([], 1.0 if auth.draining else 0.0)
+            yield from (rotations, previous)
+        elif isinstance(auth, PATAuth):
+            rotations.add_metric([], float(auth.rotations))
+            yield rotations
 
 
 class UpstreamCollector(Collector):
@@ -202,6 +280,8 @@ def collectors_for(sources: Sources, metrics: Metrics) -> list[Collector]:
     return [
         RuntimeCollector(sources),
         CozeCollector(sources),
+        QuotaCollector(sources),
+        CredentialCollector(sources),
         UpstreamCollector(sources),
         HealthCollector(sources),
         InboxCollector(metrics),

@@ -33,6 +33,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from kai_bridge.coze import CozeOutcome, OutcomeSink
+from kai_bridge.coze.groups import api_group
 from kai_bridge.coze.observer import CODE_OK
 from kai_bridge.errors import ToolError
 from kai_bridge.logs import redact
@@ -124,9 +125,10 @@ class Metrics:
         )
         self.coze_requests = Counter(
             "kai_bridge_coze_requests",
-            "Coze request attempts (a retried call counts each attempt), by endpoint and Coze code "
-            "(0 = success; circuit_open, transport, http_<status> where Coze gave no code).",
-            ["endpoint", "code"], registry=r,
+            "Coze request attempts (a retried call counts each attempt), by endpoint, Coze API group (chat, "
+            "conversation, bot, user...: the quota it counts against) and Coze code (0 = success; 4013 = Coze's "
+            "rate limit; circuit_open, transport, http_<status> where Coze gave no code).",
+            ["endpoint", "group", "code"], registry=r,
         )
         self.coze_duration = Histogram(
             "kai_bridge_coze_request_duration_seconds",
@@ -203,7 +205,8 @@ class Metrics:
             key = (endpoint, outcome.code)
             counter = self._coze_counters.get(key)
             if counter is None:
-                counter = self._coze_counters[key] = self.coze_requests.labels(endpoint, outcome.code)
+                counter = self._coze_counters[key] = self.coze_requests.labels(endpoint, api_group(endpoint),
+                                                                               outcome.code)
             counter.inc()
             series = self._coze_series.get(endpoint)
             if series is None:

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from prometheus_client import Counter
 
-from kai_bridge.coze import JWTAuth
+from kai_bridge.coze import JWTAuth, PATAuth
+from kai_bridge.coze.groups import DOCUMENTED_QPS_GROUPS, api_group
 from kai_bridge.observability.liveness import iso_utc, services_of
 from kai_bridge.observability.metrics import Metrics
 from kai_bridge.observability.sources import Sources
@@ -27,6 +28,10 @@ __all__ = ["RECENT_PERIOD", "build_snapshot", "counter_values"]
 
 #: Seconds of recent calls the rates, success rates and latencies describe.
 RECENT_PERIOD: Final = 300.0
+#: Seconds the use of the outgoing Coze quota is measured over (short: a quota is about bursts).
+QUOTA_PERIOD: Final = 60.0
+#: Codes of a Coze rate-limit refusal (Coze's own, or HTTP 429 without one).
+_RATE_LIMITED: Final = frozenset({"4013", "http_429"})
 _PROCESS_FAMILIES: Final = {
     "process_cpu_seconds": "cpu_seconds_total",
     "process_resident_memory_bytes": "rss_bytes",
@@ -114,7 +119,8 @@ def _coze(sources: Sources, metrics: Metrics, *, now: float, period: float,
         for endpoint, counts in sorted(attempts.items())
     ]
     auth = client.auth
-    token: dict[str, Any] = {"mode": auth.mode}
+    token: dict[str, Any] = {"mode": auth.mode,
+                             "rotations": auth.rotations if isinstance(auth, JWTAuth | PATAuth) else 0}
     if isinstance(auth, JWTAuth):
         age, left = auth.token_age(), auth.seconds_left()
         token.update({
@@ -124,6 +130,8 @@ def _coze(sources: Sources, metrics: Metrics, *, now: float, period: float,
             "refreshes": auth.refresh_count,
             "exchange_failures": max(0, auth.exchange_attempts - auth.exchange_count),
             "last_error": auth.last_error,
+            "kid": auth.kid[:12] + "...",
+            "from_previous_key": auth.draining,
         })
     last = metrics.last_coze_error
     return {
@@ -135,7 +143,41 @@ def _coze(sources: Sources, metrics: Metrics, *, now: float, period: float,
         "errors_total": sum(counts[1] for counts in attempts.values()),
         "last_error": None if last is None else {**last.as_dict(), "at": iso_utc(last.at)},
         "endpoints": endpoints,
+        **_groups_and_quota(sources, metrics, now=now, period=period),
     }
+
+
+def _groups_and_quota(sources: Sources, metrics: Metrics, *, now: float, period: float) -> dict[str, Any]:
+    """Coze attempts by API group (what each of Coze's quotas sees), and the outgoing quota's state."""
+    quota = sources.coze.quota
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # attempts, errors, rate-limited
+    for labels, value in counter_values(metrics.coze_requests):
+        entry = totals[labels["group"]]
+        entry[0] += value
+        if labels["code"] != "0":
+            entry[1] += value
+        if labels["code"] in _RATE_LIMITED:
+            entry[2] += value
+    windows = metrics.coze_windows()
+    by_group: dict[str, list[RecentCalls]] = defaultdict(list)
+    for endpoint, window in windows.items():
+        by_group[api_group(endpoint)].append(window)
+    groups = [
+        {"group": group, "documented_qps": group in DOCUMENTED_QPS_GROUPS, "attempts_total": counts[0],
+         "errors_total": counts[1], "rate_limited_total": counts[2],
+         "quota_waits_total": None if quota is None else quota.waited_by_group.get(group, 0),
+         "recent": _stats(by_group.get(group, []), now=now, period=period)}
+        for group, counts in sorted(totals.items())
+    ]
+    if quota is None:
+        return {"groups": groups, "quota": None}
+    last = summarize(windows.values(), now=now, period=min(QUOTA_PERIOD, period))
+    return {"groups": groups, "quota": {
+        **quota.snapshot(),
+        "rate_per_s": last.rate_per_s,  # attempts sent, over the last minute
+        "use": round(last.rate_per_s / quota.per_second, 4),
+        "period_s": min(QUOTA_PERIOD, period),
+    }}
 
 
 def _upstreams(sources: Sources) -> list[dict[str, Any]]:

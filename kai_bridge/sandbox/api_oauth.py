@@ -26,7 +26,7 @@ def oauth_routes(ctx: SandboxContext) -> list[RouteSpec]:
         except (ValueError, RecursionError):
             body = None
         try:
-            result = ctx.auth.exchange(
+            grant = ctx.auth.exchange(
                 authorization=request.headers.get("authorization"),
                 body=body,
                 host=request.headers.get("host", ""),
@@ -35,7 +35,9 @@ def oauth_routes(ctx: SandboxContext) -> list[RouteSpec]:
             ctx.state.token_failures[exc.error_code] += 1
             return JsonResponse(exc.body(), status_code=exc.status)
         ctx.state.tokens_issued += 1
-        return JsonResponse(result)
+        ctx.state.token_kids[grant.kid] += 1
+        ctx.state.last_token_kid = grant.kid
+        return JsonResponse(grant.body)
 
     return [
         RouteSpec("oauth.token", "/api/permission/oauth2/token", ["POST"], token, auth=False),

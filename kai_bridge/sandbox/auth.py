@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kai_bridge.sandbox.config import SandboxConfig, public_key_kid
 from kai_bridge.sandbox.wire import ApiError
 
-__all__ = ["JWT_BEARER_GRANT", "AuthService", "OAuthError", "Principal"]
+__all__ = ["JWT_BEARER_GRANT", "AuthService", "Grant", "OAuthError", "Principal"]
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_DURATION_SECONDS = 86399
@@ -67,6 +67,14 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """An answered exchange: the flat OAuth body, and the kid of the JWT it was granted for (public)."""
+
+    body: dict[str, Any]
+    kid: str
+
+
+@dataclass(frozen=True, slots=True)
 class _IssuedToken:
     app_id: str
     expires_at: int
@@ -104,8 +112,11 @@ class AuthService:
 
     # --- token endpoint -------------------------------------------------------------------
 
-    def exchange(self, *, authorization: str | None, body: Any, host: str) -> dict[str, Any]:
-        """Validate the grant body and the JWT; return the flat token response or raise OAuthError."""
+    def exchange(self, *, authorization: str | None, body: Any, host: str) -> Grant:
+        """Validate the grant body and the JWT; return the flat token response or raise OAuthError.
+
+        With ``token_max_seconds`` configured a token lives at most that long, whatever was asked
+        (a drill knob: tokens that expire within seconds show a key rotation draining)."""
         if not isinstance(body, Mapping):
             raise _invalid_request("the body must be a JSON object")
         grant_type = body.get("grant_type")
@@ -125,16 +136,18 @@ class AuthService:
         token = _bearer(authorization)
         if not token:
             raise _invalid_jwt("missing JWT: send it as 'Authorization: Bearer <jwt>'")
-        app_id, session_name = self._verify_jwt(token, host=host)
+        app_id, session_name, kid = self._verify_jwt(token, host=host)
+        if self._config.token_max_seconds is not None:
+            duration = min(duration, self._config.token_max_seconds)
 
         now = int(self._clock())
         access_token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires_at = now + duration
         self._tokens[access_token] = _IssuedToken(app_id, expires_at, session_name)
         self._note_insert()
-        return {"access_token": access_token, "expires_in": expires_at, "token_type": "Bearer"}
+        return Grant(body={"access_token": access_token, "expires_in": expires_at, "token_type": "Bearer"}, kid=kid)
 
-    def _verify_jwt(self, token: str, *, host: str) -> tuple[str, str | None]:
+    def _verify_jwt(self, token: str, *, host: str) -> tuple[str, str | None, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -143,7 +156,7 @@ class AuthService:
             raise _invalid_jwt("alg must be RS256")
         kid = header.get("kid")
         registered = self._keys.get(kid) if isinstance(kid, str) else None
-        if registered is None:
+        if registered is None or not isinstance(kid, str):
             # The real service's wording, typo included.
             raise _invalid_jwt("kid not been registred")
         try:
@@ -170,7 +183,7 @@ class AuthService:
             raise _invalid_jwt("the token could not be decoded") from exc
         self._check_claims(claims, app_id=registered.app_id, host=host)
         session = claims.get("session_name")
-        return registered.app_id, session if isinstance(session, str) else None
+        return registered.app_id, session if isinstance(session, str) else None, kid
 
     def _check_claims(self, claims: Mapping[str, Any], *, app_id: str, host: str) -> None:
         skew = self._config.clock_skew_seconds

@@ -140,6 +140,11 @@ class SandboxConfig:
       answer (Coze: 3 s), and the pauses before each re-send of a delivery that failed.
     - ``plugins``: cloud plugins (OpenAPI files) imported at start, each with a bot that calls it;
       ``plugin_timeout``: how long a plugin call may take.
+    - ``token_max_seconds``: issued access tokens live at most this long (None: as long as asked,
+      up to Coze's 86399 s); drills use a few seconds to watch tokens expire and be refreshed.
+
+    Several keys may be registered for one app id (a key rotation: the old and the new public
+    key side by side); each is known by its own kid.
     """
 
     apps: Sequence[tuple[str, str | bytes]] = ()
@@ -161,6 +166,7 @@ class SandboxConfig:
     callback_retry_delays: Sequence[float] = (1.0, 5.0, 30.0)
     plugins: Sequence[PluginSource] = ()
     plugin_timeout: float = 60.0
+    token_max_seconds: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise to tuples so the frozen config is really immutable and hashable-ish.
@@ -175,6 +181,8 @@ class SandboxConfig:
         object.__setattr__(self, "plugins", tuple(self.plugins))
         if self.plugin_timeout <= 0:
             raise ValueError("plugin_timeout must be > 0")
+        if self.token_max_seconds is not None and self.token_max_seconds < 1:
+            raise ValueError("token_max_seconds must be at least 1 when given")
         if self.stream_chunk_delay < 0:
             raise ValueError("stream_chunk_delay must be >= 0")
         if self.stream_chunk_words < 1:

@@ -62,6 +62,7 @@ def wrap(ctx: SandboxContext, spec: RouteSpec) -> Callable[[Request], Awaitable[
         except ApiError as exc:
             if exc.code in (4100, 4101):
                 ctx.state.auth_failures += 1
+            ctx.state.api_errors[str(exc.code)] += 1
             return error_response(exc.code, exc.msg, logid=logid_of(request), status=exc.status, headers=exc.headers)
 
     endpoint.__name__ = spec.name.replace(".", "_")

@@ -20,8 +20,11 @@ class SandboxState:
     token_exchanges: int = 0
     tokens_issued: int = 0
     token_failures: Counter[str] = field(default_factory=Counter)
+    token_kids: Counter[str] = field(default_factory=Counter)  # tokens issued, by the kid that signed the JWT
+    last_token_kid: str | None = None  # the kid of the JWT behind the most recent token issued
     requests: Counter[str] = field(default_factory=Counter)
     auth_failures: int = 0
+    api_errors: Counter[str] = field(default_factory=Counter)  # error answers of the API routes, by Coze code
     chats_created: int = 0
     chats_completed: int = 0
     chats_failed: int = 0
@@ -40,9 +43,12 @@ class SandboxState:
             "token_exchanges": self.token_exchanges,
             "tokens_issued": self.tokens_issued,
             "token_failures": dict(self.token_failures),
+            "token_kids": dict(self.token_kids),
+            "last_token_kid": self.last_token_kid,
             "requests_total": self.requests_total,
             "requests": dict(self.requests),
             "auth_failures": self.auth_failures,
+            "api_errors": dict(self.api_errors),
             "chats_created": self.chats_created,
             "chats_completed": self.chats_completed,
             "chats_failed": self.chats_failed,

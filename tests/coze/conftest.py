@@ -105,6 +105,7 @@ async def make_rig(key_pair: KeyPair) -> AsyncIterator[RigFactory]:
             *,
             transport: str = "asgi",
             registered: KeyPair | None = None,
+            also_registered: tuple[KeyPair, ...] = (),
             retry: RetryPolicy | None = None,
             breaker_failures: int = 5,
             breaker_reset: float = 10.0,
@@ -123,7 +124,8 @@ async def make_rig(key_pair: KeyPair) -> AsyncIterator[RigFactory]:
                 await asyncio.sleep(0)
 
             public = (registered or key_pair).public_pem
-            sandbox_config = SandboxConfig(apps=[(APP_ID, public)], admin_enabled=True, seed=7, **config)
+            apps = [(APP_ID, public), *((APP_ID, extra.public_pem) for extra in also_registered)]
+            sandbox_config = SandboxConfig(apps=apps, admin_enabled=True, seed=7, **config)
             if transport == "asgi":
                 app = create_app(sandbox_config, clock=wall, answerer=BuiltinAnswerer())
                 await stack.enter_async_context(app.router.lifespan_context(app))

@@ -173,7 +173,7 @@ async def test_a_pat_configured_in_the_sandbox_works(make_rig: RigFactory) -> No
     rig = await make_rig(pats=["pat_sandbox_token_123456"])
     client = CozeClient(http=rig.http, base_url=rig.base_url, auth=PATAuth(token="pat_sandbox_token_123456"))
     assert (await client.retrieve_bot(bot_id=rig.bot_id)).id == rig.bot_id
-    assert client.diagnostics()["auth"] == {"mode": "pat"}
+    assert client.diagnostics()["auth"] == {"mode": "pat", "rotations": 0}
 
 
 @pytest.mark.parametrize("transport", ["asgi", "socket"])

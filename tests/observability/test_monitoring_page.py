@@ -48,6 +48,8 @@ class PageReading:
     tools: dict[str, str]
     errors_listed: int
     coze_breaker: str
+    coze_groups: dict[str, str]  # Coze API group -> attempts shown
+    coze_quota: str
     upstream_state: str
     console_errors: list[str]
     overflow_px: int  # how far the page is wider than a phone screen
@@ -88,7 +90,8 @@ def _read_page(url: str, shots: Path) -> PageReading:
             tool_calls=text("tool-calls-total"), success_rate=text("success-rate"), request_rate=text("request-rate"),
             p95=text("p95-ms"), doors=column("doors", "door"), tools=column("tools", "tool"),
             errors_listed=len(driver.find_elements(By.CSS_SELECTOR, "#recent-errors tbody tr")),
-            coze_breaker=text("coze-breaker"), upstream_state=driver.find_element(By.CSS_SELECTOR, "#upstreams td[data-state]").text,
+            coze_breaker=text("coze-breaker"), coze_groups=column("coze-groups", "group"),
+            coze_quota=text("coze-quota-state"), upstream_state=driver.find_element(By.CSS_SELECTOR, "#upstreams td[data-state]").text,
             console_errors=[entry["message"] for entry in driver.get_log("browser")  # type: ignore[no-untyped-call]
                             if entry["level"] == "SEVERE"],
             overflow_px=0,
@@ -137,6 +140,13 @@ async def test_the_panel_shows_the_numbers_of_metrics_after_real_traffic(tmp_pat
     assert _number(reading.p95) > 0
     assert reading.errors_listed >= 3  # refused input, the upstream's failure, the Coze 5000s
     assert reading.coze_breaker == "closed"
+    coze = [s for f in text_string_to_metric_families(scrape) for s in f.samples if s.name == "kai_bridge_coze_requests_total"]
+    by_group: dict[str, float] = {}
+    for sample in coze:
+        by_group[sample.labels["group"]] = by_group.get(sample.labels["group"], 0) + sample.value
+    assert {group: _number(shown) for group, shown in reading.coze_groups.items()} == by_group
+    assert {"chat", "bot"} <= set(reading.coze_groups)
+    assert reading.coze_quota == "off"
     assert reading.upstream_state == "connected"
     assert reading.console_errors == []
     assert reading.overflow_px <= 0  # tables scroll inside their cards; the page itself does not

@@ -200,7 +200,9 @@
 
     const z = s.coze;
     text("coze-base", (s.mode === "sandbox" ? "embedded sandbox " : "") + z.base_url);
-    text("coze-auth", z.token.mode === "jwt" ? "JWT OAuth" : "personal access token");
+    const rotated = z.token.rotations ? ", rotated " + int(z.token.rotations) + "×" : "";
+    text("coze-auth", z.token.mode === "jwt" ? "JWT OAuth (kid " + z.token.kid + rotated +
+      (z.token.from_previous_key ? "; the old key's token is draining" : "") + ")" : "personal access token" + rotated);
     text("coze-token-age", z.token.mode === "jwt" ? duration(z.token.age_s) : "n/a (static token)");
     text("coze-token-left", z.token.mode === "jwt" ? duration(z.token.seconds_left) : "n/a");
     text("coze-exchanges", z.token.mode === "jwt" ? int(z.token.exchanges) + " / " + int(z.token.refreshes) +
@@ -213,6 +215,25 @@
     fillTable("coze-endpoints", z.endpoints, (e) => [
       [e.endpoint], [int(e.attempts_total), "num"], [int(e.errors_total), "num"],
       [ms(e.recent.avg_ms), "num"], [ms(e.recent.p95_ms), "num"],
+    ]);
+
+    const q = z.quota;
+    if (q) {
+      const full = q.waiting > 0 || q.use >= 0.9;
+      pill("coze-quota-state", full ? "degraded" : "ok", full ? "at the quota" : "on");
+      text("coze-quota", rate(q.per_second) + " requests/s, bursts of " + int(q.burst) + ", wait up to " + q.max_wait + " s");
+      text("coze-quota-use", pct(q.use) + " (" + rate(q.rate_per_s) + "/s over the last " + Math.round(q.period_s) + " s)");
+      text("coze-quota-waits", int(q.waited) + " / " + int(q.refused) + (q.waiting ? ", " + int(q.waiting) + " waiting now" : ""));
+    } else {
+      pill("coze-quota-state", "unknown", "off");
+      text("coze-quota", "none configured (coze_quota_per_second = 0)");
+      text("coze-quota-use", "n/a");
+      text("coze-quota-waits", "n/a");
+    }
+    fillTable("coze-groups", z.groups, (g) => [
+      [g.group + (g.documented_qps ? " *" : ""), null, { group: g.group }], [int(g.attempts_total), "num", { attempts: String(g.attempts_total) }],
+      [rate(g.recent.rate_per_s), "num"], [int(g.rate_limited_total), "num"],
+      [g.quota_waits_total === null ? "–" : int(g.quota_waits_total), "num", { waits: String(g.quota_waits_total) }],
     ]);
 
     $("upstreams-empty").hidden = s.upstreams.length > 0;
