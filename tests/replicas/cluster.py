@@ -208,6 +208,9 @@ class ReplicaEnv:
             "KAI_BRIDGE_WEBHOOK_ROUTES": json.dumps(self.routes),
             "KAI_BRIDGE_STORE_POOL_MIN": "1",
             "KAI_BRIDGE_STORE_POOL_MAX": "4",
+            # As the Kubernetes manifests run them: no MCP sessions, so any replica answers any
+            # request, and a client is the same caller on both (here: the loopback door itself).
+            "KAI_BRIDGE_MCP_STATELESS": "true",
             "PYTHONPATH": str(REPO),
         })
         if self.credential != "sandbox":
