@@ -289,6 +289,7 @@ class CozePipeline:
     ) -> AsyncGenerator[ChatEvent, None]:
         """The chat events of one SSE response, until ``done`` (CozeTransportError if it is cut)."""
         response = await self._open_stream(path=path, params=params, body=body, context=context)
+        generation = self.breaker.generation  # a cut counts only if the breaker has not moved on since
         self.counters["streams"] += 1
         logid = logid_of(response)
         count = 0
@@ -303,7 +304,7 @@ class CozePipeline:
                     if ended:
                         break  # the answer is whole; only the trailing done was lost
                     self.counters["streams_cut"] += 1
-                    self.breaker.record_failure()
+                    self.breaker.record_failure(generation)
                     cut = CozeTransportError(
                         f"{context}: the Coze stream was cut after {count} events ({type(exc).__name__})"
                     )
