@@ -80,10 +80,16 @@ async def test_a_request_that_arrives_in_pieces_but_in_time_is_answered() -> Non
 
 
 async def test_many_stalled_connections_are_all_dropped_and_the_server_keeps_serving() -> None:
-    async with _server(request_timeout=0.2) as port:
-        stalled = [await asyncio.open_connection("127.0.0.1", port) for _ in range(200)]
-        for _, writer in stalled:
-            writer.write(b"GET / HTTP/1.1\r\n")
+    # Each stalled client writes as soon as it is connected: written after the server's 408 and
+    # close, the bytes would meet a closed socket and get a reset instead (a flake under load).
+    async def stall() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\n")
+        await writer.drain()
+        return reader, writer
+
+    async with _server(request_timeout=0.5) as port:
+        stalled = [await stall() for _ in range(200)]
         answers = await asyncio.gather(*(_read_all(reader) for reader, _ in stalled))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
