@@ -12,6 +12,10 @@ settles. A probe that hangs (an upstream that accepts and never answers) does no
 door shut: ``reset_timeout`` after it started, the next caller probes too. So once Coze is
 back, the first success comes at most ``reset_timeout`` (1 s by default) plus one round trip
 later, however the outage looked.
+Each open and each close starts a new *generation*: a verdict is counted only for a call
+admitted in the current one, so a slow failure of a call let in before the last transition
+(a hung request timing out after the breaker closed again) cannot reopen a breaker that has
+just closed, nor does a late success of a call admitted before an opening close it.
 The breaker is not thread-safe by design: it lives on one event loop, and its decisions
 happen between awaits.
 
@@ -66,6 +70,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_in_flight = False
         self._probe_started = 0.0
+        self._generation = 0
         self.opened_count = 0
         self.rejected_count = 0
 
@@ -76,10 +81,18 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return self._state
 
-    def before_call(self) -> None:
-        """Admit a call or raise CircuitOpenError. An admitted call must end in a record_* call."""
+    @property
+    def generation(self) -> int:
+        """Bumped on every open and close; a call's verdict counts only in the generation it was admitted in."""
+        return self._generation
+
+    def _stale(self, generation: int | None) -> bool:
+        return generation is not None and generation != self._generation
+
+    def before_call(self) -> int:
+        """Admit a call (its generation) or raise CircuitOpenError. An admitted call must end in a record_* call."""
         if self._state is BreakerState.CLOSED:
-            return
+            return self._generation
         now = self._clock()
         remaining = self._reset_timeout - (now - self._opened_at)
         if self._state is BreakerState.OPEN and remaining <= 0:
@@ -90,7 +103,7 @@ class CircuitBreaker:
         ):
             self._probe_in_flight = True
             self._probe_started = now
-            return
+            return self._generation
         self.rejected_count += 1
         wait = (
             max(remaining, 0.0)
@@ -103,15 +116,22 @@ class CircuitBreaker:
             retry_after=wait,
         )
 
-    def record_success(self) -> None:
+    def record_success(self, generation: int | None = None) -> None:
+        """A call went through; ``generation`` (from before_call) makes a call of an older generation not count."""
+        if self._stale(generation):
+            return
         if self._state is not BreakerState.CLOSED:
+            self._generation += 1
             log.warning("%s circuit breaker closed: calls go through again (it was open %d time(s) so far)",
                         self._name, self.opened_count)
         self._failures = 0
         self._probe_in_flight = False
         self._state = BreakerState.CLOSED
 
-    def record_failure(self) -> None:
+    def record_failure(self, generation: int | None = None) -> None:
+        """A call failed (upstream health); ignored when ``generation`` is older than the current one."""
+        if self._stale(generation):
+            return
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
             if self._state is not BreakerState.OPEN:
@@ -122,28 +142,30 @@ class CircuitBreaker:
                           self._reset_timeout)
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
+            self._generation += 1
         self._probe_in_flight = False
 
-    def release(self) -> None:
+    def release(self, generation: int | None = None) -> None:
         """An admitted call ended with no verdict (cancelled): let another probe through."""
-        self._probe_in_flight = False
+        if not self._stale(generation):
+            self._probe_in_flight = False
 
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Admit, run the block, and record its outcome (by exception type)."""
-        self.before_call()
+        generation = self.before_call()
         try:
             yield
         except Exception as exc:
             if counts_as_failure(exc):
-                self.record_failure()
+                self.record_failure(generation)
             else:
-                self.record_success()
+                self.record_success(generation)
             raise
         except BaseException:
-            self.release()
+            self.release(generation)
             raise
-        self.record_success()
+        self.record_success(generation)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -207,11 +207,12 @@ class CozeClient:
         before_id: str | None = None,
         after_id: str | None = None,
         limit: int = 50,
+        retries: int | None = None,
     ) -> MessagePage:
         body = {"order": order, "chat_id": chat_id, "before_id": before_id, "after_id": after_id, "limit": limit}
         env = await self._pipe.call("POST", "/v1/conversation/message/list",
                                     params={"conversation_id": conversation_id}, body=drop_none(body),
-                                    idempotent=True, context="list_messages")
+                                    idempotent=True, context="list_messages", retries=retries)
         page = {
             "items": env.data if isinstance(env.data, list) else [],
             "first_id": env.body.get("first_id") or None,
@@ -367,8 +368,13 @@ class CozeClient:
                 if retry >= self._pipe.retry.max_retries:
                     raise
                 self._pipe.counters["chat_creates_checked"] += 1
+                # After a 5xx the check decides whether to send again: it gets the retry budget.
+                # After a timeout or a lost connection nothing is sent again whatever it finds: it
+                # only looks for a chat to follow, in one try (one request timeout), not retries.
+                once = not isinstance(exc, CozeServerError)
                 try:
-                    started = await self._find_tagged(conversation_id=conversation_id, tag=tag)
+                    started = await self._find_tagged(conversation_id=conversation_id, tag=tag,
+                                                      retries=0 if once else None)
                 except CozeError as check_error:
                     # Cannot tell whether it started: never send it again; the create's error is the story.
                     log.warning("stream_chat: could not check whether the failed create started a chat: %s",
@@ -394,9 +400,9 @@ class CozeClient:
                     yield event
             return
 
-    async def _find_tagged(self, *, conversation_id: str, tag: str) -> str | None:
+    async def _find_tagged(self, *, conversation_id: str, tag: str, retries: int | None) -> str | None:
         """The chat id of the newest message carrying ``tag``, if Coze has one."""
-        page = await self.list_messages(conversation_id=conversation_id, order="desc", limit=20)
+        page = await self.list_messages(conversation_id=conversation_id, order="desc", limit=20, retries=retries)
         for message in page.items:
             if (message.meta_data or {}).get(SEND_TAG_KEY) == tag and message.chat_id:
                 return message.chat_id

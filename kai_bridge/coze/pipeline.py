@@ -179,8 +179,14 @@ class CozePipeline:
                     self.retry.max_retries, delay)
         await self._sleep(delay)
 
-    async def _authed(self, send: Callable[[str], Awaitable[_T]], *, idempotent: bool, context: str) -> _T:
-        """Run ``send(token)`` behind the breaker: one re-mint on 401/4100, backoff where a repeat is safe."""
+    async def _authed(
+        self, send: Callable[[str], Awaitable[_T]], *, idempotent: bool, context: str, retries: int | None = None
+    ) -> _T:
+        """Run ``send(token)`` behind the breaker: one re-mint on 401/4100, backoff where a repeat is safe.
+
+        ``retries`` caps the repeats below the policy's ``max_retries`` (0: one try only).
+        """
+        budget = self.retry.max_retries if retries is None else min(retries, self.retry.max_retries)
         retry = 0
         reauthed = False
         while True:
@@ -208,7 +214,7 @@ class CozePipeline:
             except CozeError as exc:
                 _report(done, exc)
                 # token is None: the failure came from the token provider, which already retried.
-                if token is None or retry >= self.retry.max_retries or not self._may_retry(
+                if token is None or retry >= budget or not self._may_retry(
                     exc, idempotent=idempotent
                 ):
                     self.counters["errors"] += 1
@@ -237,6 +243,7 @@ class CozePipeline:
         body: Any = None,
         idempotent: bool,
         context: str,
+        retries: int | None = None,
     ) -> Envelope:
         """One JSON request through the whole pipeline; the parsed envelope, or a CozeError."""
         url = self.base_url + path
@@ -250,7 +257,7 @@ class CozePipeline:
                 raise self._transport_error(exc, context) from exc
             return parse_envelope(response, context=context)
 
-        return await self._authed(send, idempotent=idempotent, context=context)
+        return await self._authed(send, idempotent=idempotent, context=context, retries=retries)
 
     # ---- streams ---------------------------------------------------------------------------
     async def _open_stream(self, *, path: str, params: Mapping[str, Any], body: Any, context: str) -> httpx.Response:
@@ -289,6 +296,7 @@ class CozePipeline:
     ) -> AsyncGenerator[ChatEvent, None]:
         """The chat events of one SSE response, until ``done`` (CozeTransportError if it is cut)."""
         response = await self._open_stream(path=path, params=params, body=body, context=context)
+        generation = self.breaker.generation  # a cut counts only if the breaker has not moved on since
         self.counters["streams"] += 1
         logid = logid_of(response)
         count = 0
@@ -303,7 +311,7 @@ class CozePipeline:
                     if ended:
                         break  # the answer is whole; only the trailing done was lost
                     self.counters["streams_cut"] += 1
-                    self.breaker.record_failure()
+                    self.breaker.record_failure(generation)
                     cut = CozeTransportError(
                         f"{context}: the Coze stream was cut after {count} events ({type(exc).__name__})"
                     )

@@ -10,7 +10,9 @@ opens a connection and never finishes its headers (or its body) holds it forever
 thousand of them hold the server's file descriptors. :class:`GuardedH11Protocol` gives every
 request ``request_timeout`` seconds from its first byte (or from the connection's start) to
 arrive whole, then closes the connection with a 408. ``limit_concurrency`` caps connections
-(uvicorn answers 503 beyond it). A reverse proxy in front should still bound header and body
+(uvicorn answers 503 beyond it); a new connection at the cap first closes the longest-idle
+keep-alive connection, if there is one (a client that keeps an idle connection open should
+not keep a new client out: it reconnects when it needs to). A reverse proxy in front should still bound header and body
 times and sizes itself (README, "Deploying").
 """
 
@@ -71,7 +73,27 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._make_room()
         self._arm_request_timer()  # a connection that sends nothing counts too
+
+    def _make_room(self) -> None:
+        """At the connection cap, close the longest-idle keep-alive connection (none idle: uvicorn's 503)."""
+        limit = self.limit_concurrency
+        if limit is None or len(self.connections) < limit:
+            return
+        idle = [
+            (timer.when(), other)
+            for other in self.connections
+            if isinstance(other, H11Protocol) and other is not self
+            and (timer := other.timeout_keep_alive_task) is not None and not other.transport.is_closing()
+        ]
+        if not idle:
+            return
+        _, oldest = min(idle, key=lambda pair: pair[0])  # the keep-alive timer armed first: idle the longest
+        oldest._unset_keepalive_if_required()
+        oldest.timeout_keep_alive_handler()  # closes it as its keep-alive timer would have
+        self.connections.discard(oldest)  # its slot is free now, not when the loop reports the loss
+        logger.debug("closed an idle keep-alive connection from %s to make room for a new one", _peer(oldest.client))
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

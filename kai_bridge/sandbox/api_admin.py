@@ -2,7 +2,9 @@
 
 ``POST /_sandbox/faults`` adds one rule (a JSON object), or several (``{"rules": [...]}`` or a
 JSON array); ``?replace=true`` replaces the current rules. ``DELETE`` clears them, ``GET`` lists
-them. ``GET /_sandbox/state`` returns the counters. With an admin token configured every admin
+them. ``GET /_sandbox/state`` returns the counters. ``GET /_sandbox/chats`` lists the chats
+created so far (of the conversations still kept), each with its question's ``meta_data``, so a
+test can count chats started twice for one send (the bridge tags each send there). With an admin token configured every admin
 call needs ``Authorization: Bearer <admin token>``.
 """
 
@@ -79,9 +81,23 @@ def admin_routes(ctx: SandboxContext) -> list[RouteSpec]:
         check(request)
         return ok(request, ctx.state.snapshot())
 
+    async def get_chats(request: Request, _p: Principal | None) -> Response:
+        check(request)
+        chats: list[dict[str, Any]] = []
+        for chat in list(ctx.store.chats.values()):
+            conv = ctx.store.conversations.get(chat.conversation_id)
+            asked = [m for m in (conv.messages if conv else []) if m.chat_id == chat.id and m.role == "user"]
+            chats.append({
+                "id": chat.id, "conversation_id": chat.conversation_id, "user_id": chat.user_id,
+                "status": chat.status, "created_at": chat.created_at, "meta_data": chat.meta_data,
+                "question_meta_data": asked[-1].meta_data if asked else {},
+            })
+        return ok(request, {"chats": chats, "count": len(chats)})
+
     return [
         RouteSpec("admin.faults.add", "/_sandbox/faults", ["POST"], add_faults, auth=False),
         RouteSpec("admin.faults.clear", "/_sandbox/faults", ["DELETE"], clear_faults, auth=False),
         RouteSpec("admin.faults.list", "/_sandbox/faults", ["GET"], get_faults, auth=False),
         RouteSpec("admin.state", "/_sandbox/state", ["GET"], get_state, auth=False),
+        RouteSpec("admin.chats", "/_sandbox/chats", ["GET"], get_chats, auth=False),
     ]

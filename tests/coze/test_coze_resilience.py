@@ -233,3 +233,31 @@ async def test_cancelling_the_caller_cancels_the_coze_chat(make_rig: RigFactory)
     # The conversation is free again: the running chat was canceled, so no 4016 here.
     chat = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id))
     await rig.client.cancel_chat(conversation_id=conv.id, chat_id=chat.id)
+
+
+async def test_a_lost_chat_create_is_checked_once_and_not_with_the_retry_budget(rig: Rig) -> None:
+    # The create's connection is lost after sending: it is never sent again, so the check only
+    # looks for a chat to follow. When that check fails too it gets one try, not 1 + max_retries.
+    conv = await rig.client.create_conversation(bot_id=rig.bot_id)
+    await rig.add_fault(route="chat.create", drop_rate=1.0, times=1)
+    await rig.add_fault(route="messages.list", error_rate=1.0, times=3)
+    with pytest.raises(CozeTransportError):
+        await rig.client.stream_and_collect(
+            ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id)
+        )
+    assert rig.state.requests["chat.create"] == 1  # never sent again
+    assert rig.state.requests["messages.list"] == 1  # the check: one try
+    assert rig.client.counters["chat_creates_checked"] == 1
+
+
+async def test_a_chat_create_refused_with_a_5xx_is_checked_with_retries_then_sent_again(rig: Rig) -> None:
+    conv = await rig.client.create_conversation(bot_id=rig.bot_id)
+    await rig.add_fault(route="chat.create", error_rate=1.0, times=1)
+    await rig.add_fault(route="messages.list", error_rate=1.0, times=2)
+    poll = await rig.client.stream_and_collect(
+        ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id)
+    )
+    assert poll.chat.status is ChatStatus.COMPLETED
+    assert rig.state.requests["messages.list"] == 3  # the check was retried until Coze answered it
+    assert rig.state.requests["chat.create"] == 2  # not started, so sent once more
+    assert rig.state.chats_created == 1

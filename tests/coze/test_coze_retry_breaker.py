@@ -158,3 +158,33 @@ def test_a_cancelled_probe_frees_the_slot_for_another_probe() -> None:
     with pytest.raises(KeyboardInterrupt), breaker.guard():
         raise KeyboardInterrupt
     breaker.before_call()  # admitted: the slot was released
+
+
+def test_a_late_failure_of_a_call_admitted_before_the_breaker_closed_does_not_reopen_it() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    old = breaker.before_call()  # admitted while closed; it hangs
+    fail(breaker, CozeTransportError("x"))  # another call fails: open
+    clock.now += 1.0
+    with breaker.guard():  # the probe succeeds: closed again
+        pass
+    breaker.record_failure(old)  # the hung call times out now: a verdict of an older generation
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.snapshot()["consecutive_failures"] == 0
+    breaker.record_failure(breaker.before_call())  # a call admitted now still counts
+    assert breaker.snapshot()["state"] == "open"
+
+
+def test_a_late_success_of_a_call_admitted_before_the_breaker_opened_does_not_close_it() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    old = breaker.before_call()
+    fail(breaker, CozeTransportError("x"))
+    breaker.record_success(old)
+    assert breaker.state is BreakerState.OPEN
+    breaker.release(old)  # nor does its release free the half-open probe slot of a newer generation
+    clock.now += 1.0
+    breaker.before_call()  # the probe
+    breaker.release(old)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()

@@ -80,10 +80,16 @@ async def test_a_request_that_arrives_in_pieces_but_in_time_is_answered() -> Non
 
 
 async def test_many_stalled_connections_are_all_dropped_and_the_server_keeps_serving() -> None:
-    async with _server(request_timeout=0.2) as port:
-        stalled = [await asyncio.open_connection("127.0.0.1", port) for _ in range(200)]
-        for _, writer in stalled:
-            writer.write(b"GET / HTTP/1.1\r\n")
+    # Each stalled client writes as soon as it is connected: written after the server's 408 and
+    # close, the bytes would meet a closed socket and get a reset instead (a flake under load).
+    async def stall() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\n")
+        await writer.drain()
+        return reader, writer
+
+    async with _server(request_timeout=0.5) as port:
+        stalled = [await stall() for _ in range(200)]
         answers = await asyncio.gather(*(_read_all(reader) for reader, _ in stalled))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -106,3 +112,29 @@ async def test_beyond_the_connection_cap_requests_get_503() -> None:
         for _, other in [*held, (reader, writer)]:
             other.close()
     assert answer.startswith(b"HTTP/1.1 503 ")
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """One keep-alive GET; the whole response (this app's bodies are short and end the read)."""
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await writer.drain()
+    with anyio.fail_after(10):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        return head + await reader.readexactly(length)
+
+
+async def test_at_the_connection_cap_a_new_client_closes_the_longest_idle_keep_alive_connection() -> None:
+    async with _server(request_timeout=10.0, max_connections=3) as port:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for reader, writer in idle:  # each served once, then left open and idle
+            assert (await _get(reader, writer)).startswith(b"HTTP/1.1 200 ")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        fresh = await _get(reader, writer)
+        closed_first = await _read_all(idle[0][0])  # the longest idle: closed by the server (EOF)
+        still_open = await _get(*idle[1])
+        for _, other in [*idle, (reader, writer)]:
+            other.close()
+    assert fresh.startswith(b"HTTP/1.1 200 ")  # not a 503: an idle connection made room
+    assert closed_first == b""
+    assert still_open.startswith(b"HTTP/1.1 200 ")

@@ -206,3 +206,23 @@ async def test_faults_never_block_the_admin_routes(make_sandbox: SandboxFactory)
         cleared = await http.delete("/_sandbox/faults")
 
     assert cleared.status_code == 200
+
+
+async def test_the_admin_chats_route_lists_each_chat_with_its_questions_meta_data(sandbox: SandboxHandle) -> None:
+    tagged = [{**QUESTION[0], "meta_data": {"send": "tag-1"}}]
+    async with httpx.AsyncClient(base_url=sandbox.base_url) as http:
+        conv = (await http.post("/v1/conversation/create", json={"bot_id": COFFEE_BOT_ID}, headers=AUTH)).json()
+        params = {"conversation_id": conv["data"]["id"]}
+        first = await http.post("/v3/chat", params=params, json={**CHAT, "additional_messages": tagged}, headers=AUTH)
+        parse_sse(first.content)
+        second = await http.post("/v3/chat", params=params, json={**CHAT, "meta_data": {"k": "v"}}, headers=AUTH)
+        parse_sse(second.content)
+        listed = await http.get("/_sandbox/chats", headers=ADMIN)
+        refused = await http.get("/_sandbox/chats", headers=AUTH)
+
+    data: dict[str, Any] = listed.json()["data"]
+    assert data["count"] == 2
+    assert [c["question_meta_data"] for c in data["chats"]] == [{"send": "tag-1"}, {}]
+    assert [c["meta_data"] for c in data["chats"]] == [{}, {"k": "v"}]
+    assert {c["conversation_id"] for c in data["chats"]} == {conv["data"]["id"]}
+    assert refused.status_code == 401
