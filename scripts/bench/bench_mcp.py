@@ -261,7 +261,8 @@ async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, lis
     # Streamable HTTP (stateful, SSE replies: both servers on their defaults)
     http_calls = max(100, calls // 2)
     kai_ready, bare_ready = tmp / "bridge.url", tmp / "bare.url"
-    env = base_env(tmp, "http", KAI_BRIDGE_MCP_AUTH_TOKEN=TOKEN)
+    # No per-client rate limit: the bare server has none, and this measures calls/s.
+    env = base_env(tmp, "http", KAI_BRIDGE_MCP_AUTH_TOKEN=TOKEN, KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE="0")
     async with (
         http_server([*CLI, "serve", "--port", "0", "--ready-file", str(kai_ready), *extension], env, kai_ready,
                     "kai-bridge serve") as kai_url,
