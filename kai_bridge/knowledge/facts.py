@@ -29,6 +29,7 @@ __all__ = [
     "DURATION",
     "GRIND",
     "KIND_NAMES",
+    "NAMING",
     "PERSON",
     "PLACE",
     "PROFILE",
@@ -59,6 +60,7 @@ CAUSE = 1 << 10
 PROFILE = 1 << 11
 ALTITUDE = 1 << 12
 GRIND = 1 << 13  # a grind size: fine / coarse, like flour / sea salt, microns
+NAMING = 1 << 14  # where a name comes from: named for / after, 得名, 以...命名
 
 KIND_NAMES: dict[int, str] = {
     DURATION: "duration",
@@ -75,6 +77,7 @@ KIND_NAMES: dict[int, str] = {
     PROFILE: "profile",
     ALTITUDE: "altitude",
     GRIND: "grind",
+    NAMING: "naming",
 }
 
 
@@ -162,6 +165,13 @@ _CUES: tuple[_Cue, ...] = (
         "who, whom, invent, invented, inventor, inventors, founder, discovered, designed, named after",
         "",
         "谁 哪位 发明人 发明者 创始人 发现者 发明 发现了",
+    ),
+    _cue(
+        NAMING,
+        "it called, is called, are called, its name, the name, name come, name from, name mean, why called, "
+        "named for, get its name, got its name, get their name",
+        "",
+        "名字 得名 为什么叫 名称的由来 名称由来 叫这个名",
     ),
     _cue(
         DEFINITION,
@@ -266,6 +276,12 @@ _SCAFFOLD_EN = re.compile(
 )
 # "how long does it take / last / stay fresh": the verb is part of the frame.
 _SCAFFOLD_EN_DURATION = re.compile(r"\b(?:take|takes|taking|last|lasts|stay|stays)\b", re.I)
+# "why is it called X", "波旁这个名字是怎么来的": the words that ask where a name comes from.
+_SCAFFOLD_NAMING = re.compile(
+    r"\b(?:why is it|why are they|is it|are they)?\s*called\b|\b(?:its|the|their) names?\b|\bname (?:come|from|mean)\b"
+    r"|这个名字|名字|名称|得名|的由来|由来|是怎么来的|怎么来的|为什么叫",
+    re.I,
+)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
@@ -283,6 +299,8 @@ def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
     text = _SCAFFOLD_EN.sub(" ", question)
     if kinds & DURATION:
         text = _SCAFFOLD_EN_DURATION.sub(" ", text)
+    if kinds & NAMING:
+        text = _SCAFFOLD_NAMING.sub(" ", text)
     if kinds & PROFILE:
         text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
     return _SCAFFOLD_ZH.sub("，", text)
@@ -393,6 +411,8 @@ _FLAVOUR_ZH = re.compile(
     "花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
     "焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂"
 )
+_NAMING_EN = _words("named name names nickname", phrases="refers to, stands for, called after, is called, are called")
+_NAMING_ZH = re.compile("命名|得名|名字|名称|译名|音译|意为|之名|名为|叫做|因此被称为|名字来自|名来自")
 _GRIND_EN = _words(
     "fine finer finest coarse coarser coarsest flour microns powder", phrases="sea salt, caster sugar, granulated sugar",
     prefixes="medium-fine medium-coarse extra-fine",
@@ -515,4 +535,6 @@ def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
         kinds |= PROFILE
     if _GRIND_EN.found(words, word_set, pairs) or (cjk and _GRIND_ZH.search(text)):
         kinds |= GRIND
+    if _NAMING_EN.found(words, word_set, pairs) or (cjk and _NAMING_ZH.search(text)):
+        kinds |= NAMING
     return kinds
