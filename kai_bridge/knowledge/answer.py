@@ -120,15 +120,16 @@ class _Wanted:
             primary,
         )
 
-    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float]:
+    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
         """Each sentence's relevance (module docstring, step 2), and the largest word score of
-        one sentence (how much of the question one sentence says). ``named``: when the question
-        names the article by its title, the words that name it: every sentence of the article is
-        about that subject, so those words count as said in each of them."""
+        one sentence (how much of the question one sentence says), and what every sentence was
+        credited for the article being named. ``named``: when the question names the article by
+        its title, the words that name it: every sentence of the article is about that subject,
+        so those words count as said in each of them."""
         sentences, postings = text.sentences, text.postings
         count = len(sentences)
         if not count:
-            return [], 0.0
+            return [], 0.0, 0.0
         subject = named or frozenset()
         # Within an article the question names, its subject is what the question adds to the name.
         focus = (self.focus - subject) or self.focus
@@ -151,9 +152,9 @@ class _Wanted:
             if term in focus:
                 focused.update(found)
         together = max(own) / self.content if self.content > 0 else 0.0
-        if implied:
-            words = [w + implied for w in words]
-        scores = list(words)
+        # What a sentence says itself; the words implied by a named article are added to every
+        # sentence once (an item must not inherit them again through its intro).
+        scores = [w + implied for w in words] if implied else list(words)
         for first, end in text.multi:
             best = max(words[first:end])
             for i in range(first, end):
@@ -180,7 +181,7 @@ class _Wanted:
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
-        return scores, together
+        return scores, together, implied
 
 
 def _clip(text: str, limit: int) -> str:
@@ -221,11 +222,13 @@ class _Renderer:
         proper: frozenset[str],
         strong: frozenset[str],
         wanted: _Wanted | None = None,
+        implied: float = 0.0,
     ) -> None:
         self.text, self.scores, self.language, self.proper, self.strong = text, scores, language, proper, strong
         self.zh = language == "zh"
         self.budget = ANSWER_CHARS[language]
         self.wanted = wanted
+        self.implied = implied  # credited to every sentence (the article is named): not relevance
 
     def fit(self, text: str, limit: int) -> str:
         """``text`` within ``limit`` characters. A long sentence made of clauses ("a; b; c")
@@ -391,7 +394,8 @@ class _Renderer:
         if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
             picked.add(anchor + 1)  # a one-line opener says little on its own
             used += len(sentences[anchor + 1].text)
-        floor = CONTEXT_SHARE * self.scores[anchor]
+        implied = self.implied
+        floor = CONTEXT_SHARE * (self.scores[anchor] - implied)
         # Neighbours first (same paragraph), then the rest of the article, best first.
         candidates = sorted(
             (i for i in range(len(sentences)) if i not in picked and self.text.blocks[sentences[i].block].role != INTRO),
@@ -400,7 +404,8 @@ class _Renderer:
         for i in candidates:
             if len(picked) >= 1 + CONTEXT_SENTENCES:
                 break
-            if self.scores[i] < floor or self.scores[i] <= 0.0:
+            own = self.scores[i] - implied
+            if own < floor or own <= 0.0:
                 continue
             if self.text.blocks[sentences[i].block].role == ITEM:
                 continue  # a stray list item reads as a non sequitur in prose
@@ -551,7 +556,7 @@ def compose(
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
-    scored_by_doc: dict[int, tuple[list[float], float]] = {
+    scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
     }
     if PROXIMITY and len(kept) > 1:
@@ -600,6 +605,7 @@ def compose(
             proper=index.proper_nouns,
             strong=wanted.strong,
             wanted=wanted,
+            implied=scored_by_doc[hit.doc][2],
         )
         answer_parts.append(_attributed(renderer.render(anchor, kinds=kinds), article.title(language), language))
     if figures:

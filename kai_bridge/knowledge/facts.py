@@ -183,10 +183,11 @@ _CUES: tuple[_Cue, ...] = (
     _cue(
         STEPS,
         "recipe, step, steps, method, procedure, instructions, guide, technique, techniques, tip, tips, "
-        "how do i, how do you, how should i, how can i, how do we, how does one",
+        "how do i, how do you, how should i, how can i, how do we, how does one, what order, which order, "
+        "in order, sequence",
         "",
         "怎么做 怎么冲 怎么煮 怎么用 怎么泡 怎么打 怎么保存 怎样 如何 做法 步骤 方法 教程 技巧 流程 参数 配方 "
-        "怎么调 怎么弄 怎么制作 怎么",
+        "怎么调 怎么弄 怎么制作 怎么 顺序 先后",
     ),
     _cue(
         COMPARISON,
