@@ -221,6 +221,9 @@ _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 # Chinese yes/no questions about a possibility ask for a cause or a caution: 可以...吗, 能...吗.
+_WHEN_AUX = frozenset(["do", "does", "should", "can", "must", "to"])
+_WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
+_ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
 _GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
 
@@ -262,6 +265,13 @@ def question_kinds(question: str) -> tuple[int, int]:
             kinds |= COMPARISON
     if cjk and _ZH_CAN.search(question):
         kinds, primary = kinds | CAUSE, primary or CAUSE
+    # "when do you add the sugar", 什么时候加糖: the moment in a method, not a date in history.
+    if primary == DATE and (
+        (len(words) > 2 and words[0] == "when" and words[1] in _WHEN_AUX and words[2] in _WHEN_WHO)
+        or (cjk and _ZH_WHEN_STEP.search(question) is not None)
+    ):
+        kinds = (kinds & ~DATE) | STEPS
+        primary = STEPS
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
