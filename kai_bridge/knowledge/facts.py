@@ -176,9 +176,10 @@ _CUES: tuple[_Cue, ...] = (
     _cue(
         DEFINITION,
         "define, definition, meaning, mean, stand for, stands for, what kind of, it called, is called, are called, "
-        "its name, the name, name come, name from",
+        "its name, the name, name come, name from, used for, is for, are for",
         "",
-        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字",
+        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字 干什么用 做什么用 有什么用 "
+        "用来做什么 干嘛用 是干嘛的",
     ),
     _cue(
         STEPS,
@@ -221,6 +222,12 @@ _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 # Chinese yes/no questions about a possibility ask for a cause or a caution: 可以...吗, 能...吗.
+_ZH_MEANING = re.compile("什么意思|什么是|指什么|的定义|是指什么|含义")
+_EN_MEANING = frozenset(["meaning", "mean", "means", "define", "definition", "stand for", "stands for"])
+_ZH_USED_FOR = re.compile("干什么用|做什么用|有什么用|用来做什么|干嘛用|是干嘛的|用途")
+_WHEN_AUX = frozenset(["do", "does", "should", "can", "must", "to"])
+_WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
+_ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
 _GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
 
@@ -262,9 +269,25 @@ def question_kinds(question: str) -> tuple[int, int]:
             kinds |= COMPARISON
     if cjk and _ZH_CAN.search(question):
         kinds, primary = kinds | CAUSE, primary or CAUSE
+    # "接触时间是什么意思", "what does contact time mean": the term is the subject, its meaning
+    # is asked (a duration word in the name does not make it a duration question).
+    if kinds & DEFINITION and primary != DEFINITION and primary not in (NAMING, PROFILE) and (
+        (cjk and _ZH_MEANING.search(question) is not None) or not _EN_MEANING.isdisjoint(grams)
+    ):
+        primary = DEFINITION
+    # "when do you add the sugar", 什么时候加糖: the moment in a method, not a date in history.
+    if primary == DATE and (
+        (len(words) > 2 and words[0] == "when" and words[1] in _WHEN_AUX and words[2] in _WHEN_WHO)
+        or (cjk and _ZH_WHEN_STEP.search(question) is not None)
+    ):
+        kinds = (kinds & ~DATE) | STEPS
+        primary = STEPS
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
+    # "风味轮是干什么用的", "what is the flavor wheel used for": what the thing is for.
+    if (cjk and _ZH_USED_FOR.search(question) is not None) or "used for" in grams:
+        kinds, primary = kinds | DEFINITION, DEFINITION
     return kinds, primary
 
 

@@ -58,8 +58,8 @@ def reciprocal_rank(answer: KnowledgeAnswer, expected: tuple[str, ...]) -> float
 # --- answer-level evaluation ---------------------------------------------------------------
 
 ANSWER_SPLITS = ("tuning", "heldout", "heldout2")
-# How the tables name them: held-out 1 was written before any tuning, held-out 2 by another
-# session before the second round of changes; neither is tuned on.
+# How the tables name them: held-out 1 was written before any tuning, held-out 2 (from the
+# corpus text) before the second round of changes; neither is tuned on.
 SPLIT_TITLES = {"tuning": "tuning", "heldout": "held-out 1", "heldout2": "held-out 2"}
 # Kinds of question the labelled answer sets use (what the question asks for).
 ANSWER_KINDS = (

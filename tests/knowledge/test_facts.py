@@ -56,6 +56,13 @@ from kai_bridge.knowledge.facts import (
         pytest.param("why is it called a flat white", NAMING, id="naming"),
         pytest.param("摩卡这个名字是怎么来的", NAMING, id="zh-naming"),
         pytest.param("意式浓缩调试的顺序", STEPS, id="zh-order-is-steps"),
+        pytest.param("when do you add sugar to Turkish coffee", STEPS, id="when-in-a-method-is-no-date"),
+        pytest.param("土耳其咖啡什么时候加糖", STEPS, id="zh-when-in-a-method-is-no-date"),
+        pytest.param("咖啡是什么时候传入中国的", DATE, id="zh-when-in-history-is-a-date"),
+        pytest.param("接触时间是什么意思", DEFINITION, id="zh-the-meaning-of-a-time-term"),
+        pytest.param("what does extraction time mean", DEFINITION, id="the-meaning-of-a-time-term"),
+        pytest.param("风味轮是干什么用的", DEFINITION, id="zh-what-it-is-for"),
+        pytest.param("what is the flavor wheel used for", DEFINITION, id="what-it-is-for"),
     ],
 )
 def test_the_question_says_what_kind_of_fact_it_wants(question: str, primary: int) -> None:
