@@ -149,7 +149,7 @@ class Sampler:
 async def diagnostics(proc: Proc) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.get(f"{proc.url}/diagnostics/coze")
-    return cast(dict[str, Any], response.json())
+    return cast(dict[str, Any], response.json()["client"])  # breaker, counters
 
 
 # ---- report helpers ----------------------------------------------------------------------------
@@ -225,7 +225,7 @@ async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
         rr = RoundRobin([ra, rb])
         fault = await fault_run(cast(ClientSession, rr), sandbox=coze.url, admin_token=coze.admin_token,
                                 bridge_health=f"{a.url}/health", interval=0.1, healthy_s=2.0,
-                                fault_s=args.fault_seconds, clear_on_probe=True, settle=args.settle,
+                                fault_s=args.fault_seconds, clear_on_probe=False, settle=args.settle,
                                 max_wait_s=45.0, limit_s=t)
     rec = analyse_recovery(fault.outcomes, injected=fault.injected, cleared=fault.cleared, settle=args.settle)
     rows: list[tuple[str, str, str, str, bool | None]] = []
@@ -375,13 +375,16 @@ async def drill_hang(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
     failed = [c for c in under if not c.outcome.ok]
     slow = [c for c in failed if BREAKER_TEXT not in c.outcome.error]
     fast = [c for c in failed if BREAKER_TEXT in c.outcome.error]
-    # Calls that failed slowly (they reached Coze and timed out) before each replica's first fast rejection.
-    before_open = {}
+    # Per replica: when the breaker first refused a call (from the hang's start), how many calls
+    # reached the hung Coze before (admitted while it was closed: with a call every 200 ms per
+    # replica and a 2 s timeout, several are in flight when it opens), and the probes after.
+    opening: dict[str, tuple[float, int, int]] = {}
     for name in ("a", "b"):
-        mine = sorted((c for c in failed if c.replica == name), key=lambda c: c.outcome.start)
-        first_fast = next((c.outcome.start for c in mine if BREAKER_TEXT in c.outcome.error), None)
-        before_open[name] = sum(1 for c in mine if BREAKER_TEXT not in c.outcome.error
-                                and (first_fast is None or c.outcome.start < first_fast))
+        mine = [c for c in failed if c.replica == name]
+        first_fast = min((c.outcome.start for c in mine if BREAKER_TEXT in c.outcome.error), default=math.inf)
+        slow_mine = [c for c in mine if BREAKER_TEXT not in c.outcome.error]
+        opening[name] = (first_fast - injected, sum(c.outcome.start < first_fast for c in slow_mine),
+                         sum(c.outcome.start >= first_fast for c in slow_mine))
     first_ok = min((c.outcome.end - cleared for c in calls if c.outcome.ok and c.outcome.end > cleared), default=None)
     first_ok_by = {name: min((c.outcome.end - cleared for c in calls if c.replica == name and c.outcome.ok
                               and c.outcome.end > cleared), default=None) for name in ("a", "b")}
@@ -397,10 +400,12 @@ async def drill_hang(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
          f"within the deadline ({deadline:g} s coze_timeout for the create, + {deadline:g} s for its one check)",
          f"p50 {fmt_s(statistics.median(slow_ms) / 1000 if slow_ms else None)}, max {fmt_s(worst)} ({len(slow)} calls)",
          bool(slow_ms) and worst <= 2 * deadline + 1.0),
-        ("breaker opens after N failures (per replica)", "—", f"N = coze_breaker_failures = {threshold}",
-         f"a: {before_open['a']}, b: {before_open['b']} slow failures, then fail-fast "
-         f"({len(fast)} calls refused at once, p50 {fmt_s(percentile([c.outcome.ms for c in fast], 50) / 1000, 3)})",
-         all(0 < n <= threshold + 2 for n in before_open.values()) and bool(fast)),
+        ("breaker opens after N failures (per replica)", "—",
+         f"N = coze_breaker_failures = {threshold}: open ≈ coze_timeout after the hang began",
+         "; ".join(f"{name}: first refusal {at:.2f} s after the hang began, {admitted} calls admitted before, "
+                   f"{probes} probes after" for name, (at, admitted, probes) in opening.items())
+         + f"; {len(fast)} calls refused at once, p50 {fmt_s(percentile([c.outcome.ms for c in fast], 50) / 1000, 3)}",
+         all(at <= deadline + threshold * 0.2 + 0.5 for at, _, _ in opening.values()) and bool(fast)),
         ("fault cleared → first success", "≤ 30 s (recovery)", "≤ 1 s",
          f"{fmt_s(first_ok)} (a {fmt_s(first_ok_by['a'])}, b {fmt_s(first_ok_by['b'])})",
          first_ok is not None and first_ok <= 1.0),
@@ -411,6 +416,13 @@ async def drill_hang(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
              f"started every {interval * 1000:.0f} ms (round-robin, {users} users), coze_timeout {deadline:g} s, "
              f"breaker reset {args.breaker_reset:g} s; breaker openings during the drill: a {opened[0]}, b {opened[1]}",
              f"first slow failure: `{slow[0].outcome.error[:160]}`" if slow else "no slow failure"]
+    for name in ("a", "b"):
+        around = sorted((c for c in calls if c.replica == name and c.outcome.end > cleared - 0.5),
+                        key=lambda c: c.outcome.start)[:16]
+        notes.append(f"replica {name} around the clear (start → end, s from the clear): " + ", ".join(
+            f"{c.outcome.start - cleared:+.2f} → {c.outcome.end - cleared:+.2f} "
+            + ("ok" if c.outcome.ok else ("breaker" if BREAKER_TEXT in c.outcome.error else "failed"))
+            for c in around))
     return table("3. Upstream hanging (latency ≫ timeout)", rows, notes)
 
 
@@ -641,13 +653,18 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[str]:
                 sampler = Sampler([a, b])
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(sampler.run)
-                    out.append(await drill_seed(args, a, b, coze))
-                    out.append(await drill_errors(args, a, b, coze))
-                    out.append(await drill_hang(args, a, b, coze))
-                    out.append(await drill_slow_clients(args, a))
+                    if 1 in args.only:
+                        out.append(await drill_seed(args, a, b, coze))
+                    if 2 in args.only:
+                        out.append(await drill_errors(args, a, b, coze))
+                    if 3 in args.only:
+                        out.append(await drill_hang(args, a, b, coze))
+                    if 5 in args.only:
+                        out.append(await drill_slow_clients(args, a))
                     tg.cancel_scope.cancel()
                 out.append(resources_table([a, b], idle, bare))
-                out.append(await drill_kill(args, a, b, coze, config, store_url))
+                if 6 in args.only:
+                    out.append(await drill_kill(args, a, b, coze, config, store_url))
     return out
 
 
@@ -672,6 +689,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=11, help="the sandbox's fault dice")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="per-call limit on the client side")
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its goal")
+    parser.add_argument("--only", type=lambda text: {int(x) for x in text.split(",")}, default={1, 2, 3, 5, 6},
+                        help="run only these drills, e.g. 2,3 (the resources table 4 always comes)")
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.seconds, args.fault_seconds, args.settle = 20, 3.0, 4.0, 10
