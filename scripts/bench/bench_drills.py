@@ -51,7 +51,7 @@ from typing import Any, cast
 
 import anyio
 import httpx
-from bench_acceptance import BREAKER_TEXT, Outcome, analyse_recovery, fault_run, percentile, timed
+from bench_acceptance import BREAKER_TEXT, Outcome, analyse_recovery, cpu_seconds_of, fault_run, percentile, timed
 from drill_cluster import (
     REPO,
     Proc,
@@ -208,6 +208,12 @@ async def loop_calls(rr: RoundRobin, tool: str, user: str, deadline: float, outc
         outcomes.append((await one_call(cast(ClientSession, rr), "", tool, user, i, limit_s=limit_s)).outcome)
 
 
+def cpu_now(a: Proc, b: Proc, coze: Sandbox) -> dict[str, float]:
+    """CPU seconds so far of the replicas, the sandbox and this client (Linux /proc)."""
+    return {"replica a": cpu_seconds_of(a.pid), "replica b": cpu_seconds_of(b.pid),
+            "sandbox": cpu_seconds_of(coze.proc.pid), "drill client": time.process_time()}
+
+
 async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) -> str:
     t = args.call_timeout
     async with mcp_sessions(a.url, 2) as (sa, sa_only), mcp_sessions(b.url, 1) as (sb,):
@@ -223,6 +229,7 @@ async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
                     (await one_call(sa_only, "a", tool, "seed-1", i, limit_s=t)).outcome)
     loads: dict[str, tuple[float, int, int, float, float]] = {}  # label -> calls/s, ok, errors, p50, p99
     k, secs = args.sessions, args.seconds
+    cpu_notes: list[str] = []
     for tool in ("send_message", "coffee_knowledge_query"):
         for label, urls in ((f"{tool} via 2 replicas", [a.url, b.url]), (f"{tool} via 1 replica (baseline)", [a.url])):
             async with contextlib.AsyncExitStack() as stack:
@@ -231,6 +238,7 @@ async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
                 for w, rr in enumerate(workers):  # warm: each worker's conversation exists
                     await one_call(cast(ClientSession, rr), "", tool, f"load-{w}", 0, limit_s=t)
                 outcomes: list[Outcome] = []
+                cpu_before = cpu_now(a, b, coze)
                 began = time.perf_counter()
                 deadline = began + secs
 
@@ -241,6 +249,9 @@ async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
                 ok = sum(o.ok for o in outcomes)
                 ms = [o.ms for o in outcomes]
                 loads[label] = (ok / elapsed, ok, len(outcomes) - ok, percentile(ms, 50), percentile(ms, 99))
+                cpu_after = cpu_now(a, b, coze)
+                cpu_notes.append(f"CPU during `{label}` (share of one core): " + ", ".join(
+                    f"{name} {(cpu_after[name] - cpu_before[name]) / elapsed:.0%}" for name in cpu_before))
     async with mcp_sessions(a.url, 1) as (ra,), mcp_sessions(b.url, 1) as (rb,):
         rr = RoundRobin([ra, rb])
         fault = await fault_run(cast(ClientSession, rr), sandbox=coze.url, admin_token=coze.admin_token,
@@ -274,7 +285,8 @@ async def drill_seed(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox) 
              + ("right after a failed half-open probe (the worst moment)" if fault.cleared_after_probe
                 else "on time (no failed probe seen)")
              + f"; {rec.failed_under_fault}/{rec.calls_under_fault} calls under the fault failed; "
-             f"one `send_message` every 100 ms, round-robin; sustained = {args.settle} successes in a row"]
+             f"one `send_message` every 100 ms, round-robin; sustained = {args.settle} successes in a row",
+             *cpu_notes]
     return table("1. Seed acceptance table, through 2 replicas (baseline: the same calls to 1 replica, interleaved)",
                  rows, notes)
 
@@ -661,6 +673,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[str]:
         "KAI_BRIDGE_SERVER_MAX_CONNECTIONS": str(args.max_connections),
         "KAI_BRIDGE_WEBHOOK_LEASE": str(args.lease),
         "KAI_BRIDGE_STORE_POOL_MAX": "10",
+        "KAI_BRIDGE_MCP_STATELESS": "false" if args.sessions_mcp else "true",
     }
     out = Printed()
     with pg_schema() as store_url:
@@ -721,6 +734,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lease", type=float, default=3.0, help="KAI_BRIDGE_WEBHOOK_LEASE")
     parser.add_argument("--seed", type=int, default=11, help="the sandbox's fault dice")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="per-call limit on the client side")
+    parser.add_argument("--sessions-mcp", action="store_true",
+                        help="stateful MCP sessions (each client keeps one per replica) instead of stateless")
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its goal")
     parser.add_argument("--only", type=lambda text: {int(x) for x in text.split(",")}, default={1, 2, 3, 5, 6},
                         help="run only these drills, e.g. 2,3 (the resources table 4 always comes)")
