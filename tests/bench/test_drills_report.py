@@ -32,10 +32,16 @@ def test_quick_is_smaller_than_the_full_run_in_every_count(drills: ModuleType) -
 
 
 def test_a_table_shows_each_figure_beside_the_seed_target_and_our_goal(drills: ModuleType) -> None:
-    text = drills.table("T", [("a", "≥ 99 %", "100 %", "99/100", False), ("b", "—", "0", "0", True),
-                              ("c", "—", "—", "x", None)], ["note"])
+    text = drills.table(
+        "T",
+        [("a", "≥ 99 %", "100 %", "99/100", False), ("b", "—", "0", "0", True), ("c", "—", "—", "x", None)],
+        ["note"],
+    )
     lines = text.splitlines()
     assert lines[2] == "| figure | seed target | our goal | measured | result |"
-    assert lines[4:7] == ["| a | ≥ 99 % | 100 % | 99/100 | **FAIL** |", "| b | — | 0 | 0 | **PASS** |",
-                          "| c | — | — | x | — |"]
+    assert lines[4:7] == [
+        "| a | ≥ 99 % | 100 % | 99/100 | **FAIL** |",
+        "| b | — | 0 | 0 | **PASS** |",
+        "| c | — | — | x | — |",
+    ]
     assert lines[-1] == "- note"
