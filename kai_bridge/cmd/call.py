@@ -130,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         arguments = json.loads(args.arguments)
     except json.JSONDecodeError as exc:
-        print(f"kai-bridge call: ARGUMENTS is not valid JSON: {exc.msg} at column {exc.colno}", file=sys.stderr)
+        print(
+            f"kai-bridge call: ARGUMENTS is not valid JSON: {exc.msg} at column {exc.colno}; "
+            "pass one JSON object, e.g. '{\"query\": \"espresso\"}'",
+            file=sys.stderr,
+        )
         return 2
     if not isinstance(arguments, dict):
         print("kai-bridge call: ARGUMENTS must be a JSON object, e.g. '{\"query\": \"espresso\"}'", file=sys.stderr)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS
+from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS, PlaceNames, sentence_kinds
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
@@ -61,9 +61,11 @@ NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share o
 PROXIMITY = 0.25  # x the share of the question one sentence of the article carries (re-ranks kept hits)
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
-SHORT_ANCHOR = {"zh": 25, "en": 70}  # a prose anchor shorter than this brings its next sentence
+SHORT_ANCHOR = {"zh": 25, "en": 70}
+ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
+_NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
@@ -118,15 +120,16 @@ class _Wanted:
             primary,
         )
 
-    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float]:
+    def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
         """Each sentence's relevance (module docstring, step 2), and the largest word score of
-        one sentence (how much of the question one sentence says). ``named``: when the question
-        names the article by its title, the words that name it: every sentence of the article is
-        about that subject, so those words count as said in each of them."""
+        one sentence (how much of the question one sentence says), and what every sentence was
+        credited for the article being named. ``named``: when the question names the article by
+        its title, the words that name it: every sentence of the article is about that subject,
+        so those words count as said in each of them."""
         sentences, postings = text.sentences, text.postings
         count = len(sentences)
         if not count:
-            return [], 0.0
+            return [], 0.0, 0.0
         subject = named or frozenset()
         # Within an article the question names, its subject is what the question adds to the name.
         focus = (self.focus - subject) or self.focus
@@ -141,7 +144,9 @@ class _Wanted:
             if mine:
                 for i in found:
                     own[i] += weight
-            if term in subject:  # (names in the other language are not implied: not found here)
+            # The subject's words, and in a named article the names the question brought in from
+            # the other language (V60 -> 手冲, 滤杯), are said by every sentence of it, not by some.
+            if term in subject or (named and not mine):
                 implied += NAMED_SHARE * weight
                 weight -= NAMED_SHARE * weight
             for i in found:
@@ -149,9 +154,9 @@ class _Wanted:
             if term in focus:
                 focused.update(found)
         together = max(own) / self.content if self.content > 0 else 0.0
-        if implied:
-            words = [w + implied for w in words]
-        scores = list(words)
+        # What a sentence says itself; the words implied by a named article are added to every
+        # sentence once (an item must not inherit them again through its intro).
+        scores = [w + implied for w in words] if implied else list(words)
         for first, end in text.multi:
             best = max(words[first:end])
             for i in range(first, end):
@@ -178,7 +183,7 @@ class _Wanted:
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
-        return scores, together
+        return scores, together, implied
 
 
 def _clip(text: str, limit: int) -> str:
@@ -211,11 +216,80 @@ class _Renderer:
     """Turns an anchor sentence into answer text (see the module docstring, step 3)."""
 
     def __init__(
-        self, text: ArticleText, scores: list[float], *, language: str, proper: frozenset[str], strong: frozenset[str]
+        self,
+        text: ArticleText,
+        scores: list[float],
+        *,
+        language: str,
+        proper: frozenset[str],
+        strong: frozenset[str],
+        wanted: _Wanted | None = None,
+        implied: float = 0.0,
     ) -> None:
         self.text, self.scores, self.language, self.proper, self.strong = text, scores, language, proper, strong
         self.zh = language == "zh"
         self.budget = ANSWER_CHARS[language]
+        self.wanted = wanted
+        self.implied = implied  # credited to every sentence (the article is named): not relevance
+
+    def fit(self, text: str, limit: int) -> str:
+        """``text`` within ``limit`` characters. A long sentence made of clauses ("a; b; c")
+        keeps its first clause and the clauses that carry what was asked, in order, rather
+        than being cut wherever the limit falls (the fact may sit in its last clause)."""
+        if len(text) <= limit or self.wanted is None:
+            return _clip(text, limit)
+        mark = "；" if self.zh else "; "
+        clauses = [c for c in text.split(mark) if c.strip()]
+        if len(clauses) < 3:
+            return _clip(text, limit)
+        weights = {t: w for t, w, _ in self.wanted.weights}
+        primary, kinds = self.wanted.primary, self.wanted.kinds
+        scored: list[tuple[float, int]] = []
+        for i, clause in enumerate(clauses):
+            found = sentence_kinds(clause, language=self.language, places=_NO_PLACES)
+            score = sum(weights.get(t, 0.0) for t in set(terms(clause)))
+            if found & primary:
+                score += PRIMARY_BONUS
+            elif found & kinds:
+                score += KIND_BONUS
+            scored.append((score, i))
+        keep = {0}
+        used = len(clauses[0])
+        for score, i in sorted(scored, key=lambda p: (-p[0], p[1])):
+            if i in keep or score <= 0.0:
+                continue
+            if used + len(clauses[i]) + len(mark) > limit:
+                continue
+            keep.add(i)
+            used += len(clauses[i]) + len(mark)
+        if len(keep) == 1:
+            return _clip(text, limit)
+        gap = "……" if self.zh else " … "
+        out = ""
+        last = -1
+        for i in sorted(keep):
+            if out:
+                out = out.rstrip() + (mark if i == last + 1 else gap)
+            out += clauses[i].strip()
+            last = i
+        if last != len(clauses) - 1:
+            out = _strip_end(out) + "…"
+        return out
+
+    def item_text(self, block_index: int, *, anchor: int | None = None) -> str:
+        """A list item as it is shown: all of it when it is one sentence, else its relevant
+        sentences (the best one, the anchor, and those scoring a share of the best)."""
+        block = self.text.blocks[block_index]
+        full = self.block_text(block_index)
+        if block.end - block.first <= 1 or len(full) <= self.budget // 2:
+            return full
+        best = max(self.scores[block.first : block.end])
+        keep = {i for i in range(block.first, block.end) if i == anchor or self.scores[i] >= ITEM_SHARE * best}
+        for i in sorted(keep):  # a short opener ("Stretch:", "Maillard phase: ...") brings its next sentence
+            if len(self.text.sentences[i].text) < SHORT_ANCHOR[self.language] and i + 1 < block.end:
+                keep.add(i + 1)
+        parts = [self.text.sentences[i].text for i in sorted(keep)]
+        return ("" if self.zh else " ").join(parts)
 
     def headed(self, block_index: int) -> bool:
         """The item's label names what the question asks about."""
@@ -258,20 +332,32 @@ class _Renderer:
     def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
         intro_block, items = self.text.list_blocks(list_id)
         intro = self.block_text(intro_block) if intro_block is not None else None
-        budget = self.budget - (len(intro) if intro else 0)
-        chosen: list[int] = []
-        if anchor_block is not None:
-            chosen.append(anchor_block)
-            budget -= len(self.block_text(anchor_block))
         # Steps and recipes come whole (as far as they fit); other lists keep their relevant items.
         whole = bool(kinds & STEPS) and any(self.text.blocks[i].steps for i in items)
+        chosen = self._pick_items(items, intro, anchor_block=anchor_block, whole=whole)
+        if whole and anchor_block is not None and anchor_block not in chosen:
+            chosen = self._pick_items(items, intro, anchor_block=anchor_block, whole=False)
+        if not chosen:
+            return _strip_end(intro or "") + ("。" if self.zh else ".")
+        texts = [self.shown(i, whole=whole) for i in chosen]
+        return self._join_items(intro, [self.fit(t, self.budget) for t in texts])
+
+    def shown(self, block_index: int, *, whole: bool) -> str:
+        return self.block_text(block_index) if whole else self.item_text(block_index)
+
+    def _pick_items(self, items: list[int], intro: str | None, *, anchor_block: int | None, whole: bool) -> list[int]:
+        budget = self.budget - (len(intro) if intro else 0)
+        chosen: list[int] = []
+        if anchor_block is not None and not whole:
+            chosen.append(anchor_block)
+            budget -= len(self.shown(anchor_block, whole=whole))
         ranked = sorted(items, key=lambda i: (-self.block_score(i), i))
         best = self.block_score(ranked[0]) if ranked else 0.0
         ordered = items if whole else ranked
         for item in ordered:
             if item in chosen:
                 continue
-            size = len(self.block_text(item))
+            size = len(self.shown(item, whole=whole))
             if not whole and chosen and self.block_score(item) < CONTEXT_SHARE * best:
                 continue
             if size > budget and chosen:
@@ -279,10 +365,7 @@ class _Renderer:
             chosen.append(item)
             budget -= size
         chosen.sort()
-        if not chosen:
-            return _strip_end(intro or "") + ("。" if self.zh else ".")
-        texts = [self.block_text(i) for i in chosen]
-        return self._join_items(intro, [_clip(t, self.budget) for t in texts])
+        return chosen
 
     def _labelled_item(self, block_index: int, *, kinds: int) -> str:
         text = _clip(self.block_text(block_index), self.budget)
@@ -313,7 +396,8 @@ class _Renderer:
         if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
             picked.add(anchor + 1)  # a one-line opener says little on its own
             used += len(sentences[anchor + 1].text)
-        floor = CONTEXT_SHARE * self.scores[anchor]
+        implied = self.implied
+        floor = CONTEXT_SHARE * (self.scores[anchor] - implied)
         # Neighbours first (same paragraph), then the rest of the article, best first.
         candidates = sorted(
             (i for i in range(len(sentences)) if i not in picked and self.text.blocks[sentences[i].block].role != INTRO),
@@ -322,7 +406,8 @@ class _Renderer:
         for i in candidates:
             if len(picked) >= 1 + CONTEXT_SENTENCES:
                 break
-            if self.scores[i] < floor or self.scores[i] <= 0.0:
+            own = self.scores[i] - implied
+            if own < floor or own <= 0.0:
                 continue
             if self.text.blocks[sentences[i].block].role == ITEM:
                 continue  # a stray list item reads as a non sequitur in prose
@@ -330,7 +415,7 @@ class _Renderer:
                 continue
             picked.add(i)
             used += len(sentences[i].text)
-        parts = [_clip(sentences[i].text, self.budget) for i in sorted(picked)]
+        parts = [self.fit(sentences[i].text, self.budget) for i in sorted(picked)]
         text = ("" if self.zh else " ").join(parts)
         if text.endswith((":", "：")):
             text = text[:-1] + ("。" if self.zh else ".")
@@ -473,7 +558,7 @@ def compose(
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
     wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
-    scored_by_doc: dict[int, tuple[list[float], float]] = {
+    scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
     }
     if PROXIMITY and len(kept) > 1:
@@ -501,8 +586,9 @@ def compose(
         return KnowledgeAnswer(
             query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)
         )
+    # Built from the index's own typed data: constructed without re-validation (~20 us a query).
     passages = [
-        Passage(
+        Passage.model_construct(
             article_id=kept[i][1].id,
             title=kept[i][1].title(language),
             category=kept[i][1].category,
@@ -521,13 +607,15 @@ def compose(
             language=language,
             proper=index.proper_nouns,
             strong=wanted.strong,
+            wanted=wanted,
+            implied=scored_by_doc[hit.doc][2],
         )
         answer_parts.append(_attributed(renderer.render(anchor, kinds=kinds), article.title(language), language))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]
     sources += [f"cqi:{f.key}" if f.kind == "country" else f"cqi-process:{f.key}" for f in figures]
-    return KnowledgeAnswer(
+    return KnowledgeAnswer.model_construct(
         query=query,
         language=language,
         found=True,
@@ -535,5 +623,6 @@ def compose(
         passages=passages,
         figures=figures,
         sources=sources,
+        backend="local",
     )
 

@@ -27,7 +27,9 @@ __all__ = [
     "DATE",
     "DEFINITION",
     "DURATION",
+    "GRIND",
     "KIND_NAMES",
+    "NAMING",
     "PERSON",
     "PLACE",
     "PROFILE",
@@ -57,6 +59,8 @@ COMPARISON = 1 << 9
 CAUSE = 1 << 10
 PROFILE = 1 << 11
 ALTITUDE = 1 << 12
+GRIND = 1 << 13  # a grind size: fine / coarse, like flour / sea salt, microns
+NAMING = 1 << 14  # where a name comes from: named for / after, 得名, 以...命名
 
 KIND_NAMES: dict[int, str] = {
     DURATION: "duration",
@@ -72,6 +76,8 @@ KIND_NAMES: dict[int, str] = {
     CAUSE: "cause",
     PROFILE: "profile",
     ALTITUDE: "altitude",
+    GRIND: "grind",
+    NAMING: "naming",
 }
 
 
@@ -117,6 +123,13 @@ _CUES: tuple[_Cue, ...] = (
         "多久 多长时间 多长 多少时间 几分钟 多少分钟 几秒 多少秒 几天 多少天 几小时 几个小时 多少小时 几周 几个月 "
         "时间 时长 半衰期 保鲜 保质期 赏味期 维持",
     ),
+    _cue(
+        GRIND,
+        "grind size, grind sizes, how fine, how coarse, what grind, which grind, grind setting, how fine should, "
+        "coarse or fine, fine or coarse, grind for",
+        "",
+        "研磨度 磨多细 磨多粗 多粗 多细 粗细 磨得多 研磨粗",
+    ),
     _cue(TEMPERATURE, "how hot, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
     _cue(
         RATIO,
@@ -128,7 +141,7 @@ _CUES: tuple[_Cue, ...] = (
     _cue(ALTITUDE, "altitude, altitudes, elevation, elevations, how high, above sea level", "", "海拔 多高"),
     _cue(
         QUANTITY,
-        "how much, how many, how big, how large, how heavy, how high, how strong, how fine, amount, content, "
+        "how much, how many, how big, how large, how heavy, how high, how strong, amount, content, "
         "altitude, elevation, price, cost, pressure, score, calories, weight, size",
         "percent",
         "多少 多大 多高 多重 海拔 含量 容量 价格 压力 分数 多少分 几克 几杯 热量 几成 几倍",
@@ -154,18 +167,28 @@ _CUES: tuple[_Cue, ...] = (
         "谁 哪位 发明人 发明者 创始人 发现者 发明 发现了",
     ),
     _cue(
-        DEFINITION,
-        "define, definition, meaning, mean, stand for, stands for, what kind of, why is it called",
+        NAMING,
+        "it called, is called, are called, its name, the name, name come, name from, name mean, why called, "
+        "named for, get its name, got its name, get their name",
         "",
-        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字",
+        "名字 得名 为什么叫 名称的由来 名称由来 叫这个名",
+    ),
+    _cue(
+        DEFINITION,
+        "define, definition, meaning, mean, stand for, stands for, what kind of, it called, is called, are called, "
+        "its name, the name, name come, name from, used for, is for, are for",
+        "",
+        "是什么 什么是 什么叫 意思 定义 指什么 代表什么 是啥 啥是 由来 怎么来的 名字 干什么用 做什么用 有什么用 "
+        "用来做什么 干嘛用 是干嘛的",
     ),
     _cue(
         STEPS,
         "recipe, step, steps, method, procedure, instructions, guide, technique, techniques, tip, tips, "
-        "how do i, how do you, how should i, how can i, how do we, how does one",
+        "how do i, how do you, how should i, how can i, how do we, how does one, what order, which order, "
+        "in order, sequence",
         "",
         "怎么做 怎么冲 怎么煮 怎么用 怎么泡 怎么打 怎么保存 怎样 如何 做法 步骤 方法 教程 技巧 流程 参数 配方 "
-        "怎么调 怎么弄 怎么制作 怎么",
+        "怎么调 怎么弄 怎么制作 怎么 顺序 先后",
     ),
     _cue(
         COMPARISON,
@@ -199,6 +222,13 @@ _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 # Chinese yes/no questions about a possibility ask for a cause or a caution: 可以...吗, 能...吗.
+_ZH_MEANING = re.compile("什么意思|什么是|指什么|的定义|是指什么|含义")
+_EN_MEANING = frozenset(["meaning", "mean", "means", "define", "definition", "stand for", "stands for"])
+_ZH_USED_FOR = re.compile("干什么用|做什么用|有什么用|用来做什么|干嘛用|是干嘛的|用途")
+_WHEN_AUX = frozenset(["do", "does", "should", "can", "must", "to"])
+_WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
+_ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
+_GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
 
 
@@ -225,6 +255,9 @@ def question_kinds(question: str) -> tuple[int, int]:
     if words:
         # "what is X", "what does X mean", "how to make X", "how is X made".
         if words[0] == "what" and len(words) > 1 and words[1] in ("is", "are", "was", "were", "s"):
+            if not primary and not _GOOD_VALUE.isdisjoint(words[2:4]):
+                # "what is a good extraction yield": a value is wanted, not what the thing is.
+                kinds, primary = kinds | QUANTITY, QUANTITY
             kinds, primary = kinds | DEFINITION, primary or DEFINITION
         if words[0] in ("explain", "describe"):
             kinds, primary = kinds | DEFINITION, primary or DEFINITION
@@ -236,9 +269,25 @@ def question_kinds(question: str) -> tuple[int, int]:
             kinds |= COMPARISON
     if cjk and _ZH_CAN.search(question):
         kinds, primary = kinds | CAUSE, primary or CAUSE
+    # "接触时间是什么意思", "what does contact time mean": the term is the subject, its meaning
+    # is asked (a duration word in the name does not make it a duration question).
+    if kinds & DEFINITION and primary != DEFINITION and primary not in (NAMING, PROFILE) and (
+        (cjk and _ZH_MEANING.search(question) is not None) or not _EN_MEANING.isdisjoint(grams)
+    ):
+        primary = DEFINITION
+    # "when do you add the sugar", 什么时候加糖: the moment in a method, not a date in history.
+    if primary == DATE and (
+        (len(words) > 2 and words[0] == "when" and words[1] in _WHEN_AUX and words[2] in _WHEN_WHO)
+        or (cjk and _ZH_WHEN_STEP.search(question) is not None)
+    ):
+        kinds = (kinds & ~DATE) | STEPS
+        primary = STEPS
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
+    # "风味轮是干什么用的", "what is the flavor wheel used for": what the thing is for.
+    if (cjk and _ZH_USED_FOR.search(question) is not None) or "used for" in grams:
+        kinds, primary = kinds | DEFINITION, DEFINITION
     return kinds, primary
 
 
@@ -251,6 +300,12 @@ _SCAFFOLD_EN = re.compile(
 )
 # "how long does it take / last / stay fresh": the verb is part of the frame.
 _SCAFFOLD_EN_DURATION = re.compile(r"\b(?:take|takes|taking|last|lasts|stay|stays)\b", re.I)
+# "why is it called X", "波旁这个名字是怎么来的": the words that ask where a name comes from.
+_SCAFFOLD_NAMING = re.compile(
+    r"\b(?:why is it|why are they|is it|are they)?\s*called\b|\b(?:its|the|their) names?\b|\bname (?:come|from|mean)\b"
+    r"|这个名字|名字|名称|得名|的由来|由来|是怎么来的|怎么来的|为什么叫",
+    re.I,
+)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
@@ -268,6 +323,8 @@ def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
     text = _SCAFFOLD_EN.sub(" ", question)
     if kinds & DURATION:
         text = _SCAFFOLD_EN_DURATION.sub(" ", text)
+    if kinds & NAMING:
+        text = _SCAFFOLD_NAMING.sub(" ", text)
     if kinds & PROFILE:
         text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
     return _SCAFFOLD_ZH.sub("，", text)
@@ -300,6 +357,8 @@ _QUANTITY = _rx(
     r"(?:us)?\$\s?\d|\btwice\b|\bhalf\b|\bdouble\b|\bone third\b|\bthree times\b|\bpercent\b",
     rf"[\d{_ZH_NUMERALS}][\d.,–-]*\s*(?:%|毫克|克|千克|公斤|毫升|升|米|厘米|毫米|巴|目|分|倍|美元|美分|磅|袋|杯|份|成|万)",
     r"一半|两倍|三分之一|四成|六成|翻倍",
+    # a bare range of numbers is a measured value too ("Agtron 65-95", "TDS 1.15-1.35")
+    r"(?<![\d:.])\d+(?:\.\d+)?\s*[-–]\s*\d+(?:\.\d+)?(?![\d:])",
 )
 _ALTITUDE = _rx(
     r"\d[\d,.]*\s*(?:[-–]\s*\d[\d,.]*\s*)?m\b(?! (?:long|wide|tall))|\bmetres\b|\bmeters\b|\babove sea level\b",
@@ -335,11 +394,14 @@ def _words(words: str, *, phrases: str = "", prefixes: str = "") -> _Words:
 
 _PERSON_EN = _words(
     "invented inventor founder patented designer designers chemist goatherd monk monks missionary missionaries "
-    "pilgrim officer family legend devotees friars",
-    phrases="founded by, named after",
+    "pilgrim officer family legend devotees friars company maker manufacturer merchant scientist",
+    phrases="founded by, named after, made by",
 )
 _PERSON_ZH = re.compile(
     r"[\u4e00-\u9fff]·[\u4e00-\u9fff]|发明|创始人|创立|牧羊人|传教士|修士|修道|家族|设计师|化学家|总督|军官|朝圣|专利|传说|冠军"
+    r"|公司|厂商|品牌|商人|科学家|推出"
+    # an agent named before what they did: 由帕列塔从法属圭亚那带入, 由意大利人……推出
+    r"|由[\u4e00-\u9fff·]{2,8}(?:从|带|引|发明|创|提出|申请|选育|培育|育成|推广|开发)"
 )
 # A person's name (case matters): "by Alan Adler", "（Alan Adler，...".
 _PERSON_NAME = re.compile(r"\b(?:by|from) (?:the )?[A-Z][a-z]+ [A-Z][a-z]+|（[A-Z][a-z]+ [A-Z][a-z]+")
@@ -375,6 +437,13 @@ _FLAVOUR_ZH = re.compile(
     "花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
     "焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂"
 )
+_NAMING_EN = _words("named name names nickname", phrases="refers to, stands for, called after, is called, are called")
+_NAMING_ZH = re.compile("命名|得名|名字|名称|译名|音译|意为|之名|名为|叫做|因此被称为|名字来自|名来自")
+_GRIND_EN = _words(
+    "fine finer finest coarse coarser coarsest flour microns powder", phrases="sea salt, caster sugar, granulated sugar",
+    prefixes="medium-fine medium-coarse extra-fine",
+)
+_GRIND_ZH = re.compile("极细|很细|中细|中粗|偏细|偏粗|磨细|磨粗|调细|调粗|面粉|微米|海盐|砂糖|研磨度|粗研磨|细研磨|粗粉|细粉")
 _SENTENCE_WORDS = re.compile(r"[a-z0-9]+(?:-[a-z]+)*")
 
 
@@ -490,4 +559,8 @@ def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
         kinds |= DEFINITION
     if _PROFILE_EN.found(words, word_set, pairs) or (cjk and _PROFILE_ZH.search(text)):
         kinds |= PROFILE
+    if _GRIND_EN.found(words, word_set, pairs) or (cjk and _GRIND_ZH.search(text)):
+        kinds |= GRIND
+    if _NAMING_EN.found(words, word_set, pairs) or (cjk and _NAMING_ZH.search(text)):
+        kinds |= NAMING
     return kinds

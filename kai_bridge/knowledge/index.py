@@ -40,10 +40,8 @@ Scoring, per article:
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
-import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -438,17 +436,17 @@ class Index:
                     (named_doc,) = exp.docs
                     vector: Sequence[float] = self._cross_dense[named_doc][exp.side]
                     reached: frozenset[int] = self._cross_docs[named_doc][exp.side]
-                    indicator: Sequence[float] | None = self._cross_indicator[named_doc][exp.side]
+                    for doc in reached:  # the vector is zero elsewhere
+                        scores[doc] += vector[doc]
                 else:
                     best_reach: dict[int, float] = {}
                     for term, weight in exp.terms.items():
                         for doc, impact in postings.get(term, ()):
                             if weight * impact > best_reach.get(doc, 0.0):
                                 best_reach[doc] = weight * impact
-                    vector = [best_reach.get(doc, 0.0) for doc in range(n)]
                     reached = frozenset(best_reach)
-                    indicator = None
-                scores = list(map(operator.add, scores, vector))
+                    for doc, value in best_reach.items():
+                        scores[doc] += value
                 # Each reached article earns the credit of the span words it did not match
                 # itself (nor was credited for already): all of it, less what it matched.
                 base = 0.0
@@ -467,9 +465,8 @@ class Index:
                     if len(plan.expansions) > 1:
                         done |= reached - span_docs[term]
                 if base:
-                    if indicator is None:
-                        indicator = [1.0 if doc in reached else 0.0 for doc in range(n)]
-                    covered = [c + base * on for c, on in zip(covered, indicator, strict=True)]
+                    for doc in reached:
+                        covered[doc] += base
                     for doc, value in less.items():
                         covered[doc] -= value
         alias_docs = _alias_strength(plan)
@@ -478,18 +475,25 @@ class Index:
         content = plan.content_weight or 1.0
         # An article that explains more of the question ranks higher.
         floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
-        coverage = [c / content if c < content else 1.0 for c in covered]
-        values = [score * (floor_share + rest * cov) for score, cov in zip(scores, coverage, strict=True)]
+        values = [
+            score * (floor_share + rest * (c / content if c < content else 1.0))
+            for score, c in zip(scores, covered, strict=True)
+        ]
+
+        def coverage(doc: int) -> float:
+            return covered[doc] / content if covered[doc] < content else 1.0
+
         # Articles the question names come first (it asked about them) unless they score far
         # below the best; then by score; ties in article id order (= doc order).
         floor = NAMED_FLOOR * max(values)
         named = sorted(
             (-values[doc], doc)
             for doc, (_, naming) in alias_docs.items()
-            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage[doc] >= NAMED_MIN_COVERAGE
+            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage(doc) >= NAMED_MIN_COVERAGE
         )
         first = [doc for _, doc in named[:limit]]
-        others = heapq.nlargest(limit + len(first), range(n), key=values.__getitem__)
+        # (as heapq.nlargest, ties in doc order; a sort of ~90 numbers is faster)
+        others = sorted(range(n), key=values.__getitem__, reverse=True)[: limit + len(first)]
         top = first + [doc for doc in others if doc not in first and values[doc] > 0.0][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         return [
@@ -497,7 +501,7 @@ class Index:
                 doc,
                 values[doc],
                 scores[doc],
-                coverage[doc],
+                coverage(doc),
                 alias_docs.get(doc, (0.0, False))[1],
                 any(t in self.name_terms[doc] for t in strong),
             )

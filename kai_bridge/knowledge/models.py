@@ -80,7 +80,8 @@ class CqiFigureBrief(_Model):
 
     @classmethod
     def of(cls, figure: CqiFigure) -> CqiFigureBrief:
-        return cls(
+        # Fields of a validated figure: constructed without validating them again.
+        return cls.model_construct(
             key=figure.key,
             label=figure.label,
             source=figure.source,
@@ -106,8 +107,9 @@ class KnowledgeAnswer(_Model):
     )
 
     def brief(self) -> KnowledgeBrief:
-        """This answer as the tool returns it: every field kept, each figure cut to its headline."""
-        return KnowledgeBrief(
+        """This answer as the tool returns it: every field kept, each figure cut to its headline
+        (the fields of this validated answer, not validated again)."""
+        return KnowledgeBrief.model_construct(
             query=self.query,
             language=self.language,
             found=self.found,

@@ -85,9 +85,7 @@ def events_extension(source: EventSource) -> McpExtension:
             resources = [*(others.resources if isinstance(others, types.ListResourcesResult) else []), recent]
             return types.ListResourcesResult(resources=resources)
 
-        async def list_templates(
-            ctx: Ctx, params: types.PaginatedRequestParams
-        ) -> types.ListResourceTemplatesResult:
+        async def list_templates(ctx: Ctx, params: types.PaginatedRequestParams) -> types.ListResourceTemplatesResult:
             others = await templates_before(ctx, params) if templates_before is not None else None
             found = others.resource_templates if isinstance(others, types.ListResourceTemplatesResult) else []
             return types.ListResourceTemplatesResult(resource_templates=[*found, template])
@@ -111,11 +109,42 @@ def events_extension(source: EventSource) -> McpExtension:
             )
 
         async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+            await _check_subscribable(ctx, params.uri)
             conn = connection_of(ctx)
             if conn is not None:
                 conn.state.setdefault(_SUBSCRIPTIONS_KEY, set()).add(params.uri)
                 subscribed.add(conn)
             return types.EmptyResult()
+
+        async def _check_subscribable(ctx: Ctx, uri: str) -> None:
+            # Only the events change; a subscription to anything else would never hear a thing,
+            # so it is refused (an unknown URI as unknown, an article as never changing).
+            if uri == RECENT_EVENTS_URI:
+                return
+            if uri.startswith(EVENT_URI_PREFIX) and uri != EVENT_URI_PREFIX:
+                if await source.event(uri.removeprefix(EVENT_URI_PREFIX)) is None:
+                    raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri} (no such event)", {"uri": uri})
+                return
+            readable = True
+            if read_before is None:
+                readable = False
+            else:
+                try:
+                    await read_before(ctx, types.ReadResourceRequestParams(uri=uri))
+                except MCPError:
+                    readable = False
+            if not readable:
+                raise MCPError(
+                    types.INVALID_PARAMS,
+                    f"Unknown resource: {uri}; subscribe to {RECENT_EVENTS_URI} or {EVENT_URI_PREFIX}<id>",
+                    {"uri": uri},
+                )
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"{uri} never changes, so there is nothing to subscribe to; only {RECENT_EVENTS_URI} and "
+                f"{EVENT_URI_PREFIX}<id> send updates",
+                {"uri": uri},
+            )
 
         async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
             conn = connection_of(ctx)
@@ -148,4 +177,3 @@ def events_extension(source: EventSource) -> McpExtension:
         unsubscribe_feed = source.subscribe(changed)
 
     return install
-

@@ -6,7 +6,7 @@
     .venv/bin/python scripts/bench/bench_knowledge.py --misses        # tuning-set misses too
 
 - Answers: the share of answers that carry the fact asked for (tests/data/
-  knowledge_answers_{tuning,heldout}.jsonl), per language and per kind of question, and
+  knowledge_answers_{tuning,heldout,heldout2}.jsonl), per language and per kind of question, and
   how many end on a colon or show a list marker. Held-out misses are never printed: the set
   is not for tuning.
 - Retrieval: recall@1, recall@3 and MRR against tests/data/knowledge_queries_*.jsonl; an
@@ -48,6 +48,8 @@ from kai_bridge.knowledge.corpus import Article, load_articles, shipped_corpus  
 from kai_bridge.knowledge.index import Index  # noqa: E402
 from tests.knowledge.support import (  # noqa: E402
     ANSWER_KINDS,
+    ANSWER_SPLITS,
+    SPLIT_TITLES,
     Labelled,
     answer_cases,
     carries_fact,
@@ -169,7 +171,7 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
     rows: dict[tuple[str, str], list[int]] = {}
     colon = marker = 0
     misses: list[str] = []
-    for split in ("tuning", "heldout"):
+    for split in ANSWER_SPLITS:
         for case in answer_cases(split):
             answer = kb.query(case.query, language=case.lang)
             good = carries_fact(answer, case)
@@ -186,10 +188,11 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
         hit, n = rows.get((split, key), [0, 0])
         return f"{hit}/{n} = {hit / n:.3f}" if n else "-"
 
-    out += ["| questions | tuning | held-out |", "|---|---:|---:|"]
+    out += ["| questions | " + " | ".join(SPLIT_TITLES[s] for s in ANSWER_SPLITS) + " |"]
+    out += ["|---|" + "---:|" * len(ANSWER_SPLITS)]
     for key in ("all", "zh", "en", *ANSWER_KINDS):
-        out.append(f"| {key} | {cell('tuning', key)} | {cell('heldout', key)} |")
-    out += ["", f"- answers ending on a colon: {colon}; with a list marker: {marker} (both sets)"]
+        out.append(f"| {key} | " + " | ".join(cell(s, key) for s in ANSWER_SPLITS) + " |")
+    out += ["", f"- answers ending on a colon: {colon}; with a list marker: {marker} (all sets)"]
     if show_misses and misses:
         out += ["", "Tuning-set misses:", "", *misses]
     return out

@@ -65,7 +65,7 @@ from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # the labelled answer sets and their checks live with the tests
-from tests.knowledge.support import answer_cases, carries_fact, ends_on_colon  # noqa: E402
+from tests.knowledge.support import ANSWER_SPLITS, SPLIT_TITLES, answer_cases, carries_fact, ends_on_colon  # noqa: E402
 
 PY = sys.executable
 CLI = [PY, "-m", "kai_bridge.cli"]
@@ -229,7 +229,7 @@ async def answer_facts(session: ClientSession) -> list[str]:
     structured answers that carry their fact (tests/knowledge/support.py), per set and language."""
     counts: dict[tuple[str, str], list[int]] = {}
     colon = 0
-    for split in ("tuning", "heldout"):
+    for split in ANSWER_SPLITS:
         for case in answer_cases(split):
             result = await session.call_tool("coffee_knowledge_query", {"query": case.query})
             brief = KnowledgeBrief.model_validate(result.structured_content)
@@ -238,9 +238,10 @@ async def answer_facts(session: ClientSession) -> list[str]:
                 cell = counts.setdefault((split, key), [0, 0])
                 cell[0] += carries_fact(brief, case)
                 cell[1] += 1
-    out = ["| answers over MCP stdio | tuning | held-out |", "|---|---:|---:|"]
+    out = ["| answers over MCP stdio | " + " | ".join(SPLIT_TITLES[s] for s in ANSWER_SPLITS) + " |"]
+    out.append("|---|" + "---:|" * len(ANSWER_SPLITS))
     for key in ("all", "zh", "en"):
-        cells = [counts[(split, key)] for split in ("tuning", "heldout")]
+        cells = [counts[(split, key)] for split in ANSWER_SPLITS]
         out.append(f"| {key} | " + " | ".join(f"{h}/{n} = {h / n:.3f}" for h, n in cells) + " |")
     out.append(f"\n- answers ending on a colon: {colon}")
     return out
@@ -260,7 +261,8 @@ async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, lis
     # Streamable HTTP (stateful, SSE replies: both servers on their defaults)
     http_calls = max(100, calls // 2)
     kai_ready, bare_ready = tmp / "bridge.url", tmp / "bare.url"
-    env = base_env(tmp, "http", KAI_BRIDGE_MCP_AUTH_TOKEN=TOKEN)
+    # No per-client rate limit: the bare server has none, and this measures calls/s.
+    env = base_env(tmp, "http", KAI_BRIDGE_MCP_AUTH_TOKEN=TOKEN, KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE="0")
     async with (
         http_server([*CLI, "serve", "--port", "0", "--ready-file", str(kai_ready), *extension], env, kai_ready,
                     "kai-bridge serve") as kai_url,

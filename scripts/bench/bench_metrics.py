@@ -211,6 +211,7 @@ async def main_async(reps: int, load: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={}, overrides={
             "data_dir": tmp, "log_dir": tmp, "store_url": f"sqlite:///{tmp}/bench.db", "health_check_interval": 0,
+            "mcp_rate_limit_per_minute": 0,  # the load tasks are one client calling far beyond a person's rate
         })
         parts = RuntimeParts(knowledge_base=KnowledgeBase.load())
         async with open_runtime(settings, announce=lambda _: None, parts=parts) as runtime:

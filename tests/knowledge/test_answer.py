@@ -133,3 +133,25 @@ def test_answer_is_a_json_round_trippable_model(kb: KnowledgeBase) -> None:
     assert again == answer
     schema = KnowledgeAnswer.model_json_schema()
     assert {"query", "language", "found", "answer", "passages", "figures", "sources"} <= set(schema["properties"])
+
+
+def test_a_long_sentence_of_clauses_keeps_the_clause_that_carries_the_fact(kb: KnowledgeBase) -> None:
+    # The washed-process sequence is one sentence of eight clauses, longer than an answer; the
+    # rest before hulling is its last clause.
+    answer = kb.query("How long does washed parchment rest before hulling?")
+    assert "30-60 days" in answer.answer
+    assert answer.answer.startswith("A typical sequence: ripe cherries are floated")  # its first clause
+    assert " … " in answer.answer  # the clauses left out are marked
+
+
+def test_a_list_of_long_items_shows_the_relevant_sentences_of_each(kb: KnowledgeBase) -> None:
+    answer = kb.query("What temperature should I steam milk to?")
+    assert "55-65 °C" in answer.answer
+    assert "Steaming with an espresso machine's steam wand:" in answer.answer  # the intro, with its items
+    assert len(answer.answer) <= 700
+
+
+def test_a_named_article_answers_from_its_own_sentence_about_the_name(kb: KnowledgeBase) -> None:
+    answer = kb.query("波旁这个名字是怎么来的")
+    assert "以岛名命名" in answer.answer
+    assert answer.answer.endswith("（出自《波旁（Bourbon）》）")

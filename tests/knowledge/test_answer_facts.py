@@ -1,9 +1,10 @@
 """Answer-level quality: the answer carries the fact the question asks for.
 
-Two labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
-tuned on, and ``heldout``, written before any tuning and never used to tune (see
-tests/knowledge/support.py). Each case names the facts (any one) the answer must contain;
-the titles of the sources are taken out of the answer first, so naming the article does not
+Three labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
+tuned on; ``heldout``, written before any tuning and never used to tune; ``heldout2``, written
+from the corpus text, as a stranger would ask, before any change of the second round, and never
+used to tune either (see tests/knowledge/support.py). Each case names the facts (any one) the
+answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
 count as carrying its fact. The floors are the rates measured when the sets were frozen,
 rounded down: a change that makes answers worse fails here.
 """
@@ -14,6 +15,8 @@ import pytest
 
 from kai_bridge.knowledge import KnowledgeBase
 from tests.knowledge.support import (
+    ANSWER_KINDS,
+    ANSWER_SPLITS,
     answer_cases,
     carries_fact,
     ends_on_colon,
@@ -21,8 +24,8 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.90, "heldout": 0.88}
-LANGUAGE_FLOOR = {"tuning": 0.88, "heldout": 0.88}
+FACT_FLOOR = {"tuning": 0.93, "heldout": 0.93, "heldout2": 0.82}
+LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.93, "heldout2": 0.77}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
@@ -35,13 +38,13 @@ def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple
     return 1 - len(misses) / len(cases), misses
 
 
-@pytest.mark.parametrize("split", ["tuning", "heldout"])
+@pytest.mark.parametrize("split", ANSWER_SPLITS)
 def test_answers_carry_the_fact_the_question_asks_for(kb: KnowledgeBase, split: str) -> None:
     rate, misses = _misses(kb, split)
     assert rate >= FACT_FLOOR[split], f"{split}: {rate:.3f} < {FACT_FLOOR[split]}; misses:\n" + "\n".join(misses)
 
 
-@pytest.mark.parametrize("split", ["tuning", "heldout"])
+@pytest.mark.parametrize("split", ANSWER_SPLITS)
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_each_language_carries_its_facts(kb: KnowledgeBase, split: str, language: str) -> None:
     rate, misses = _misses(kb, split, language)
@@ -49,17 +52,20 @@ def test_each_language_carries_its_facts(kb: KnowledgeBase, split: str, language
 
 
 def test_the_labelled_sets_are_large_and_bilingual() -> None:
-    for split in ("tuning", "heldout"):
+    seen: dict[str, str] = {}
+    for split in ANSWER_SPLITS:
         cases = answer_cases(split)
         assert len(cases) >= 100
         assert {c.lang for c in cases} == {"zh", "en"}
         assert all(c.facts and c.expected for c in cases)
-    tuning = {c.query for c in answer_cases("tuning")}
-    assert not tuning & {c.query for c in answer_cases("heldout")}, "a held-out question is in the tuning set"
+        assert {c.kind for c in cases} <= set(ANSWER_KINDS)
+        for case in cases:
+            assert case.query not in seen, f"{case.query!r} is in {seen[case.query]} and {split}"
+            seen[case.query] = split
 
 
 def test_no_answer_ends_on_a_colon_or_shows_a_list_marker(kb: KnowledgeBase) -> None:
-    questions = [(c.query, c.lang) for split in ("tuning", "heldout") for c in answer_cases(split)]
+    questions = [(c.query, c.lang) for split in ANSWER_SPLITS for c in answer_cases(split)]
     questions += [(q.query, q.lang) for q in labelled_queries()]
     bad: list[str] = []
     for query, language in questions:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,6 @@ def test_shipped_corpus_loads_with_unique_ids_and_known_categories(kb: Knowledge
     assert len({a.id for a in articles}) == len(articles)
     assert {a.category for a in articles} <= CATEGORIES.keys()
     assert all(a.body_zh and a.body_en for a in articles)
-
-
-def test_shipped_base_builds_in_well_under_a_second() -> None:
-    # CPU time of this thread: other jobs sharing the machine must not make this flaky.
-    started = time.thread_time()
-    KnowledgeBase.load()
-    assert time.thread_time() - started < 1.0
 
 
 def test_custom_corpus_directory_is_used(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from kai_bridge.knowledge.facts import (
     DATE,
     DEFINITION,
     DURATION,
+    GRIND,
+    NAMING,
     PERSON,
     PLACE,
     PROFILE,
@@ -48,6 +50,19 @@ from kai_bridge.knowledge.facts import (
         pytest.param("why is my espresso bitter", CAUSE, id="cause"),
         pytest.param("咖啡豆能放冰箱冷藏吗", CAUSE, id="zh-can-i"),
         pytest.param("what does Kenyan coffee taste like", PROFILE, id="profile-not-definition"),
+        pytest.param("what is a good extraction yield", QUANTITY, id="a-good-value-not-definition"),
+        pytest.param("how fine should I grind for a moka pot", GRIND, id="grind"),
+        pytest.param("法压壶的粉要磨多粗", GRIND, id="zh-grind"),
+        pytest.param("why is it called a flat white", NAMING, id="naming"),
+        pytest.param("摩卡这个名字是怎么来的", NAMING, id="zh-naming"),
+        pytest.param("意式浓缩调试的顺序", STEPS, id="zh-order-is-steps"),
+        pytest.param("when do you add sugar to Turkish coffee", STEPS, id="when-in-a-method-is-no-date"),
+        pytest.param("土耳其咖啡什么时候加糖", STEPS, id="zh-when-in-a-method-is-no-date"),
+        pytest.param("咖啡是什么时候传入中国的", DATE, id="zh-when-in-history-is-a-date"),
+        pytest.param("接触时间是什么意思", DEFINITION, id="zh-the-meaning-of-a-time-term"),
+        pytest.param("what does extraction time mean", DEFINITION, id="the-meaning-of-a-time-term"),
+        pytest.param("风味轮是干什么用的", DEFINITION, id="zh-what-it-is-for"),
+        pytest.param("what is the flavor wheel used for", DEFINITION, id="what-it-is-for"),
     ],
 )
 def test_the_question_says_what_kind_of_fact_it_wants(question: str, primary: int) -> None:
@@ -80,6 +95,13 @@ PLACES = PlaceNames(en=["Yemen"], zh=["也门"])
         pytest.param("若滴完时间超过4分钟且口感发苦，磨粗一点", "zh", CAUSE, id="zh-cause"),
         pytest.param("with a thicker foam layer than a latte", "en", COMPARISON, id="comparison"),
         pytest.param("jasmine, bergamot and lemon notes", "en", PROFILE, id="profile"),
+        pytest.param("launched by the Japanese company Hario in 2004", "en", PERSON, id="a-company-made-it"),
+        pytest.param("咖啡在1727年由帕列塔从法属圭亚那带入", "zh", PERSON, id="zh-agent-before-the-deed"),
+        pytest.param("light roasts fall around Agtron 65-95", "en", QUANTITY, id="a-bare-range-is-a-value"),
+        pytest.param("French press: coarse, like coarse sea salt", "en", GRIND, id="grind"),
+        pytest.param("土耳其咖啡：极细，如面粉", "zh", GRIND, id="zh-grind"),
+        pytest.param("named for its 60-degree cone angle", "en", NAMING, id="named-for"),
+        pytest.param("在岛上形成了这一品系，并以岛名命名", "zh", NAMING, id="zh-named"),
     ],
 )
 def test_a_sentence_carries_its_kinds_of_fact(sentence: str, language: str, kind: int) -> None:
@@ -92,6 +114,8 @@ def test_a_sentence_carries_its_kinds_of_fact(sentence: str, language: str, kind
         pytest.param("named for its 60-degree cone angle", TEMPERATURE, id="degree-angle-is-no-temperature"),
         pytest.param("15 g coffee to 250 g water, about 1:16-1:17", DURATION, id="ratio-is-no-clock-time"),
         pytest.param("It is light and nearly unbreakable.", PLACE, id="no-place"),
+        pytest.param("Steep for 4 minutes, then plunge slowly.", GRIND, id="no-grind"),
+        pytest.param("It is light and nearly unbreakable.", QUANTITY, id="no-number-no-quantity"),
     ],
 )
 def test_a_sentence_does_not_carry_what_only_looks_like_it(sentence: str, kind: int) -> None:
@@ -105,6 +129,7 @@ def test_a_sentence_does_not_carry_what_only_looks_like_it(sentence: str, kind: 
         pytest.param("what does Sumatra coffee taste like", ("taste", "like"), ("Sumatra",), id="profile-frame"),
         pytest.param("新烘的豆子要养几天才好喝", ("几天", "好喝", "要", "才"), ("养", "豆子"), id="zh-frame"),
         pytest.param("Kenya AA meaning", ("meaning",), ("Kenya", "AA"), id="meaning"),
+        pytest.param("波旁这个名字是怎么来的", ("名字", "怎么来的"), ("波旁",), id="zh-naming-frame"),
     ],
 )
 def test_scaffolding_words_are_cut_out_of_the_terms(question: str, gone: tuple[str, ...], kept: tuple[str, ...]) -> None:

@@ -73,7 +73,7 @@ async def test_a_fault_run_fills_error_log_with_codes_and_logids_and_no_secret(
     log_dir = tmp_path / "logs"
     configure_logging(level="INFO", log_dir=log_dir, stream=io.StringIO(), secrets=[pair.private_pem.decode()])
     # Two chats time out; meanwhile Coze answers 5xx to the lookup that tells whether a timed-out
-    # chat started (one try each): the breaker opens, later calls fail fast.
+    # chat started: the breaker opens, later calls fail fast.
     overrides = {**FAST_FAILURES, "coze_timeout": 0.3, "coze_breaker_failures": 4, "coze_breaker_reset": 60.0}
     failures = 0
     async with (
@@ -99,8 +99,8 @@ async def test_a_fault_run_fills_error_log_with_codes_and_logids_and_no_secret(
     assert all(" ERROR " in line or line.startswith((" ", "Traceback")) for line in lines)
     assert any("circuit breaker open" in line for line in lines)
     coze_failures = [line for line in lines if "Coze call list_messages failed: code=5000" in line]
-    # Each timed-out chat's lookup gets one try (no retries): 2 timeouts + 2 failed lookups = the 4
-    # failures that open the breaker; the later chats are stopped by it before reaching Coze.
+    # Each timed-out chat's "did it start?" lookup gets one try: timeout, lookup, timeout, lookup
+    # are the 4 failures that open the breaker; the later chats fail fast.
     assert len(coze_failures) == 2
     assert all(LOGID.search(line) for line in coze_failures)
     timeouts = [line for line in lines if "Coze call stream_chat failed: code=transport" in line]

@@ -24,10 +24,12 @@ import pytest
 from mcp import ClientSession, MCPDeprecationWarning
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from kai_bridge.errors import ToolError
 from kai_bridge.http.app import build_sidecar_app
 from kai_bridge.mcp.events import RECENT_EVENTS_URI, events_extension
+from kai_bridge.mcp.knowledge import extensions_for
 from kai_bridge.mcp.server import build_mcp_server
 from kai_bridge.runtime import Runtime, open_runtime
 from kai_bridge.sandbox import (
@@ -40,7 +42,7 @@ from kai_bridge.sandbox import (
 )
 from kai_bridge.store.base import InboxEvent
 from kai_bridge.tools.registry import ToolRegistry
-from tests.bridge import knowledge_base
+from tests.bridge import knowledge_base, knowledge_service
 from tests.mcp.http_harness import serving
 from tests.webhooks.support import open_door, seed_body, settings_for, sign, token, wait_for
 
@@ -264,3 +266,23 @@ async def test_serve_dispatches_unless_told_another_process_does(tmp_path: Path,
             webhook = (await http.get("/diagnostics/coze")).json()["webhook"]
         tg.cancel_scope.cancel()
     assert webhook["dispatching"] is expected
+
+
+@pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")
+async def test_only_resources_that_change_can_be_subscribed_to(tmp_path: Path) -> None:
+    """A subscription that would never hear a thing is refused with a reason; the events' are kept."""
+    async with open_door(tmp_path) as door:
+        extensions = [*extensions_for(knowledge_service()), events_extension(door.service.feed)]
+        server = build_mcp_server(ToolRegistry(), extensions=extensions)
+        stored = await door.bearer_post(seed_body())
+        event_uri = f"kai-bridge://events/{stored.json()['id']}"
+        async with Client(server, mode="legacy") as client:  # the handshake era's resources/subscribe
+            await client.subscribe_resource(RECENT_EVENTS_URI)
+            await client.subscribe_resource(event_uri)
+            await client.unsubscribe_resource(event_uri)
+            with pytest.raises(MCPError, match="Unknown resource: test://watched-resource"):
+                await client.subscribe_resource("test://watched-resource")
+            with pytest.raises(MCPError, match="no such event"):
+                await client.subscribe_resource("kai-bridge://events/ev-missing")
+            with pytest.raises(MCPError, match="never changes"):
+                await client.subscribe_resource("coffee://articles/origin-ethiopia")

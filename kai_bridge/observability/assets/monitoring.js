@@ -246,6 +246,7 @@
     $("webhooks-empty").hidden = wh.connected;
     const pairs = wh.events.map((e) => [e.result + (e.reason ? " (" + e.reason + ")" : ""), int(e.count)]);
     if (wh.inbox) for (const [status, count] of Object.entries(wh.inbox)) pairs.push(["inbox " + status, int(count)]);
+    if (wh.connected && pairs.length === 0) pairs.push(["inbox", "empty: no event received yet"]);
     kv("webhooks", pairs);
 
     const p = s.process;
