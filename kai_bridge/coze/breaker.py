@@ -12,10 +12,13 @@ settles. A probe that hangs (an upstream that accepts and never answers) does no
 door shut: ``reset_timeout`` after it started, the next caller probes too. So once Coze is
 back, the first success comes at most ``reset_timeout`` (1 s by default) plus one round trip
 later, however the outage looked.
-Each open and each close starts a new *generation*: a verdict is counted only for a call
-admitted in the current one, so a slow failure of a call let in before the last transition
-(a hung request timing out after the breaker closed again) cannot reopen a breaker that has
-just closed, nor does a late success of a call admitted before an opening close it.
+Each open, each close and each probe starts a new *generation*: a failure counts only for a
+call admitted in the current one, so a slow failure of a call let in before the last
+transition (a hung request timing out after the breaker closed again) cannot reopen a breaker
+that has just closed, and a hung probe that times out after a newer probe went out does not
+re-arm the open timer over it (with a timeout longer than the reset, that kept a recovered
+Coze refused for a timeout plus a reset). A success counts if the call was admitted since
+the last opening (any probe of this outage that got through), never one admitted before it.
 The breaker is not thread-safe by design: it lives on one event loop, and its decisions
 happen between awaits.
 
@@ -71,6 +74,7 @@ class CircuitBreaker:
         self._probe_in_flight = False
         self._probe_started = 0.0
         self._generation = 0
+        self._opened_generation = 0
         self.opened_count = 0
         self.rejected_count = 0
 
@@ -83,7 +87,7 @@ class CircuitBreaker:
 
     @property
     def generation(self) -> int:
-        """Bumped on every open and close; a call's verdict counts only in the generation it was admitted in."""
+        """Bumped on every open, close and probe; see the module docstring for which verdicts count."""
         return self._generation
 
     def _stale(self, generation: int | None) -> bool:
@@ -103,6 +107,7 @@ class CircuitBreaker:
         ):
             self._probe_in_flight = True
             self._probe_started = now
+            self._generation += 1  # an older probe's failure no longer counts over this one
             return self._generation
         self.rejected_count += 1
         wait = (
@@ -117,8 +122,10 @@ class CircuitBreaker:
         )
 
     def record_success(self, generation: int | None = None) -> None:
-        """A call went through; ``generation`` (from before_call) makes a call of an older generation not count."""
-        if self._stale(generation):
+        """A call went through; one admitted before the last opening (``generation``) does not count."""
+        if self._stale(generation) and (
+            self._state is BreakerState.CLOSED or generation is None or generation <= self._opened_generation
+        ):
             return
         if self._state is not BreakerState.CLOSED:
             self._generation += 1
@@ -143,6 +150,7 @@ class CircuitBreaker:
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
             self._generation += 1
+            self._opened_generation = self._generation
         self._probe_in_flight = False
 
     def release(self, generation: int | None = None) -> None:

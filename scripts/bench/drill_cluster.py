@@ -122,8 +122,9 @@ def _fresh(folder: Path, name: str) -> tuple[Path, Path]:
 
 
 @contextlib.asynccontextmanager
-async def started(name: str, args: Sequence[str], env: dict[str, str], folder: Path, *,
-                  ready_flag: bool = True) -> AsyncIterator[Proc]:
+async def started(
+    name: str, args: Sequence[str], env: dict[str, str], folder: Path, *, ready_flag: bool = True
+) -> AsyncIterator[Proc]:
     """``ARGS --ready-file F`` (without ``ready_flag``: ARGS name F themselves, the last one); wait for F.
 
     The process is stopped on the way out (SIGTERM, then SIGKILL after 15 s).
@@ -132,8 +133,9 @@ async def started(name: str, args: Sequence[str], env: dict[str, str], folder: P
     began = time.perf_counter()
     command = [*args, "--ready-file", str(ready)] if ready_flag else [*args, str(ready)]
     with log.open("ab") as sink:
-        process = await anyio.open_process(command, env=env, cwd=REPO,
-                                           stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+        process = await anyio.open_process(
+            command, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         with anyio.fail_after(START_TIMEOUT):
             while (url := _ready_url(ready, whole=ready_flag)) is None:
@@ -156,8 +158,13 @@ async def started(name: str, args: Sequence[str], env: dict[str, str], folder: P
 
 def base_env(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAI_BRIDGE_")}
-    env.update({"KAI_BRIDGE_DATA_DIR": str(folder / "data"), "KAI_BRIDGE_LOG_DIR": str(folder / "logs"),
-                "PYTHONPATH": str(REPO)})
+    env.update(
+        {
+            "KAI_BRIDGE_DATA_DIR": str(folder / "data"),
+            "KAI_BRIDGE_LOG_DIR": str(folder / "logs"),
+            "PYTHONPATH": str(REPO),
+        }
+    )
     return env
 
 
@@ -193,8 +200,24 @@ async def sandbox(folder: Path, pair: KeyPair, *, python: str, seed: int) -> Asy
     (folder / "sandbox").mkdir(parents=True, exist_ok=True)
     public = folder / "sandbox" / "app.pub"
     public.write_bytes(pair.public_pem)
-    args = [python, "-m", "kai_bridge.cli", "sandbox", "--port", "0", "--chunk-delay-ms", "0", "--admin-token",
-            admin, "--seed", str(seed), "--app-id", APP_ID, "--public-key", str(public)]
+    args = [
+        python,
+        "-m",
+        "kai_bridge.cli",
+        "sandbox",
+        "--port",
+        "0",
+        "--chunk-delay-ms",
+        "0",
+        "--admin-token",
+        admin,
+        "--seed",
+        str(seed),
+        "--app-id",
+        APP_ID,
+        "--public-key",
+        str(public),
+    ]
     async with started("sandbox", args, base_env(folder / "sandbox"), folder / "sandbox") as proc:
         yield Sandbox(proc.url, admin, proc)
 
@@ -214,36 +237,38 @@ class ReplicaConfig:
 
     def env(self, folder: Path) -> dict[str, str]:
         env = base_env(folder)
-        env.update({
-            "KAI_BRIDGE_STORE_URL": self.store_url,
-            "KAI_BRIDGE_COZE_API_BASE": self.coze_url,
-            "KAI_BRIDGE_COZE_APP_ID": APP_ID,
-            "KAI_BRIDGE_COZE_KID": self.kid,
-            "KAI_BRIDGE_COZE_PRIVATE_KEY_PATH": str(self.key_file),
-            "KAI_BRIDGE_COZE_BOT_ID": BOT_ID,
-            "KAI_BRIDGE_WEBHOOK_VERIFY_TOKEN": self.verify_token,
-            "KAI_BRIDGE_WEBHOOK_TOKEN": self.webhook_token,
-            "KAI_BRIDGE_WEBHOOK_ROUTES": json.dumps(self.routes),
-            # As the Kubernetes manifests run them: any replica answers any request.
-            "KAI_BRIDGE_MCP_STATELESS": "true",
-            # One load generator is one caller: measure, do not throttle.
-            "KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE": "0",
-        })
+        env.update(
+            {
+                "KAI_BRIDGE_STORE_URL": self.store_url,
+                "KAI_BRIDGE_COZE_API_BASE": self.coze_url,
+                "KAI_BRIDGE_COZE_APP_ID": APP_ID,
+                "KAI_BRIDGE_COZE_KID": self.kid,
+                "KAI_BRIDGE_COZE_PRIVATE_KEY_PATH": str(self.key_file),
+                "KAI_BRIDGE_COZE_BOT_ID": BOT_ID,
+                "KAI_BRIDGE_WEBHOOK_VERIFY_TOKEN": self.verify_token,
+                "KAI_BRIDGE_WEBHOOK_TOKEN": self.webhook_token,
+                "KAI_BRIDGE_WEBHOOK_ROUTES": json.dumps(self.routes),
+                # As the Kubernetes manifests run them: any replica answers any request.
+                "KAI_BRIDGE_MCP_STATELESS": "true",
+                # One load generator is one caller: measure, do not throttle.
+                "KAI_BRIDGE_MCP_RATE_LIMIT_PER_MINUTE": "0",
+            }
+        )
         env.update(self.settings)
         return env
 
 
 @contextlib.asynccontextmanager
-async def replicas(config: ReplicaConfig, folder: Path, names: Sequence[str], *,
-                   python: str) -> AsyncIterator[list[Proc]]:
+async def replicas(
+    config: ReplicaConfig, folder: Path, names: Sequence[str], *, python: str
+) -> AsyncIterator[list[Proc]]:
     """Start the replicas at once (in parallel, as a rollout would); yield them in order."""
     async with contextlib.AsyncExitStack() as stack:
         found: dict[str, Proc] = {}
 
         async def one(name: str) -> None:
             args = [python, "-m", "kai_bridge.cli", "serve", "--port", "0"]
-            found[name] = await stack.enter_async_context(
-                started(name, args, config.env(folder / name), folder / name))
+            found[name] = await stack.enter_async_context(started(name, args, config.env(folder / name), folder / name))
 
         async with anyio.create_task_group() as tg:
             for name in names:
@@ -274,11 +299,21 @@ def sign(body: bytes, verify_token: str) -> dict[str, str]:
     """Coze's callback headers for ``body`` (SHA-1 over timestamp + nonce + token + body)."""
     ts, nonce = str(int(time.time() * 1000)), secrets.token_hex(8)
     signature = hashlib.sha1((ts + nonce + verify_token).encode() + body, usedforsecurity=False).hexdigest()
-    return {"X-Coze-Signature": signature, "X-Coze-Timestamp": ts, "X-Coze-Nonce": nonce,
-            "Content-Type": "application/json"}
+    return {
+        "X-Coze-Signature": signature,
+        "X-Coze-Timestamp": ts,
+        "X-Coze-Nonce": nonce,
+        "Content-Type": "application/json",
+    }
 
 
 def event_body(event_id: str, bot_id: str) -> bytes:
-    header = {"event_type": "bot.published", "event_id": event_id, "created_at": int(time.time() * 1000),
-              "coze_account_id": "7390000000000000300", "api_app_id": "7390000000000009999", "connector_id": "1024"}
+    header = {
+        "event_type": "bot.published",
+        "event_id": event_id,
+        "created_at": int(time.time() * 1000),
+        "coze_account_id": "7390000000000000300",
+        "api_app_id": "7390000000000009999",
+        "connector_id": "1024",
+    }
     return json.dumps({"header": header, "event": {"bot_id": bot_id, "bot_name": f"bot {bot_id[-4:]}"}}).encode()

@@ -184,3 +184,33 @@ def test_a_late_success_of_a_call_admitted_before_the_breaker_opened_does_not_cl
     breaker.release(old)
     with pytest.raises(CircuitOpenError):
         breaker.before_call()
+
+
+def test_a_hung_probe_failing_after_a_newer_probe_went_out_does_not_re_arm_the_open_timer() -> None:
+    # Coze hangs longer than the reset: each probe times out after the next one was let through.
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 1.0
+    first = breaker.before_call()  # a probe that hangs
+    clock.now += 1.0
+    second = breaker.before_call()  # one reset later the next caller probes too (Coze is back now)
+    clock.now += 0.5
+    breaker.record_failure(first)  # the first times out: superseded, it does not reopen the breaker
+    assert breaker.state is BreakerState.HALF_OPEN
+    clock.now += 0.5
+    third = breaker.before_call()  # so a probe still goes out one reset after the second
+    breaker.record_success(second)  # and any probe of this outage that gets through closes it
+    assert breaker.snapshot()["state"] == "closed"
+    breaker.record_failure(third)  # a verdict from before the close does not count
+    assert breaker.snapshot()["consecutive_failures"] == 0
+
+
+def test_the_latest_probe_failing_reopens_the_breaker() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    fail(breaker, CozeTransportError("x"))
+    clock.now += 1.0
+    breaker.record_failure(breaker.before_call())
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.snapshot()["opened_count"] == 2
