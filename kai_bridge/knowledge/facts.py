@@ -230,6 +230,7 @@ _WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
 _ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
 _GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
+_ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 
 def question_kinds(question: str) -> tuple[int, int]:
@@ -282,6 +283,15 @@ def question_kinds(question: str) -> tuple[int, int]:
     ):
         kinds = (kinds & ~DATE) | STEPS
         primary = STEPS
+    # "what happens when you underdevelop a roast", "what if the water is too hot": a
+    # condition and its effect (a cause), not a date; likewise 会怎样 / 会怎么样.
+    if (
+        (words and ("what happens" in grams or "what happened" in grams or "what if" in grams))
+        or (cjk and _ZH_WHAT_HAPPENS.search(question) is not None)
+    ) and primary in (0, DATE, DEFINITION):
+        if "what year" not in grams and "which year" not in grams:
+            kinds &= ~DATE
+        kinds, primary = kinds | CAUSE, CAUSE
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE

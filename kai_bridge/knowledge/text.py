@@ -53,7 +53,10 @@ _EN_STOP_TEXT = """a about above after again all also am an and any are as at be
     that the their theirs them then there these they this those through to too until up very
     was we were what when where which while who whom why will with would you your yours tell
     please explain describe know want like get give much many way ways make made good best use
-    used using vs versus difference differences different differ compare compared comparison"""
+    used using vs versus difference differences different differ compare compared comparison
+    shouldn wouldn couldn doesn don didn isn aren wasn weren haven hasn can't cannot
+    go goes going gone happen happens happened happening anything something thing things
+    really actually ever okay ok"""
 EN_STOPWORDS = frozenset(_EN_STOP_TEXT.split())
 # "over" and "under" are deliberately not stopwords: "pour over", "under extraction".
 
