@@ -163,7 +163,9 @@ class _Wanted:
                 scores[i] += BLOCK_SHARE * (best - words[i])
         strong = self.strong
         for segment, span in text.heads:
-            if segment <= strong:
+            # A label made of the question's words, one of them its subject ("Flat white: ..."
+            # for "what is a flat white"; not "Espresso: ..." for "the order of dialing in espresso").
+            if segment <= strong and not segment.isdisjoint(focus):
                 for i in span:
                     scores[i] += HEAD_BONUS
                 focused.update(span)

@@ -230,6 +230,17 @@ _WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
 _ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
 _GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
+_ZH_KIND_NOUNS = {
+    **dict.fromkeys(["顺序", "步骤", "方法", "做法", "流程", "配方", "技巧", "要点"], STEPS),
+    **dict.fromkeys(["原因", "影响", "风险", "好处", "坏处", "危害", "后果"], CAUSE),
+    **dict.fromkeys(["区别", "差别", "差异"], COMPARISON),
+    **dict.fromkeys(["时间", "时长"], DURATION),
+    **dict.fromkeys(["温度", "水温"], TEMPERATURE),
+    **dict.fromkeys(["比例", "粉水比", "粉液比"], RATIO),
+}
+_ZH_KIND_NOUN = re.compile(
+    "(" + "|".join(sorted(_ZH_KIND_NOUNS, key=len, reverse=True)) + ")(?:是|有)(?:什么|啥|哪些|多少|怎样)"
+)
 _ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 
@@ -283,6 +294,13 @@ def question_kinds(question: str) -> tuple[int, int]:
     ):
         kinds = (kinds & ~DATE) | STEPS
         primary = STEPS
+    # "意式浓缩调试的顺序是什么", "冲煮时间是多少": the noun before 是什么 names the kind asked
+    # for (the order, the reason, the time); the thing it belongs to is not being defined.
+    if cjk and primary == DEFINITION and not _ZH_MEANING.search(question):
+        noun = _ZH_KIND_NOUN.search(question)
+        if noun is not None:
+            asked = _ZH_KIND_NOUNS[noun.group(1)]
+            kinds, primary = kinds | asked, asked
     # "what happens when you underdevelop a roast", "what if the water is too hot": a
     # condition and its effect (a cause), not a date; likewise 会怎样 / 会怎么样.
     if (
