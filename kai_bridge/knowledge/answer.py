@@ -61,12 +61,20 @@ NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share o
 PROXIMITY = 0.25  # x the share of the question one sentence of the article carries (re-ranks kept hits)
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
+NORM_BONUS = 1.0  # a sentence giving the ideal / recommended value, when the question asks for a good one
 SHORT_ANCHOR = {"zh": 25, "en": 70}
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
+# A question asking for the good value ("a good extraction yield", 水温多少合适), and the
+# sentences that give one ("Its ideal zone is...", SCA推荐...).
+_ASKS_NORM_EN = re.compile(r"\b(?:good|ideal|right|recommended|optimal|best|proper|correct|target)\b")
+_ASKS_NORM_ZH = re.compile("合适|理想|最佳|最好|推荐|标准|正常")
+_NORM_SENTENCE = re.compile(
+    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
+)
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
@@ -87,9 +95,12 @@ class _Wanted:
     focus: frozenset[str]  # the question's most specific words (its subject)
     kinds: int
     primary: int
+    norm: bool = False  # the question asks for the good / ideal / recommended value
 
     @classmethod
-    def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str) -> _Wanted:
+    def of(
+        cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str, norm: bool = False
+    ) -> _Wanted:
         idf = index.idf
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
         # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
@@ -118,6 +129,7 @@ class _Wanted:
             focus,
             kinds,
             primary,
+            norm,
         )
 
     def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
@@ -184,6 +196,10 @@ class _Wanted:
                     if bit == PROFILE:  # the more tasting notes, the better the taste answer
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
+        if self.norm:  # "what is a good extraction yield": the sentence that gives the ideal
+            for i, sentence in enumerate(sentences):
+                if _NORM_SENTENCE.search(sentence.text) is not None:
+                    scores[i] += NORM_BONUS
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
         return scores, together, implied
 
@@ -558,7 +574,8 @@ def compose(
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
-    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
+    norm = (_ASKS_NORM_ZH if has_cjk(query) else _ASKS_NORM_EN).search(query.lower()) is not None
+    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language, norm=norm)
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
     scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
