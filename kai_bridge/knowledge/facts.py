@@ -435,11 +435,13 @@ _PERSON_ZH = re.compile(
 _PERSON_NAME = re.compile(r"\b(?:by|from) (?:the )?[A-Z][a-z]+ [A-Z][a-z]+|（[A-Z][a-z]+ [A-Z][a-z]+")
 _CAUSE_EN = _words(
     "because so cause causes caused if means risk make makes give gives sign signs help helps problem linked",
-    phrases="due to, result in, results in, grind finer, grind coarser, lead to, leads to, can raise",
+    phrases="due to, result in, results in, grind finer, grind coarser, lead to, leads to, can raise, mainly by, "
+    "partly by, largely by, works by",
     prefixes="under-extract over-extract underextract overextract fix prevent avoid",
 )
 _CAUSE_ZH = re.compile(
     "因为|由于|所以|因此|导致|造成|原因|说明|如果|若|磨细|磨粗|调细|调粗|萃取不足|萃取过度|避免|防止|容易|风险|对策|解决|有助|就"
+    "|主要通过|通过阻断"
 )
 _COMPARISON_EN = _words(
     "than compared while whereas unlike differ differs difference reverse instead versus both similar contrast"
