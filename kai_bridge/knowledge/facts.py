@@ -202,7 +202,7 @@ _CUES: tuple[_Cue, ...] = (
         "is it ok, is it okay, is it bad, "
         + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",
-        "为什么 为何 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
+        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
     ),
     _cue(
         PROFILE,
@@ -337,7 +337,7 @@ _SCAFFOLD_NAMING = re.compile(
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
-    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|"
+    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
     "(?<![主重需只])要|才|吗|呢|是否|又|太"
 )
