@@ -422,12 +422,13 @@ def _words(words: str, *, phrases: str = "", prefixes: str = "") -> _Words:
 
 _PERSON_EN = _words(
     "invented inventor founder patented designer designers chemist goatherd monk monks missionary missionaries "
-    "pilgrim officer family legend devotees friars company maker manufacturer merchant scientist",
+    "pilgrim officer family legend devotees friars company maker manufacturer merchant scientist "
+    "institute association laboratories",
     phrases="founded by, named after, made by",
 )
 _PERSON_ZH = re.compile(
     r"[\u4e00-\u9fff]·[\u4e00-\u9fff]|发明|创始人|创立|牧羊人|传教士|修士|修道|家族|设计师|化学家|总督|军官|朝圣|专利|传说|冠军"
-    r"|公司|厂商|品牌|商人|科学家|推出"
+    r"|公司|厂商|品牌|商人|科学家|推出|研究所|研究中心|协会|实验室"
     # an agent named before what they did: 由帕列塔从法属圭亚那带入, 由意大利人……推出
     r"|由[\u4e00-\u9fff·]{2,8}(?:从|带|引|发明|创|提出|申请|选育|培育|育成|推广|开发)"
 )

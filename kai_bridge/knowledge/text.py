@@ -35,7 +35,7 @@ _ZH_STOP_TEXT = (
     # Question scaffolding and pronouns.
     "为什么 为啥 怎么样 怎么办 咋回事 咋样 咋办 是什么 有什么 有哪些 什么样 哪一个 请问 什么 怎么 怎样 如何 哪些 哪个 "
     "哪里 一下 介绍 关于 请你 告诉 我们 你们 他们 它们 这个 那个 这些 那些 以及 或者 还是 就是 "
-    "可以 能否 是否 应该 需要 一些 一种 所谓 意思 "
+    "可以 能否 是否 应该 需要 一些 一种 所谓 意思 出来 "
     # The comparison frame (A和B的区别): the topic is A and B, not "difference".
     "有什么不一样 不一样 一样 区别 差别 差异 不同 "
     # "X起来" (drinks/looks like): a frame around the topic, rare enough to outweigh it.
