@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, PROFILE, STEPS, PlaceNames, sentence_kinds
+from kai_bridge.knowledge.facts import DEFINITION, DURATION, PROFILE, STEPS, PlaceNames, sentence_kinds
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
@@ -61,12 +61,27 @@ NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share o
 PROXIMITY = 0.25  # x the share of the question one sentence of the article carries (re-ranks kept hits)
 CONTEXT_SHARE = 0.35  # a neighbour joins the anchor when it scores this share of it
 FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks what something is like
+TOTAL_BONUS = 1.5  # a duration sentence giving the total time, when the question names no phase
+NORM_BONUS = 1.0  # a sentence giving the ideal / recommended value, when the question asks for a good one
 SHORT_ANCHOR = {"zh": 25, "en": 70}
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
+# A question asking for the good value ("a good extraction yield", 水温多少合适), and the
+# sentences that give one ("Its ideal zone is...", SCA推荐...).
+_ASKS_NORM_EN = re.compile(r"\b(?:good|ideal|right|recommended|optimal|best|proper|correct|target)\b")
+_ASKS_NORM_ZH = re.compile("合适|理想|最佳|最好|推荐|标准|正常")
+_NORM_SENTENCE = re.compile(
+    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
+)
+# A phase of a brew a duration question may name; and the sentences giving a whole brew's time.
+_PHASE = re.compile(
+    r"\b(?:bloom\w*|steep\w*|press\w*|plung\w*|rest\w*|ferment\w*|dry\w*|cool\w*|stretch\w*|heat\w*|roast\w*|shot|extract\w*)\b"
+    "|闷蒸|浸泡|泡|下压|压|养豆|发酵|干燥|晾晒|冷却|打发|加热|烘|萃取|保存|放"
+)
+_TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
@@ -87,9 +102,21 @@ class _Wanted:
     focus: frozenset[str]  # the question's most specific words (its subject)
     kinds: int
     primary: int
+    norm: bool = False  # the question asks for the good / ideal / recommended value
+    total: bool = False  # a duration question naming no phase (bloom, steep...): the total time
 
     @classmethod
-    def of(cls, plan: QueryPlan, index: Index, *, kinds: int, primary: int, language: str) -> _Wanted:
+    def of(
+        cls,
+        plan: QueryPlan,
+        index: Index,
+        *,
+        kinds: int,
+        primary: int,
+        language: str,
+        norm: bool = False,
+        total: bool = False,
+    ) -> _Wanted:
         idf = index.idf
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
         # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
@@ -118,6 +145,8 @@ class _Wanted:
             focus,
             kinds,
             primary,
+            norm,
+            total,
         )
 
     def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
@@ -163,7 +192,9 @@ class _Wanted:
                 scores[i] += BLOCK_SHARE * (best - words[i])
         strong = self.strong
         for segment, span in text.heads:
-            if segment <= strong:
+            # A label made of the question's words, one of them its subject ("Flat white: ..."
+            # for "what is a flat white"; not "Espresso: ..." for "the order of dialing in espresso").
+            if segment <= strong and not segment.isdisjoint(focus):
                 for i in span:
                     scores[i] += HEAD_BONUS
                 focused.update(span)
@@ -182,6 +213,14 @@ class _Wanted:
                     if bit == PROFILE:  # the more tasting notes, the better the taste answer
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
+        if self.total:  # "Chemex要冲多久": the whole brew's time, not the bloom's
+            for i, sentence in enumerate(sentences):
+                if i in text.by_kind.get(DURATION, ()) and _TOTAL_TIME.search(sentence.text) is not None:
+                    scores[i] += TOTAL_BONUS
+        if self.norm:  # "what is a good extraction yield": the sentence that gives the ideal
+            for i, sentence in enumerate(sentences):
+                if _NORM_SENTENCE.search(sentence.text) is not None:
+                    scores[i] += NORM_BONUS
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
         return scores, together, implied
 
@@ -556,7 +595,9 @@ def compose(
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
-    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language)
+    norm = (_ASKS_NORM_ZH if has_cjk(query) else _ASKS_NORM_EN).search(query.lower()) is not None
+    total = primary == DURATION and _PHASE.search(query.lower()) is None
+    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language, norm=norm, total=total)
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
     scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept

@@ -202,7 +202,7 @@ _CUES: tuple[_Cue, ...] = (
         "is it ok, is it okay, is it bad, "
         + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",
-        "为什么 为何 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
+        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
     ),
     _cue(
         PROFILE,
@@ -230,6 +230,18 @@ _WHEN_WHO = frozenset(["you", "i", "we", "one", "they"])
 _ZH_WHEN_STEP = re.compile("什么时候(?:要|该|应该|可以|才)?(?:加|放|倒|喝|冲|磨|煮|关|停|出锅|离火|开始|结束|换|洗|压|搅|取)")
 _GOOD_VALUE = frozenset(["good", "ideal", "right", "recommended", "normal", "typical", "proper", "correct", "optimal"])
 _ZH_CAN = re.compile(r"(?:可以|能|会).{0,12}吗")
+_ZH_KIND_NOUNS = {
+    **dict.fromkeys(["顺序", "步骤", "方法", "做法", "流程", "配方", "技巧", "要点"], STEPS),
+    **dict.fromkeys(["原因", "影响", "风险", "好处", "坏处", "危害", "后果"], CAUSE),
+    **dict.fromkeys(["区别", "差别", "差异"], COMPARISON),
+    **dict.fromkeys(["时间", "时长"], DURATION),
+    **dict.fromkeys(["温度", "水温"], TEMPERATURE),
+    **dict.fromkeys(["比例", "粉水比", "粉液比"], RATIO),
+}
+_ZH_KIND_NOUN = re.compile(
+    "(" + "|".join(sorted(_ZH_KIND_NOUNS, key=len, reverse=True)) + ")(?:是|有)(?:什么|啥|哪些|多少|怎样)"
+)
+_ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 
 def question_kinds(question: str) -> tuple[int, int]:
@@ -282,6 +294,22 @@ def question_kinds(question: str) -> tuple[int, int]:
     ):
         kinds = (kinds & ~DATE) | STEPS
         primary = STEPS
+    # "意式浓缩调试的顺序是什么", "冲煮时间是多少": the noun before 是什么 names the kind asked
+    # for (the order, the reason, the time); the thing it belongs to is not being defined.
+    if cjk and primary == DEFINITION and not _ZH_MEANING.search(question):
+        noun = _ZH_KIND_NOUN.search(question)
+        if noun is not None:
+            asked = _ZH_KIND_NOUNS[noun.group(1)]
+            kinds, primary = kinds | asked, asked
+    # "what happens when you underdevelop a roast", "what if the water is too hot": a
+    # condition and its effect (a cause), not a date; likewise 会怎样 / 会怎么样.
+    if (
+        (words and ("what happens" in grams or "what happened" in grams or "what if" in grams))
+        or (cjk and _ZH_WHAT_HAPPENS.search(question) is not None)
+    ) and primary in (0, DATE, DEFINITION):
+        if "what year" not in grams and "which year" not in grams:
+            kinds &= ~DATE
+        kinds, primary = kinds | CAUSE, CAUSE
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
@@ -309,7 +337,7 @@ _SCAFFOLD_NAMING = re.compile(
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
-    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|"
+    "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
     "(?<![主重需只])要|才|吗|呢|是否|又|太"
 )
@@ -394,12 +422,13 @@ def _words(words: str, *, phrases: str = "", prefixes: str = "") -> _Words:
 
 _PERSON_EN = _words(
     "invented inventor founder patented designer designers chemist goatherd monk monks missionary missionaries "
-    "pilgrim officer family legend devotees friars company maker manufacturer merchant scientist",
+    "pilgrim officer family legend devotees friars company maker manufacturer merchant scientist "
+    "institute association laboratories",
     phrases="founded by, named after, made by",
 )
 _PERSON_ZH = re.compile(
     r"[\u4e00-\u9fff]·[\u4e00-\u9fff]|发明|创始人|创立|牧羊人|传教士|修士|修道|家族|设计师|化学家|总督|军官|朝圣|专利|传说|冠军"
-    r"|公司|厂商|品牌|商人|科学家|推出"
+    r"|公司|厂商|品牌|商人|科学家|推出|研究所|研究中心|协会|实验室"
     # an agent named before what they did: 由帕列塔从法属圭亚那带入, 由意大利人……推出
     r"|由[\u4e00-\u9fff·]{2,8}(?:从|带|引|发明|创|提出|申请|选育|培育|育成|推广|开发)"
 )
@@ -407,11 +436,13 @@ _PERSON_ZH = re.compile(
 _PERSON_NAME = re.compile(r"\b(?:by|from) (?:the )?[A-Z][a-z]+ [A-Z][a-z]+|（[A-Z][a-z]+ [A-Z][a-z]+")
 _CAUSE_EN = _words(
     "because so cause causes caused if means risk make makes give gives sign signs help helps problem linked",
-    phrases="due to, result in, results in, grind finer, grind coarser, lead to, leads to, can raise",
+    phrases="due to, result in, results in, grind finer, grind coarser, lead to, leads to, can raise, mainly by, "
+    "partly by, largely by, works by",
     prefixes="under-extract over-extract underextract overextract fix prevent avoid",
 )
 _CAUSE_ZH = re.compile(
     "因为|由于|所以|因此|导致|造成|原因|说明|如果|若|磨细|磨粗|调细|调粗|萃取不足|萃取过度|避免|防止|容易|风险|对策|解决|有助|就"
+    "|主要通过|通过阻断"
 )
 _COMPARISON_EN = _words(
     "than compared while whereas unlike differ differs difference reverse instead versus both similar contrast"

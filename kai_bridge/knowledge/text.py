@@ -33,9 +33,9 @@ _COMBINING_RE = re.compile("[\u0300-\u036f]")  # accents on Latin letters (café
 # Longest first, so 为什么 goes before 什么.
 _ZH_STOP_TEXT = (
     # Question scaffolding and pronouns.
-    "为什么 怎么样 怎么办 是什么 有什么 有哪些 什么样 哪一个 请问 什么 怎么 怎样 如何 哪些 哪个 "
+    "为什么 为啥 怎么样 怎么办 咋回事 咋样 咋办 是什么 有什么 有哪些 什么样 哪一个 请问 什么 怎么 怎样 如何 哪些 哪个 "
     "哪里 一下 介绍 关于 请你 告诉 我们 你们 他们 它们 这个 那个 这些 那些 以及 或者 还是 就是 "
-    "可以 能否 是否 应该 需要 一些 一种 所谓 意思 "
+    "可以 能否 是否 应该 需要 一些 一种 所谓 意思 出来 "
     # The comparison frame (A和B的区别): the topic is A and B, not "difference".
     "有什么不一样 不一样 一样 区别 差别 差异 不同 "
     # "X起来" (drinks/looks like): a frame around the topic, rare enough to outweigh it.
@@ -53,7 +53,10 @@ _EN_STOP_TEXT = """a about above after again all also am an and any are as at be
     that the their theirs them then there these they this those through to too until up very
     was we were what when where which while who whom why will with would you your yours tell
     please explain describe know want like get give much many way ways make made good best use
-    used using vs versus difference differences different differ compare compared comparison"""
+    used using vs versus difference differences different differ compare compared comparison
+    shouldn wouldn couldn doesn don didn isn aren wasn weren haven hasn can't cannot
+    go goes going gone happen happens happened happening anything something thing things
+    really actually ever okay ok"""
 EN_STOPWORDS = frozenset(_EN_STOP_TEXT.split())
 # "over" and "under" are deliberately not stopwords: "pour over", "under extraction".
 

@@ -1,9 +1,11 @@
 """Answer-level quality: the answer carries the fact the question asks for.
 
-Three labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
+Four labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
 tuned on; ``heldout``, written before any tuning and never used to tune; ``heldout2``, written
 from the corpus text, as a stranger would ask, before any change of the second round, and never
-used to tune either (see tests/knowledge/support.py). Each case names the facts (any one) the
+used to tune either; ``heldout3``, written from the corpus text before any change of the third
+round (short, colloquial, zh-heavy, a few in Traditional Chinese or mixed with English, weighted
+to definitions, durations, causes and people), never tuned on (see tests/knowledge/support.py). Each case names the facts (any one) the
 answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
 count as carrying its fact. The floors are the rates measured when the sets were frozen,
 rounded down: a change that makes answers worse fails here.
@@ -24,8 +26,8 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.93, "heldout": 0.93, "heldout2": 0.82}
-LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.93, "heldout2": 0.77}
+FACT_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.84, "heldout3": 0.84}
+LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.95, "heldout2": 0.81, "heldout3": 0.82}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
