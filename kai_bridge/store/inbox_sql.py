@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from kai_bridge.store.base import BOT_STATE_COLUMNS, CONVERSATION_EVENT_COLUMNS, INBOX_COLUMNS, SUMMARY_COLUMNS
+from kai_bridge.store.base import (
+    BOT_STATE_COLUMNS,
+    CONVERSATION_EVENT_COLUMNS,
+    INBOX_COLUMNS,
+    SUMMARY_COLUMNS,
+    check_status,
+    storable,
+)
 
-__all__ = ["claim_sql", "pg"]
+__all__ = ["claim_sql", "finish_params", "pg"]
 
 INSERT_EVENT: Final = (
     "INSERT INTO kb_inbox (id, dedup_key, event_type, source, body, status, attempts, received_at, due_at, "
@@ -41,6 +48,24 @@ FINISH: Final = (
     "UPDATE kb_inbox SET status = ?, due_at = ?, lease_owner = NULL, last_error = ?, result = ?, updated_at = ? "
     "WHERE id = ? AND status = 'processing' AND lease_owner = ?"
 )
+
+
+def finish_params(
+    *, event_id: str, owner: str, status: str, result: str | None, error: str | None, due_at: float | None, now: float
+) -> tuple[object, ...]:
+    """The parameters of :data:`FINISH`, in its order; refuses an unknown ``status``."""
+    check_status(status)
+    return (
+        status,
+        now if due_at is None else float(due_at),
+        None if error is None else storable(error),
+        None if result is None else storable(result),
+        now,
+        storable(event_id),
+        storable(owner),
+    )
+
+
 # The SET expressions read the row as it was: attempts > 1 means an earlier attempt happened.
 RELEASE: Final = (
     "UPDATE kb_inbox SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END, "

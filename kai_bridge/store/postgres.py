@@ -277,16 +277,8 @@ class PostgresStore:
         error: str | None,
         due_at: float | None = None,
     ) -> bool:
-        check_status(status)
-        now = self._clock()
-        params = (
-            status,
-            now if due_at is None else float(due_at),
-            None if error is None else storable(error),
-            None if result is None else storable(result),
-            now,
-            storable(event_id),
-            storable(owner),
+        params = sql.finish_params(
+            event_id=event_id, owner=owner, status=status, result=result, error=error, due_at=due_at, now=self._clock()
         )
         return await self._rowcount(sql.pg(sql.FINISH), params) == 1
 
