@@ -29,23 +29,14 @@ from anyio.abc import Process
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from kai_bridge.keys import KeyPair, generate_key_pair
+from kai_bridge.keys import KeyPair
 from kai_bridge.sandbox import COFFEE_BOT_ID
+from tests.bridge import key_pair
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "kai_bridge.cli"]
 APP_ID = "kai-bridge-replicas"
 START_TIMEOUT = 60.0  # seconds for a process to write its ready file on a loaded machine
-
-_PAIR: KeyPair | None = None
-
-
-def key_pair() -> KeyPair:
-    """A key pair generated at test time, once per session (RSA generation is slow)."""
-    global _PAIR
-    if _PAIR is None:
-        _PAIR = generate_key_pair()
-    return _PAIR
 
 
 @dataclass

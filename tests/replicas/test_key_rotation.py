@@ -22,12 +22,12 @@ import pytest
 
 from kai_bridge.keys import KeyPair, generate_key_pair
 from kai_bridge.sandbox import COFFEE_BOT_ID
+from tests.bridge import key_pair
 from tests.replicas.cluster import (
     APP_ID,
     COMMAND,
     ToolFailed,
     call_tool,
-    key_pair,
     mcp_client,
     private_key_file,
     sandbox,
