@@ -276,12 +276,12 @@ def file_text(path: Path) -> Callable[[Path], str | None]:
 
 # ---- clients -----------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
-async def mcp_sessions(url: str, count: int) -> AsyncIterator[list[ClientSession]]:
+async def mcp_sessions(url: str, count: int, *, http_timeout: float = 60) -> AsyncIterator[list[ClientSession]]:
     """``count`` independent MCP clients (own HTTP client, own session) on one server."""
     async with contextlib.AsyncExitStack() as stack:
         sessions: list[ClientSession] = []
         for _ in range(count):
-            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=60))
+            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=http_timeout))
             read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
             session = await stack.enter_async_context(ClientSession(read, write))
             await session.initialize()

@@ -51,7 +51,16 @@ from typing import Any, cast
 
 import anyio
 import httpx
-from bench_acceptance import BREAKER_TEXT, Outcome, analyse_recovery, cpu_seconds_of, fault_run, percentile, timed
+from bench_acceptance import (
+    BREAKER_TEXT,
+    Outcome,
+    analyse_recovery,
+    cpu_seconds_of,
+    fault_run,
+    percentile,
+    text_of,
+    timed,
+)
 from drill_cluster import (
     REPO,
     Proc,
@@ -64,7 +73,6 @@ from drill_cluster import (
     sandbox,
     sign,
     started,
-    text_of,
 )
 from mcp import ClientSession
 

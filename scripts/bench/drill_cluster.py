@@ -26,11 +26,9 @@ from urllib.parse import quote
 import anyio
 import anyio.abc
 import httpx
-import httpx2
 import psycopg
+from bench_acceptance import mcp_sessions as acceptance_sessions
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
 
 from kai_bridge.keys import KeyPair
 
@@ -277,22 +275,9 @@ async def replicas(
 
 
 # ---- clients -----------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def mcp_sessions(base_url: str, count: int) -> AsyncIterator[list[ClientSession]]:
+def mcp_sessions(base_url: str, count: int) -> contextlib.AbstractAsyncContextManager[list[ClientSession]]:
     """``count`` independent MCP clients (own HTTP client, own session) of one replica."""
-    async with contextlib.AsyncExitStack() as stack:
-        sessions: list[ClientSession] = []
-        for _ in range(count):
-            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=120))
-            read, write = await stack.enter_async_context(streamable_http_client(f"{base_url}/mcp", http_client=http))
-            session = await stack.enter_async_context(ClientSession(read, write))
-            await session.initialize()
-            sessions.append(session)
-        yield sessions
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
+    return acceptance_sessions(f"{base_url}/mcp", count, http_timeout=120)
 
 
 def sign(body: bytes, verify_token: str) -> dict[str, str]:
