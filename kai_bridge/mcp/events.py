@@ -116,6 +116,16 @@ def events_extension(source: EventSource) -> McpExtension:
                 subscribed.add(conn)
             return types.EmptyResult()
 
+        async def _readable(ctx: Ctx, uri: str) -> bool:
+            # Whether the extensions installed before this one know ``uri``.
+            if read_before is None:
+                return False
+            try:
+                await read_before(ctx, types.ReadResourceRequestParams(uri=uri))
+            except MCPError:
+                return False
+            return True
+
         async def _check_subscribable(ctx: Ctx, uri: str) -> None:
             # Only the events change; a subscription to anything else would never hear a thing,
             # so it is refused (an unknown URI as unknown, an article as never changing).
@@ -125,15 +135,7 @@ def events_extension(source: EventSource) -> McpExtension:
                 if await source.event(uri.removeprefix(EVENT_URI_PREFIX)) is None:
                     raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri} (no such event)", {"uri": uri})
                 return
-            readable = True
-            if read_before is None:
-                readable = False
-            else:
-                try:
-                    await read_before(ctx, types.ReadResourceRequestParams(uri=uri))
-                except MCPError:
-                    readable = False
-            if not readable:
+            if not await _readable(ctx, uri):
                 raise MCPError(
                     types.INVALID_PARAMS,
                     f"Unknown resource: {uri}; subscribe to {RECENT_EVENTS_URI} or {EVENT_URI_PREFIX}<id>",
