@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,18 +23,14 @@ import anyio
 
 from kai_bridge.errors import ChatError, KaiBridgeError
 from kai_bridge.store import Store
+from kai_bridge.store.base import process_owner
 
-__all__ = ["ConversationQueue", "replica_id"]
+__all__ = ["ConversationQueue"]
 
 logger = logging.getLogger(__name__)
 
 _POLL_FIRST: Final = 0.05
 _POLL_MAX: Final = 1.0
-
-
-def replica_id() -> str:
-    """An owner name unique to this process: host, pid and a random part (pids repeat across hosts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -61,7 +54,7 @@ class ConversationQueue:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self._store = store
-        self.owner = owner or replica_id()
+        self.owner = owner or process_owner()
         self._ttl = ttl
         self._clock = clock
         self._sleep = sleep

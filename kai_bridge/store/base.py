@@ -18,7 +18,10 @@ is when its lease expires.
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import socket
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -38,6 +41,7 @@ __all__ = [
     "InsertResult",
     "NewEvent",
     "Store",
+    "process_owner",
     "redact_url",
     "storable",
 ]
@@ -316,6 +320,11 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def process_owner() -> str:
+    """A lease owner name unique to this process: host, pid and a random part (pids repeat across hosts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def storable(text: str) -> str:

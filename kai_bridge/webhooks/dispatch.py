@@ -26,10 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
-import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -41,11 +38,11 @@ from pydantic import JsonValue
 
 from kai_bridge.errors import KaiBridgeError, StoreError
 from kai_bridge.store import Store
-from kai_bridge.store.base import InboxEvent
+from kai_bridge.store.base import InboxEvent, process_owner
 from kai_bridge.webhooks.event_routes import EventDocument
 from kai_bridge.webhooks.events import ParsedEvent, parse_event
 
-__all__ = ["Dispatcher", "EventHandler", "HandlerError", "StoredEvent", "default_owner"]
+__all__ = ["Dispatcher", "EventHandler", "HandlerError", "StoredEvent"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +103,6 @@ class EventHandler(Protocol):
     async def handle(self, event: StoredEvent) -> JsonValue: ...
 
 
-def default_owner() -> str:
-    """A lease owner id unique to this process: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
 
@@ -146,7 +138,7 @@ class Dispatcher:
         self._lease = lease
         self._concurrency = concurrency
         self._poll_interval = poll_interval
-        self.owner = owner or default_owner()
+        self.owner = owner or process_owner()
         self._clock = clock
         self._rng = rng or random.Random()  # jitter only, not security
         self._on_finished = on_finished
