@@ -86,6 +86,7 @@ class ConversationService:
         store: Store,
         plugins: PluginRunner,
         queue: ConversationQueue | None = None,
+        lease: float = 30.0,
         default_bot_id: str,
         max_rounds: int,
         chat_timeout: float,
@@ -97,7 +98,7 @@ class ConversationService:
         self._store = store
         self._plugins = plugins
         self._records = ChatRecorder(store=store, clock=clock)
-        self._queue = queue or ConversationQueue(store=store)
+        self._queue = queue or ConversationQueue(store=store, ttl=lease)
         self.default_bot_id = default_bot_id
         self.max_rounds = max_rounds
         self.chat_timeout = chat_timeout
