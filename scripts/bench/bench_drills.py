@@ -39,6 +39,7 @@ import itertools
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -216,6 +217,15 @@ def ok_share(calls: Sequence[Call]) -> tuple[int, int, float]:
 
 def first_error(calls: Sequence[Call]) -> str:
     return next((c.outcome.error[:160] for c in calls if not c.outcome.ok), "")
+
+
+def failure_kinds(calls: Sequence[Call], top: int = 4) -> str:
+    """The commonest failures, by tool and error text (ids and numbers folded to #)."""
+    kinds = Counter(f"{c.tool}: {_NUMBERS.sub('#', c.outcome.error)[:110]}" for c in calls if not c.outcome.ok)
+    return "; ".join(f"{n} × `{kind}`" for kind, n in kinds.most_common(top))
+
+
+_NUMBERS = re.compile(r"[0-9a-f]{8,}|\d+(?:\.\d+)?")
 
 
 # ---- drill 1: the seed table through 2 replicas -----------------------------------------------
@@ -455,6 +465,7 @@ async def drill_errors(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox
         f"{injected['error']} 5xx and {injected['rate_limit']} 429 injected in {elapsed:.1f} s",
         f"bridge counters over both replicas: {moved}",
         f"first failure: `{first_error(calls)}`" if ok < total else "no failure",
+        *([f"failures by kind: {failure_kinds(calls)}"] if ok < total else []),
     ]
     if total < 1000:
         notes.append(f"--quick: {total} calls, fewer than the goal's 1,000, so no verdict on the rate")

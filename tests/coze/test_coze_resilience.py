@@ -151,6 +151,34 @@ async def test_in_half_open_only_one_probe_reaches_coze(make_rig: RigFactory) ->
     assert rig.state.requests["bots.retrieve"] == before + 1
 
 
+async def test_attempts_that_are_retried_do_not_count_against_the_breaker(make_rig: RigFactory) -> None:
+    # Two failed attempts in a row would open a breaker of 2 if attempts counted; the call succeeds on
+    # its third try, so Coze is up and the breaker stays closed.
+    rig = await make_rig(breaker_failures=2)
+    await rig.auth.get_token()
+    for _ in range(3):
+        await rig.add_fault(route="bots.retrieve", error_rate=1.0, times=2)
+        assert (await rig.client.retrieve_bot(bot_id=rig.bot_id)).id == rig.bot_id
+    assert rig.client.counters["retries"] == 6
+    assert rig.client.breaker.state is BreakerState.CLOSED
+
+
+async def test_a_call_whose_retries_all_fail_counts_once(make_rig: RigFactory) -> None:
+    rig = await make_rig(breaker_failures=2, breaker_reset=10.0)
+    await rig.auth.get_token()
+    await rig.add_fault(route="bots.retrieve", error_rate=1.0)
+    with pytest.raises(CozeServerError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)  # 4 attempts, one failed call
+    assert rig.state.requests["bots.retrieve"] == 4
+    assert rig.client.breaker.state is BreakerState.CLOSED
+    with pytest.raises(CozeServerError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)  # the second failed call opens it
+    assert rig.client.breaker.snapshot()["state"] == "open"
+    with pytest.raises(CircuitOpenError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)
+    assert rig.state.requests["bots.retrieve"] == 8
+
+
 async def test_client_errors_do_not_open_the_breaker(make_rig: RigFactory) -> None:
     rig = await make_rig(breaker_failures=2)
     for _ in range(5):
