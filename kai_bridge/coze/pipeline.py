@@ -137,6 +137,7 @@ class CozePipeline:
             "streams_cut": 0,
             "chat_creates_checked": 0,  # a chat create failed after sending: was it started?
             "chat_creates_resumed": 0,  # ... it was: followed instead of sent again
+            "sends_followed": 0,  # a repeated send (send_key) found its earlier chat and followed it
         }
 
     # ---- policy ----------------------------------------------------------------------------

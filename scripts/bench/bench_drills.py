@@ -822,7 +822,7 @@ async def drill_kill(
     notes = [
         f"{n} signed `bot.published` events from 4 senders (route `announce`: `send_message`), {k} tool clients "
         f"(`send_message` / `coffee_knowledge_query`); SIGKILL of replica a after {n // 3} acknowledgements; "
-        f"webhook_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill"
+        f"webhook_lease and conversation_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill"
     ]
     return table("6. kill -9 of a replica under webhook and tool load", rows, notes)
 
@@ -867,6 +867,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[str]:
         "KAI_BRIDGE_SERVER_REQUEST_TIMEOUT": str(args.request_timeout),
         "KAI_BRIDGE_SERVER_MAX_CONNECTIONS": str(args.max_connections),
         "KAI_BRIDGE_WEBHOOK_LEASE": str(args.lease),
+        "KAI_BRIDGE_CONVERSATION_LEASE": str(args.lease),
         "KAI_BRIDGE_STORE_POOL_MAX": "10",
         "KAI_BRIDGE_MCP_STATELESS": "false" if args.sessions_mcp else "true",
     }
@@ -937,7 +938,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--breaker-reset", type=float, default=1.0, help="KAI_BRIDGE_COZE_BREAKER_RESET (default 1)")
     parser.add_argument("--request-timeout", type=float, default=5.0, help="KAI_BRIDGE_SERVER_REQUEST_TIMEOUT")
     parser.add_argument("--max-connections", type=int, default=2000, help="KAI_BRIDGE_SERVER_MAX_CONNECTIONS")
-    parser.add_argument("--lease", type=float, default=3.0, help="KAI_BRIDGE_WEBHOOK_LEASE")
+    parser.add_argument("--lease", type=float, default=3.0, help="KAI_BRIDGE_WEBHOOK_LEASE and KAI_BRIDGE_CONVERSATION_LEASE")
     parser.add_argument("--seed", type=int, default=11, help="the sandbox's fault dice")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="per-call limit on the client side")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 
 import httpx
@@ -289,3 +290,21 @@ async def test_a_chat_create_refused_with_a_5xx_is_checked_with_retries_then_sen
     assert rig.state.requests["messages.list"] == 3  # the check was retried until Coze answered it
     assert rig.state.requests["chat.create"] == 2  # not started, so sent once more
     assert rig.state.chats_created == 1
+
+
+async def test_a_send_repeated_with_its_key_follows_the_chat_it_started(rig: Rig) -> None:
+    # A process died after its create reached Coze; the next attempt, with the same send_key,
+    # must not start a second chat: it finds the first by its tag and follows it.
+    conv = await rig.client.create_conversation(bot_id=rig.bot_id)
+    keyed = ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id,
+                        send_key="event:evt-1:route:announce")
+    first = await rig.client.stream_and_collect(keyed)
+    again = await rig.client.stream_and_collect(keyed)
+    assert again.chat.id == first.chat.id
+    assert [m.content for m in again.messages if m.type == "answer"] == [
+        m.content for m in first.messages if m.type == "answer"]
+    assert rig.state.chats_created == 1
+    assert rig.client.counters["sends_followed"] == 1
+    other = await rig.client.stream_and_collect(dataclasses.replace(keyed, send_key="event:evt-2:route:announce"))
+    assert other.chat.id != first.chat.id
+    assert rig.state.chats_created == 2

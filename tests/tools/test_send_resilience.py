@@ -10,6 +10,7 @@ import pytest
 from kai_bridge.coze import CozeClient
 from kai_bridge.sandbox import FaultRule, SandboxHandle
 from kai_bridge.store import Store
+from kai_bridge.tools import NullToolContext
 from tests.bridge import open_bridge, running_sandbox
 
 QUESTION = "What is a flat white?"
@@ -142,3 +143,19 @@ async def test_the_conversation_lease_lives_as_long_as_the_setting_says(
         await bridge.conversations.send_message(user_id="lee", message=QUESTION)
     assert holder["store"].ttls  # the send took the lease
     assert set(holder["store"].ttls) == {expected}
+
+
+async def test_send_message_called_again_with_the_same_idempotency_key_starts_no_second_chat(tmp_path: Path) -> None:
+    # What a webhook route does when the dispatcher that first ran it died mid-chat.
+    async with running_sandbox(stream_chunk_delay=0.0) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db"
+    ) as bridge:
+        ctx = NullToolContext(caller_id="webhook-route-announce", idempotency_key="event:1:route:announce")
+        first = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=ctx)
+        again = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=ctx)
+        other = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=NullToolContext(
+            caller_id="webhook-route-announce", idempotency_key="event:2:route:announce"))
+    assert again["chat_id"] == first["chat_id"]
+    assert again["answer"] == first["answer"]
+    assert other["chat_id"] != first["chat_id"]
+    assert handle.state.chats_created == 2
