@@ -772,6 +772,7 @@ async def drill_kill(
         stored = {s.dedup_key.removeprefix("event_id:"): s for s in await store.list_events(limit=10 * n)}
         details = [await store.get_event(event_id=s.id) for s in stored.values()]
     chats = [c for c in (await coze.get("/_sandbox/chats"))["chats"] if c["id"] not in known]
+    followed = (await diagnostics(b))["counters"].get("sends_followed", 0)
     tool_conversations = {c.conversation_id for c in calls if c.conversation_id}
     per_conversation = Counter(c["conversation_id"] for c in chats if c["conversation_id"] not in tool_conversations)
     twice = sum(count - 1 for count in per_conversation.values() if count > 1)
@@ -822,7 +823,8 @@ async def drill_kill(
     notes = [
         f"{n} signed `bot.published` events from 4 senders (route `announce`: `send_message`), {k} tool clients "
         f"(`send_message` / `coffee_knowledge_query`); SIGKILL of replica a after {n // 3} acknowledgements; "
-        f"webhook_lease and conversation_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill"
+        f"webhook_lease and conversation_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill",
+        f"sends replica b found already made by a (the chat followed, not started again): {followed}",
     ]
     return table("6. kill -9 of a replica under webhook and tool load", rows, notes)
 
