@@ -5,7 +5,10 @@ tuned on; ``heldout``, written before any tuning and never used to tune; ``heldo
 from the corpus text, as a stranger would ask, before any change of the second round, and never
 used to tune either; ``heldout3``, written from the corpus text before any change of the third
 round (short, colloquial, zh-heavy, a few in Traditional Chinese or mixed with English, weighted
-to definitions, durations, causes and people), never tuned on (see tests/knowledge/support.py). Each case names the facts (any one) the
+to definitions, durations, causes and people); ``heldout4``, 238 questions written from the corpus
+text before any change of the fourth round, on facts the other sets mostly do not ask for. From the
+fourth round on, held-out 2 and 3 are tuning material; held-out 1 and 4 are never tuned on (see
+tests/knowledge/support.py). Each case names the facts (any one) the
 answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
 count as carrying its fact. The floors are the rates measured when the sets were frozen,
 rounded down: a change that makes answers worse fails here.
@@ -26,8 +29,8 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.84, "heldout3": 0.84}
-LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.95, "heldout2": 0.81, "heldout3": 0.82}
+FACT_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.84, "heldout3": 0.84, "heldout4": 0.85}
+LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.95, "heldout2": 0.81, "heldout3": 0.82, "heldout4": 0.84}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
