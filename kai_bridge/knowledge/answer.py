@@ -28,7 +28,20 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, DURATION, PROFILE, STEPS, PlaceNames, sentence_kinds
+from kai_bridge.knowledge.facts import (
+    ALTITUDE,
+    DATE,
+    DEFINITION,
+    DURATION,
+    PERSON,
+    PROFILE,
+    QUANTITY,
+    RATIO,
+    STEPS,
+    TEMPERATURE,
+    PlaceNames,
+    sentence_kinds,
+)
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
@@ -68,6 +81,11 @@ SHORT_ANCHOR = {"zh": 25, "en": 70}
 # when it scores at least SECOND_SHARE of the anchor (tuned on the tuning set and held-out 2-3).
 SECOND_SHARE = 0.6
 SECOND_ROOM = {"zh": 160, "en": 400}
+EXTRA_ANCHORS = 2  # at most this many join the anchor
+# ... and when the question asks for a value the answer lacks, the best sentence carrying one
+# joins it when it scores at least KIND_SHARE of the anchor.
+KIND_SHARE = 0.5
+TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
@@ -589,13 +607,22 @@ def _second_anchor(
 ) -> tuple[str, str] | None:
     """The next most relevant sentence, rendered, when the answer is short and it scores close
     to the anchor: a second chance for the fact when the anchor is near it but not on it."""
-    if len(first) >= SECOND_ROOM[language] or best <= 0.0:
+    if best <= 0.0:
         return None
+    primary = wanted.primary
+    # A question asking for a value (a time, a temperature, a name...) whose answer carries
+    # none: the best sentence that does carry one, from the top articles, if it is relevant.
+    missing = primary & TYPED and not sentence_kinds(first, language=language, places=_NO_PLACES) & primary
+    if not missing and len(first) >= SECOND_ROOM[language]:
+        return None
+    share = KIND_SHARE if missing else SECOND_SHARE
     for score, rank, i in sorted(ranked, key=lambda c: (-c[0], c[1], c[2])):
-        if score < SECOND_SHARE * best:
+        if score < share * best:
             return None
         hit, article = kept[rank]
         text = index.texts[hit.doc][language]
+        if missing and i not in text.by_kind.get(primary, ()):
+            continue
         if text.sentences[i].text in first:
             continue
         renderer = _Renderer(
@@ -699,27 +726,31 @@ def compose(
             wanted=wanted,
             implied=scored_by_doc[hit.doc][2],
         )
-        first = renderer.render(anchor, kinds=kinds)
-        part = _attributed(first, article.title(language), language)
-        second = _second_anchor(
-            first,
-            best[0],
-            ranked,
-            kept=kept,
-            scored=scored,
-            scored_by_doc=scored_by_doc,
-            index=index,
-            wanted=wanted,
-            language=language,
-            kinds=kinds,
-        )
-        if second is not None:
-            text, title = second
-            if title == article.title(language):
-                part = _attributed(first + ("" if language == "zh" else " ") + text, title, language)
+        said = renderer.render(anchor, kinds=kinds)
+        gap = "" if language == "zh" else " "
+        segments = [(article.title(language), said)]  # (source title, text), in the order said
+        for _ in range(EXTRA_ANCHORS):
+            extra = _second_anchor(
+                said,
+                best[0],
+                ranked,
+                kept=kept,
+                scored=scored,
+                scored_by_doc=scored_by_doc,
+                index=index,
+                wanted=wanted,
+                language=language,
+                kinds=kinds,
+            )
+            if extra is None:
+                break
+            text, title = extra
+            said += gap + text
+            if title == segments[-1][0]:
+                segments[-1] = (title, segments[-1][1] + gap + text)
             else:
-                part += ("" if language == "zh" else " ") + _attributed(text, title, language)
-        answer_parts.append(part)
+                segments.append((title, text))
+        answer_parts.append(gap.join(_attributed(text, title, language) for title, text in segments))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]
