@@ -68,6 +68,9 @@ BLOCK_SHARE = 0.5  # ... and of the best word score of its own paragraph or item
 FOCUS_SHARE = 0.6  # the question's subject: its words with at least this share of the top idf
 LEAD_BONUS = 0.5  # the article's first sentence (it usually defines the subject)
 LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's subject is
+SUBJECT_BONUS = 1.0  # a sentence opening with what a definition question asks about
+SUBJECT_CHARS = 10  # ... within its first this many characters (Chinese)
+SUBJECT_WORDS = 5  # ... or words (English)
 ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
 NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
@@ -107,6 +110,15 @@ _TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
+)
+# Words that say a question is about coffee as surely as "coffee" does (the off-topic gate
+# then asks less of the wording: "刚烘的豆子放几天再冲" is on topic, only phrased loosely).
+_BREW_WORDS = frozenset(
+    t
+    for t in terms(
+        "豆子 烘豆 手冲 冲煮 萃取 意式 拿铁 奶泡 生豆 熟豆 咖啡因 养豆 磨豆 espresso barista cappuccino caffeine"
+    )
+    if not has_cjk(t) or len(t) > 1
 )
 # Words that make a bare country or process name a coffee question ("中国股市" is not).
 _COFFEE_CONTEXT = frozenset(
@@ -244,6 +256,16 @@ class _Wanted:
                 if _NORM_SENTENCE.search(sentence.text) is not None:
                     scores[i] += NORM_BONUS
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
+        if primary == DEFINITION and SUBJECT_BONUS:
+            # "74110是什么品种": the sentence whose subject is the thing asked about (it opens
+            # with it: "74110和74112均于..."), not any sentence that mentions it.
+            asked = self.focus
+            candidates = {i for t in asked for i in postings.get(t, ())}
+            for i in candidates:
+                text_i = sentences[i].text
+                head = text_i[:SUBJECT_CHARS] if has_cjk(text_i[:4]) else " ".join(text_i.split()[:SUBJECT_WORDS])
+                if not asked.isdisjoint(terms(head)):
+                    scores[i] += SUBJECT_BONUS
         return scores, together, implied
 
 
@@ -662,7 +684,7 @@ def compose(
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
-    about_coffee = index.about_coffee(plan)
+    about_coffee = index.about_coffee(plan) or not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
     if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF

@@ -129,6 +129,22 @@ def test_the_known_misses_now_find_their_articles(kb: KnowledgeBase, query: str,
 
 
 @pytest.mark.parametrize(
+    ("query", "article"),
+    [
+        pytest.param("蜜处理到底是啥", "process-honey", id="what-on-earth-is"),
+        pytest.param("4:6冲法是谁搞出来的", "brew-pour-over-v60", id="who-came-up-with"),
+        pytest.param("烘一锅豆子一般几分钟", "roast-chemistry", id="usually-how-many-minutes"),
+        pytest.param("刚烘的豆子放几天再冲", "roast-home-roasting", id="beans-says-coffee"),
+    ],
+)
+def test_colloquial_chinese_questions_are_not_taken_for_off_topic(kb: KnowledgeBase, query: str, article: str) -> None:
+    # Fillers (到底, 啥, 搞, 一般) are question scaffolding, and 豆子 says "coffee" to the gate.
+    answer = kb.query(query)
+    assert answer.found
+    assert article in {p.article_id for p in answer.passages}
+
+
+@pytest.mark.parametrize(
     ("query", "language"),
     [
         pytest.param("how to make green tea", "en", id="green-tea"),
