@@ -40,6 +40,7 @@ from kai_bridge.knowledge.facts import (
     STEPS,
     TEMPERATURE,
     PlaceNames,
+    carries_value,
     sentence_kinds,
 )
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
@@ -85,6 +86,7 @@ SHORT_ANCHOR = {"zh": 25, "en": 70}
 SECOND_SHARE = 0.6
 SECOND_ROOM = {"zh": 160, "en": 400}
 EXTRA_ANCHORS = 2  # at most this many join the anchor
+EXTRA_TRIES = 3  # candidates rendered for each extra anchor, at most (query cost)
 # ... and when the question asks for a value the answer lacks, the best sentence carrying one
 # joins it when it scores at least KIND_SHARE of the anchor.
 KIND_SHARE = 0.5
@@ -614,11 +616,12 @@ def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, fr
     return {doc: frozenset(words) for doc, words in found.items()}
 
 
-def _second_anchor(
-    first: str,
+def _extra_anchor(
+    said: str,
     best: float,
-    ranked: list[tuple[float, int, int]],
+    candidates: list[tuple[float, int, int]],
     *,
+    missing: bool,
     kept: list[tuple[Hit, Article]],
     scored: list[list[float]],
     scored_by_doc: dict[int, tuple[list[float], float, float]],
@@ -627,25 +630,24 @@ def _second_anchor(
     language: Language,
     kinds: int,
 ) -> tuple[str, str] | None:
-    """The next most relevant sentence, rendered, when the answer is short and it scores close
-    to the anchor: a second chance for the fact when the anchor is near it but not on it."""
-    if best <= 0.0:
+    """The next most relevant sentence (``candidates``: score, article rank, sentence; best
+    first), rendered, when the answer so far (``said``) is short and it scores close to the
+    anchor: a second chance for the fact when the anchor is near it but not on it. When the
+    question asks for a value the answer lacks (``missing``: a time, a temperature, a name...),
+    the best sentence that carries one, if it is relevant enough."""
+    if not missing and len(said) >= SECOND_ROOM[language]:
         return None
+    floor = (KIND_SHARE if missing else SECOND_SHARE) * best
     primary = wanted.primary
-    # A question asking for a value (a time, a temperature, a name...) whose answer carries
-    # none: the best sentence that does carry one, from the top articles, if it is relevant.
-    missing = primary & TYPED and not sentence_kinds(first, language=language, places=_NO_PLACES) & primary
-    if not missing and len(first) >= SECOND_ROOM[language]:
-        return None
-    share = KIND_SHARE if missing else SECOND_SHARE
-    for score, rank, i in sorted(ranked, key=lambda c: (-c[0], c[1], c[2])):
-        if score < share * best:
+    tries = EXTRA_TRIES
+    for score, rank, i in candidates:
+        if score < floor or not tries:
             return None
         hit, article = kept[rank]
         text = index.texts[hit.doc][language]
         if missing and i not in text.by_kind.get(primary, ()):
             continue
-        if text.sentences[i].text in first:
+        if text.sentences[i].text in said:
             continue
         renderer = _Renderer(
             text,
@@ -657,9 +659,10 @@ def _second_anchor(
             implied=scored_by_doc[hit.doc][2],
         )
         extra = renderer.render(i, kinds=kinds)
-        if len(first) + len(extra) > ANSWER_CHARS[language]:
+        tries -= 1
+        if len(said) + len(extra) > ANSWER_CHARS[language]:
             continue
-        if any(s.text in extra and s.text in first for s in text.sentences):
+        if any(s.text in extra and s.text in said for s in text.sentences):
             continue  # it repeats what the answer already says
         return extra, article.title(language)
     return None
@@ -703,16 +706,16 @@ def compose(
     scored = [scored_by_doc[hit.doc][0] for hit, _ in kept]
     best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     top_score = kept[0][0].score if kept else 1.0
-    ranked: list[tuple[float, int, int]] = []  # every candidate sentence, for a second anchor
+    bonuses: list[float] = []  # each article's bonus, by rank (for the extra anchors too)
     for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
         scores = scored[rank]
+        bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
+        bonus += NAMED_BONUS if hit.alias else 0.0
+        bonuses.append(bonus)
         if scores:
-            bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
-            bonus += NAMED_BONUS if hit.alias else 0.0
             i = max(range(len(scores)), key=scores.__getitem__)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
-            ranked.extend((score + bonus, rank, j) for j, score in enumerate(scores))
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
     if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee):
@@ -751,11 +754,24 @@ def compose(
         said = renderer.render(anchor, kinds=kinds)
         gap = "" if language == "zh" else " "
         segments = [(article.title(language), said)]  # (source title, text), in the order said
-        for _ in range(EXTRA_ANCHORS):
-            extra = _second_anchor(
+        low = min(SECOND_SHARE, KIND_SHARE) * best[0]
+        candidates = sorted(
+            (
+                (score + bonuses[rank], rank, i)
+                for rank, scores in enumerate(scored[:ANSWER_ARTICLES])
+                for i, score in enumerate(scores)
+                if score + bonuses[rank] >= low
+            ),
+            key=lambda c: (-c[0], c[1], c[2]),
+        )
+        asks = primary & TYPED
+        missing = bool(asks) and not carries_value(said, asks)
+        for _ in range(EXTRA_ANCHORS if best[0] > 0.0 else 0):
+            extra = _extra_anchor(
                 said,
                 best[0],
-                ranked,
+                candidates,
+                missing=missing,
                 kept=kept,
                 scored=scored,
                 scored_by_doc=scored_by_doc,
@@ -766,6 +782,7 @@ def compose(
             )
             if extra is None:
                 break
+            missing = missing and not carries_value(extra[0], asks)
             text, title = extra
             said += gap + text
             if title == segments[-1][0]:

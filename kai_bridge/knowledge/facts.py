@@ -557,6 +557,41 @@ _TIME_WORDS = frozenset(["second", "seconds", "minute", "minutes", "hour", "hour
 _ZH_NUMBERED = re.compile(f"[{_ZH_NUMERALS}]")
 
 
+def carries_value(text: str, kind: int) -> bool:
+    """Whether ``text`` carries a value of ``kind`` (a duration, temperature, ratio, quantity,
+    date, altitude or person), as :func:`sentence_kinds` would say, checking that kind only
+    (the answer composer asks this of whole answers, at query time)."""
+    lower = text.lower()
+    if kind == TEMPERATURE:
+        return _TEMPERATURE.search(lower) is not None
+    if kind == QUANTITY:
+        return _QUANTITY.search(lower) is not None
+    if kind == DATE:
+        return _DATE.search(lower) is not None
+    if kind == PERSON:
+        words, word_set, pairs = _sentence_words(lower)
+        return bool(
+            _PERSON_EN.found(words, word_set, pairs)
+            or _PERSON_NAME.search(text)
+            or (has_cjk(text) and _PERSON_ZH.search(text))
+        )
+    cjk = has_cjk(text)
+    numbered = _DIGITS.search(text) is not None or (cjk and _ZH_NUMBERED.search(text) is not None)
+    if kind == DURATION:
+        if (numbered or not _TIME_WORDS.isdisjoint(_sentence_words(lower)[1])) and (
+            _DURATION.search(lower) or _CLOCK.search(lower)
+        ):
+            return True
+        return numbered and any(
+            m.group(1) != m.group(3) or "00" in (m.group(2), m.group(4)) for m in _CLOCK_RANGE.finditer(lower)
+        )
+    if kind == RATIO:
+        return numbered and _RATIO.search(lower) is not None
+    if kind == ALTITUDE:
+        return numbered and _ALTITUDE.search(lower) is not None
+    return sentence_kinds(text, language="zh" if cjk else "en", places=PlaceNames(en=(), zh=())) & kind != 0
+
+
 def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:
     """The kinds of fact ``text`` carries (see the module docstring). Runs at index build for
     every sentence: cheap checks first, the numeric patterns only where there is a number."""
