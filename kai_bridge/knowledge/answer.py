@@ -647,8 +647,8 @@ def _extra_anchor(
         text = index.texts[hit.doc][language]
         if missing and i not in text.by_kind.get(primary, ()):
             continue
-        if text.sentences[i].text in said:
-            continue
+        if _strip_end(text.sentences[i].text) in said:
+            continue  # said already (a list item joined into a sentence has lost its end mark)
         renderer = _Renderer(
             text,
             scored[rank],
@@ -661,8 +661,17 @@ def _extra_anchor(
         extra = renderer.render(i, kinds=kinds)
         tries -= 1
         if len(said) + len(extra) > ANSWER_CHARS[language]:
-            continue
-        if any(s.text in extra and s.text in said for s in text.sentences):
+            # Its list or paragraph does not fit: the sentence alone may.
+            extra = text.sentences[i].text
+            if (
+                extra.endswith((":", "："))
+                or _LEANS_BACK.match(extra)
+                or len(said) + len(extra) > ANSWER_CHARS[language]
+            ):
+                continue
+        if any(
+            len(part) > 5 and part in extra and part in said for part in (_strip_end(s.text) for s in text.sentences)
+        ):
             continue  # it repeats what the answer already says
         return extra, article.title(language)
     return None
