@@ -130,7 +130,7 @@ _CUES: tuple[_Cue, ...] = (
         "",
         "研磨度 磨多细 磨多粗 多粗 多细 粗细 磨得多 研磨粗",
     ),
-    _cue(TEMPERATURE, "how hot, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
+    _cue(TEMPERATURE, "how hot, temp, temps, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
     _cue(
         RATIO,
         "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
