@@ -93,6 +93,7 @@ KIND_SHARE = 0.5
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
+_LATIN_RUN = re.compile(r"[A-Za-z0-9]+")
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
@@ -265,7 +266,12 @@ class _Wanted:
             candidates = {i for t in asked for i in postings.get(t, ())}
             for i in candidates:
                 text_i = sentences[i].text
-                head = text_i[:SUBJECT_CHARS] if has_cjk(text_i[:4]) else " ".join(text_i.split()[:SUBJECT_WORDS])
+                if has_cjk(text_i[:4]):
+                    # The first characters, and the rest of a Latin word or number cut by them (74110).
+                    cut = _LATIN_RUN.match(text_i, SUBJECT_CHARS)
+                    head = text_i[:SUBJECT_CHARS] + (cut.group() if cut else "")
+                else:
+                    head = " ".join(text_i.split()[:SUBJECT_WORDS])
                 if not asked.isdisjoint(terms(head)):
                     scores[i] += SUBJECT_BONUS
         return scores, together, implied
