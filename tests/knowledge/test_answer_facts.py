@@ -10,8 +10,8 @@ text before any change of the fourth round, on facts the other sets mostly do no
 fourth round on, held-out 2 and 3 are tuning material; held-out 1 and 4 are never tuned on (see
 tests/knowledge/support.py). Each case names the facts (any one) the
 answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
-count as carrying its fact. The floors are the rates measured when the sets were frozen,
-rounded down: a change that makes answers worse fails here.
+count as carrying its fact. The floors are the rates measured at the end of the fourth round
+(held-out 4 when frozen: 0.853), rounded down: a change that makes answers worse fails here.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.84, "heldout3": 0.84, "heldout4": 0.85}
-LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.95, "heldout2": 0.81, "heldout3": 0.82, "heldout4": 0.84}
+FACT_FLOOR = {"tuning": 0.96, "heldout": 0.96, "heldout2": 0.92, "heldout3": 0.91, "heldout4": 0.89}
+LANGUAGE_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.89, "heldout3": 0.90, "heldout4": 0.89}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
