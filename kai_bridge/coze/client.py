@@ -65,12 +65,6 @@ __all__ = ["SEND_TAG_KEY", "CozeClient"]
 SEND_TAG_KEY = "kai_bridge_send"
 
 
-#: Reads of a chat Coze has started (its status, its messages) get this many retries more than the
-#: policy's: the bot did the work, and giving up loses an answer that exists, for want of a cheap,
-#: safe repeat. With 1 request in 5 failing, 1 + 3 tries lose about 1 read in 600, 1 + 5 about 1 in 12,000.
-STARTED_CHAT_EXTRA_RETRIES = 2
-
-
 def send_tag(send_key: str) -> str:
     """The tag of a keyed send: 24 hex characters like a random one, and not the key itself."""
     return hashlib.sha256(send_key.encode()).hexdigest()[:24]
@@ -258,7 +252,7 @@ class CozeClient:
     async def _retrieve_chat(self, *, conversation_id: str, chat_id: str) -> tuple[Chat, str | None]:
         env = await self._pipe.call("GET", "/v3/chat/retrieve",
                                     params={"conversation_id": conversation_id, "chat_id": chat_id},
-                                    idempotent=True, context="retrieve_chat", extra_retries=STARTED_CHAT_EXTRA_RETRIES)
+                                    idempotent=True, context="retrieve_chat")
         return _validate(Chat, env.data, context="retrieve_chat", logid=env.logid), env.logid
 
     async def retrieve_chat(self, *, conversation_id: str, chat_id: str) -> Chat:
@@ -268,8 +262,7 @@ class CozeClient:
     async def list_chat_messages(self, *, conversation_id: str, chat_id: str) -> list[Message]:
         env = await self._pipe.call("GET", "/v3/chat/message/list",
                                     params={"conversation_id": conversation_id, "chat_id": chat_id},
-                                    idempotent=True, context="list_chat_messages",
-                                    extra_retries=STARTED_CHAT_EXTRA_RETRIES)
+                                    idempotent=True, context="list_chat_messages")
         items = env.data if isinstance(env.data, list) else []
         return [_validate(Message, item, context="list_chat_messages", logid=env.logid) for item in items]
 

@@ -199,22 +199,13 @@ class CozePipeline:
         await self._sleep(delay)
 
     async def _authed(
-        self,
-        send: Callable[[str], Awaitable[_T]],
-        *,
-        idempotent: bool,
-        context: str,
-        retries: int | None = None,
-        extra_retries: int = 0,
+        self, send: Callable[[str], Awaitable[_T]], *, idempotent: bool, context: str, retries: int | None = None
     ) -> _T:
         """Run ``send(token)`` behind the breaker: one re-mint on 401/4100, backoff where a repeat is safe.
 
-        ``retries`` caps the repeats below the policy's ``max_retries`` (0: one try only);
-        ``extra_retries`` adds to the policy's budget, unless the policy retries nothing.
+        ``retries`` caps the repeats below the policy's ``max_retries`` (0: one try only).
         """
         budget = self.retry.max_retries if retries is None else min(retries, self.retry.max_retries)
-        if self.retry.max_retries:
-            budget += extra_retries
         retry = 0
         reauthed = False
         while True:
@@ -277,7 +268,6 @@ class CozePipeline:
         idempotent: bool,
         context: str,
         retries: int | None = None,
-        extra_retries: int = 0,
     ) -> Envelope:
         """One JSON request through the whole pipeline; the parsed envelope, or a CozeError."""
         url = self.base_url + path
@@ -291,8 +281,7 @@ class CozePipeline:
                 raise self._transport_error(exc, context) from exc
             return parse_envelope(response, context=context)
 
-        return await self._authed(send, idempotent=idempotent, context=context, retries=retries,
-                                  extra_retries=extra_retries)
+        return await self._authed(send, idempotent=idempotent, context=context, retries=retries)
 
     # ---- streams ---------------------------------------------------------------------------
     async def _open_stream(self, *, path: str, params: Mapping[str, Any], body: Any, context: str) -> httpx.Response:

@@ -308,25 +308,3 @@ async def test_a_send_repeated_with_its_key_follows_the_chat_it_started(rig: Rig
     other = await rig.client.stream_and_collect(dataclasses.replace(keyed, send_key="event:evt-2:route:announce"))
     assert other.chat.id != first.chat.id
     assert rig.state.chats_created == 2
-
-
-async def test_reads_of_a_started_chat_get_two_more_retries_than_other_reads(rig: Rig) -> None:
-    # The chat exists upstream: its status is worth 1 + 3 + 2 tries, where a bot lookup gets 1 + 3.
-    chat = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
-    await rig.add_fault(route="chat.retrieve", error_rate=1.0, times=5)
-    again = await rig.client.retrieve_chat(conversation_id=chat.conversation_id, chat_id=chat.id)
-    assert again.id == chat.id
-    assert rig.state.requests["chat.retrieve"] == 6
-    await rig.add_fault(route="chat.retrieve", error_rate=1.0, times=6)
-    with pytest.raises(CozeServerError):
-        await rig.client.retrieve_chat(conversation_id=chat.conversation_id, chat_id=chat.id)
-    assert rig.state.requests["chat.retrieve"] == 12
-
-
-async def test_with_retries_off_a_started_chats_read_is_tried_once(make_rig: RigFactory) -> None:
-    rig = await make_rig(retry=RetryPolicy.none())
-    chat = await rig.client.create_chat(ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION))
-    await rig.add_fault(route="chat.retrieve", error_rate=1.0, times=1)
-    with pytest.raises(CozeServerError):
-        await rig.client.retrieve_chat(conversation_id=chat.conversation_id, chat_id=chat.id)
-    assert rig.state.requests["chat.retrieve"] == 1
