@@ -227,7 +227,7 @@ class Settings(BaseModel):
     coze_connect_timeout: float = Field(default=5.0, gt=0)
     coze_max_connections: int = Field(default=100, ge=1)
     coze_max_keepalive: int = Field(default=20, ge=0)
-    coze_max_retries: int = Field(default=3, ge=0, le=10)
+    coze_max_retries: int = Field(default=5, ge=0, le=10)
     coze_backoff_base: float = Field(default=0.2, ge=0)
     coze_backoff_max: float = Field(default=5.0, ge=0)
     coze_breaker_failures: int = Field(default=5, ge=1)
