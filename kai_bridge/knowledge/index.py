@@ -140,6 +140,7 @@ class QueryPlan:
     units: list[str]
     content_weight: float  # sum of weight x idf of the query terms
     masses: dict[str, float] = field(default_factory=dict)  # term -> weight x idf (what mass() reads)
+    term_docs: dict[str, frozenset[int]] = field(default_factory=dict)  # term -> articles matching it
 
     def mass(self, term: str) -> float:
         if self.masses:
@@ -267,7 +268,7 @@ class Index:
         self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
         self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
         self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
-        self._query_term_memo: dict[tuple[str, float, str], tuple[QueryTerm, str | None]] = {}
+        self._query_term_memo: dict[tuple[str, float, str], tuple[QueryTerm, str | None, frozenset[int]]] = {}
 
     @property
     def size(self) -> int:
@@ -349,19 +350,21 @@ class Index:
                 raw[term] = (weight, surface)
         corrections: dict[str, str] = {}
         query_terms: list[QueryTerm] = []
+        term_docs: dict[str, frozenset[int]] = {}
         memo = self._query_term_memo
         for term, (weight, surface) in raw.items():
             found = memo.get((term, weight, surface))
             if found is None:
                 alternatives, idf, fixed = self._analysed(term, surface)
-                found = (QueryTerm(term, weight, idf, alternatives), fixed)
+                found = (QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives))
                 if len(memo) >= MEMO_SIZE:
                     memo.clear()
                 memo[(term, weight, surface)] = found
-            query_term, fixed = found
+            query_term, fixed, docs = found
             if fixed is not None:
                 corrections[surface] = fixed
             query_terms.append(query_term)
+            term_docs[term] = docs
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -395,7 +398,7 @@ class Index:
                 expansion.update(exp.terms)
         content = sum(qt.weight * qt.idf for qt in query_terms)
         return QueryPlan(
-            query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses
+            query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs
         )
 
     def _unmatched_idf(self, term: str) -> float:
@@ -423,22 +426,29 @@ class Index:
             if SKIP_COVERED_CHARS
             else set()
         )
+        term_docs = plan.term_docs
         for qt in plan.terms:
             qweight = qt.weight
             mass = qweight * qt.idf
             if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
                 continue
             if qweight < 1.0 and qt.term in covered_chars:
-                for doc in self._docs_of(qt.alternatives):
+                docs = term_docs.get(qt.term)
+                for doc in docs if docs is not None else self._docs_of(qt.alternatives):
                     covered[doc] += mass
                 continue
             alternatives = qt.alternatives
             if len(alternatives) == 1:
                 alt, factor = alternatives[0]
                 weight, credit = qweight * factor, mass * factor
-                for doc, impact in postings[alt]:
-                    scores[doc] += weight * impact
-                    covered[doc] += credit
+                if weight == 1.0:  # the common case: a whole word, as written (x 1.0 is exact)
+                    for doc, impact in postings[alt]:
+                        scores[doc] += impact
+                        covered[doc] += credit
+                else:
+                    for doc, impact in postings[alt]:
+                        scores[doc] += weight * impact
+                        covered[doc] += credit
                 continue
             for doc, value, factor in self._merged(alternatives):
                 scores[doc] += qweight * value
@@ -450,16 +460,18 @@ class Index:
             for exp in plan.expansions:
                 for term in exp.span_terms:
                     if term not in span_docs:
-                        span_docs[term] = self._docs_of(by_term[term].alternatives)
+                        found = term_docs.get(term)
+                        span_docs[term] = found if found is not None else self._docs_of(by_term[term].alternatives)
             # A span word an article did not match itself is credited once, whichever expansion
             # reaches the article first.
             credited: dict[str, set[int]] = {}
+            several = len(plan.expansions) > 1
             for exp in plan.expansions:
+                pairs: Sequence[tuple[int, float]]
                 if exp.side >= 0 and len(exp.docs) == 1:  # the common case, precomputed at build
                     (named_doc,) = exp.docs
                     reached: frozenset[int] = self._cross_docs[named_doc][exp.side]
-                    for doc, value in self._cross_pairs[named_doc][exp.side]:  # zero elsewhere
-                        scores[doc] += value
+                    pairs = self._cross_pairs[named_doc][exp.side]  # zero elsewhere
                 else:
                     best_reach: dict[int, float] = {}
                     for term, weight in exp.terms.items():
@@ -467,12 +479,11 @@ class Index:
                             if weight * impact > best_reach.get(doc, 0.0):
                                 best_reach[doc] = weight * impact
                     reached = frozenset(best_reach)
-                    for doc, value in best_reach.items():
-                        scores[doc] += value
+                    pairs = list(best_reach.items())
                 # Each reached article earns the credit of the span words it did not match
                 # itself (nor was credited for already): all of it, less what it matched.
                 base = 0.0
-                less: dict[int, float] = {}
+                matched: list[tuple[float, frozenset[int] | set[int]]] = []  # (credit, articles it is taken from)
                 for term in exp.span_terms:
                     qt = by_term[term]
                     if qt.weight < 1.0:  # a character of a Chinese name: its bigrams carry it
@@ -482,15 +493,30 @@ class Index:
                         continue
                     base += credit
                     done = credited.setdefault(term, set())
-                    for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
-                        less[doc] = less.get(doc, 0.0) + credit
-                    if len(plan.expansions) > 1:
+                    matched.append((credit, span_docs[term] | done if done else span_docs[term]))
+                    if several:
                         done |= reached - span_docs[term]
-                if base:
-                    for doc in reached:
-                        covered[doc] += base
-                    for doc, value in less.items():
-                        covered[doc] -= value
+                # One pass over the reached articles: the reach, then the credit less what each
+                # matched (summed in the order of the span words, as the coverage of one word).
+                if not base:
+                    for doc, value in pairs:
+                        scores[doc] += value
+                elif len(matched) == 1:
+                    ((credit, taken),) = matched
+                    for doc, value in pairs:
+                        scores[doc] += value
+                        if doc in taken:
+                            covered[doc] = covered[doc] + base - credit
+                        else:
+                            covered[doc] += base
+                else:
+                    for doc, value in pairs:
+                        scores[doc] += value
+                        less = 0.0
+                        for credit, taken in matched:
+                            if doc in taken:
+                                less += credit
+                        covered[doc] = covered[doc] + base - less if less else covered[doc] + base
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
             scores[doc] += ALIAS_BONUS * strength
@@ -498,7 +524,7 @@ class Index:
         # An article that explains more of the question ranks higher.
         floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
         values = [
-            score * (floor_share + rest * (c / content if c < content else 1.0))
+            score * (floor_share + rest * (c / content if c < content else 1.0)) if score else 0.0
             for score, c in zip(scores, covered, strict=True)
         ]
 
