@@ -253,6 +253,9 @@ class Settings(BaseModel):
     # false (default): a caller's user_id names a conversation slot inside the caller's own
     # space; true: user_id is global, any caller may use (and read) any user's conversation.
     conversations_shared_user_ids: bool = False
+    # seconds a conversation's one-chat-at-a-time lease lives unrenewed (renewed every third of it while a chat
+    # runs): how long a crashed replica's conversations stay blocked before another replica may send
+    conversation_lease: float = Field(default=30.0, ge=1, le=3600)
     mcp_allowed_hosts: list[str] = Field(default_factory=list)
     mcp_allowed_origins: list[str] = Field(default_factory=list)
     mcp_stateless: bool = False

@@ -199,6 +199,7 @@ async def open_runtime(
             coze=session.client,
             store=store,
             plugins=RegistryPluginRunner(registry),
+            lease=settings.conversation_lease,
             default_bot_id=session.bot_id or "",
             max_rounds=settings.requires_action_max_rounds,
             chat_timeout=settings.coze_chat_timeout,

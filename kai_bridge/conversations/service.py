@@ -86,6 +86,7 @@ class ConversationService:
         store: Store,
         plugins: PluginRunner,
         queue: ConversationQueue | None = None,
+        lease: float = 30.0,
         default_bot_id: str,
         max_rounds: int,
         chat_timeout: float,
@@ -97,7 +98,7 @@ class ConversationService:
         self._store = store
         self._plugins = plugins
         self._records = ChatRecorder(store=store, clock=clock)
-        self._queue = queue or ConversationQueue(store=store)
+        self._queue = queue or ConversationQueue(store=store, ttl=lease)
         self.default_bot_id = default_bot_id
         self.max_rounds = max_rounds
         self.chat_timeout = chat_timeout
@@ -230,8 +231,13 @@ class ConversationService:
         on_delta: OnDelta | None = None,
         on_chat: Callable[[str, str], None] | None = None,
         may: MayTouch | None = None,
+        send_key: str | None = None,
     ) -> SendResult:
         """Send ``message`` and stream the reply; see the module docstring for the whole contract.
+
+        ``send_key`` names this send across repeats (an event dispatched again after the process
+        that first handled it died): if the conversation already holds the chat of a send with
+        this key, that chat is followed and no new one is started.
 
         ``on_chat(chat_id, conversation_id)`` is called once Coze has named the chat (a caller
         that cannot wait for the end can hand out the chat id for ``get_chat_result``).
@@ -261,7 +267,7 @@ class ConversationService:
             try:
                 with anyio.move_on_after(self.chat_timeout) as deadline:
                     try:
-                        await self._converse(run, message, on_delta)
+                        await self._converse(run, message, on_delta, send_key)
                     except CozeNotFoundError:
                         if explicit or run.chat_id is not None:
                             raise
@@ -273,7 +279,7 @@ class ConversationService:
                                                                        gone=conversation_id)
                         await held.enter_async_context(self._hold(replacement))
                         run.conversation_id = replacement
-                        await self._converse(run, message, on_delta)
+                        await self._converse(run, message, on_delta, send_key)
             except anyio.get_cancelled_exc_class():
                 await self._abandon(run, status=ChatStatus.CANCELED, error="canceled: the caller stopped waiting")
                 raise
@@ -350,13 +356,14 @@ class ConversationService:
         return conversation.id
 
     # ---- the stream loop ---------------------------------------------------------------------
-    async def _converse(self, run: ChatRun, message: str, on_delta: OnDelta | None) -> None:
+    async def _converse(self, run: ChatRun, message: str, on_delta: OnDelta | None, send_key: str | None) -> None:
         events: AsyncIterator[ChatEvent] = self._coze.stream_chat(
             ChatRequest(
                 bot_id=run.bot_id,
                 user_id=run.user_id,
                 messages=[EnterMessage.user(message)],
                 conversation_id=run.conversation_id,
+                send_key=send_key,
             )
         )
         while True:

@@ -5,7 +5,8 @@ closed ──(N consecutive failures)──► open ──(reset_timeout elapsed
   └────────────(probe succeeds)───────┴─────────(probe fails)────────────┘
 
 Only upstream-health failures count (transport errors, 5xx/5000): a 4xx means Coze is up
-and answering, so it counts as a success. While open, calls fail in microseconds with
+and answering, so it counts as a success. The pipeline gives one verdict per call, by its last
+attempt: an attempt that failed and is retried counts for nothing while the breaker is closed. While open, calls fail in microseconds with
 :class:`~kai_bridge.errors.CircuitOpenError` carrying ``retry_after``. In half-open one
 caller at a time is let through as the probe; the others keep failing fast until it
 settles. A probe that hangs (an upstream that accepts and never answers) does not hold the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import random
 import secrets
@@ -62,6 +63,11 @@ __all__ = ["SEND_TAG_KEY", "CozeClient"]
 
 #: The ``meta_data`` key that marks a question sent by this client, to tell whether a failed create started a chat.
 SEND_TAG_KEY = "kai_bridge_send"
+
+
+def send_tag(send_key: str) -> str:
+    """The tag of a keyed send: 24 hex characters like a random one, and not the key itself."""
+    return hashlib.sha256(send_key.encode()).hexdigest()[:24]
 
 log = logging.getLogger(__name__)
 
@@ -355,9 +361,21 @@ class CozeClient:
                                         body=request.body(stream=True), context="stream_chat")
 
     async def _stream_chat_checked(self, request: ChatRequest, conversation_id: str) -> AsyncGenerator[ChatEvent, None]:
-        tag = secrets.token_hex(12)
+        tag = send_tag(request.send_key) if request.send_key is not None else secrets.token_hex(12)
         *context, question = request.messages
         tagged = dataclasses.replace(request, messages=[*context, question.tagged(SEND_TAG_KEY, tag)])
+        if request.send_key is not None:
+            # A send that may have been made before (by a process that died mid-chat): follow that chat.
+            earlier = await self._find_tagged(conversation_id=conversation_id, tag=tag, retries=None)
+            if earlier is not None:
+                self._pipe.counters["sends_followed"] += 1
+                log.info("stream_chat: this send was made before (chat %s); following it instead of sending again",
+                         earlier)
+                async with contextlib.aclosing(self._follow(conversation_id=conversation_id,
+                                                            chat_id=earlier)) as followed:
+                    async for event in followed:
+                        yield event
+                return
         retry = 0
         while True:
             events = self._open_chat_stream(tagged)

@@ -229,7 +229,10 @@ class ChatRequest:
     """One chat turn as ``POST /v3/chat`` takes it; ``stream`` is the method's choice, not the request's.
 
     ``messages`` are the additional messages (the last is the query); ``conversation_id``
-    continues a conversation (Coze creates one when it is None).
+    continues a conversation (Coze creates one when it is None). ``send_key`` names the send
+    across repeats (a webhook event dispatched again after a crash): the question's tag is made
+    from it, and the conversation is searched for that tag before anything is sent, so a repeat
+    follows the chat the first try started instead of starting another. It is not sent as such.
     """
 
     bot_id: str
@@ -239,6 +242,7 @@ class ChatRequest:
     custom_variables: Mapping[str, str] | None = None
     meta_data: Mapping[str, str] | None = None
     auto_save_history: bool = True
+    send_key: str | None = None
 
     def body(self, *, stream: bool) -> dict[str, Any]:
         """The JSON body (Coze rejects nulls in the optional maps, so they are left out)."""

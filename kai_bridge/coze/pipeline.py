@@ -33,7 +33,7 @@ import httpx
 
 from kai_bridge._version import __version__
 from kai_bridge.coze.auth import TokenProvider
-from kai_bridge.coze.breaker import CircuitBreaker
+from kai_bridge.coze.breaker import BreakerState, CircuitBreaker, counts_as_failure
 from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
 from kai_bridge.coze.events import chat_event_from_sse
 from kai_bridge.coze.groups import api_group
@@ -137,6 +137,7 @@ class CozePipeline:
             "streams_cut": 0,
             "chat_creates_checked": 0,  # a chat create failed after sending: was it started?
             "chat_creates_resumed": 0,  # ... it was: followed instead of sent again
+            "sends_followed": 0,  # a repeated send (send_key) found its earlier chat and followed it
         }
 
     # ---- policy ----------------------------------------------------------------------------
@@ -162,6 +163,24 @@ class CozePipeline:
         if isinstance(exc, CozeTransportError):
             return idempotent or isinstance(exc.__cause__, _NOTHING_SENT)
         return False
+
+    def _verdict(self, generation: int | None, exc: CozeError, *, retrying: bool) -> None:
+        """Tell the breaker how an admitted attempt ended (``generation`` None: it was not admitted).
+
+        A call counts once, by its last attempt: while the breaker is closed, an attempt that fails
+        and is retried gives no verdict. Counting every attempt made a healthy Coze that fails one
+        request in five open the breaker now and then (5 failed attempts in a row among many
+        callers' retries), and then every caller failed for a reset. A probe's failure (half-open)
+        counts at once, as before.
+        """
+        if generation is None:
+            return
+        if not counts_as_failure(exc):
+            self.breaker.record_success(generation)  # Coze answered: it is up
+        elif retrying and self.breaker.state is BreakerState.CLOSED:
+            self.breaker.release(generation)
+        else:
+            self.breaker.record_failure(generation)
 
     def _wants_reauth(self, exc: CozeAuthError, *, already: bool) -> bool:
         return (
@@ -196,11 +215,13 @@ class CozePipeline:
             self.counters["requests"] += 1
             observer = self.observer
             done = observer.request_started(endpoint=context) if observer is not None else None
+            generation: int | None = None
             try:
-                with self.breaker.guard():
-                    token = await self.auth.get_token()
-                    result = await send(token)
+                generation = self.breaker.before_call()
+                token = await self.auth.get_token()
+                result = await send(token)
             except CozeAuthError as exc:
+                self._verdict(generation, exc, retrying=False)
                 _report(done, exc)
                 if token is not None and self._wants_reauth(exc, already=reauthed):
                     reauthed = True
@@ -212,20 +233,23 @@ class CozePipeline:
                 _log_failure(exc, context)
                 raise
             except CozeError as exc:
-                _report(done, exc)
                 # token is None: the failure came from the token provider, which already retried.
-                if token is None or retry >= budget or not self._may_retry(
-                    exc, idempotent=idempotent
-                ):
+                retrying = token is not None and retry < budget and self._may_retry(exc, idempotent=idempotent)
+                self._verdict(generation, exc, retrying=retrying)
+                _report(done, exc)
+                if not retrying:
                     self.counters["errors"] += 1
                     _log_failure(exc, context)
                     raise
                 await self.backoff(exc, retry=retry, context=context)
                 retry += 1
             except BaseException as exc:
+                if generation is not None:
+                    self.breaker.release(generation)
                 _report(done, exc)
                 raise
             else:
+                self.breaker.record_success(generation)
                 logid = _logid_of_result(result)
                 if logid:
                     note_log_fields(logid=logid)

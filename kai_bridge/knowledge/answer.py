@@ -28,7 +28,21 @@ from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
-from kai_bridge.knowledge.facts import DEFINITION, DURATION, PROFILE, STEPS, PlaceNames, sentence_kinds
+from kai_bridge.knowledge.facts import (
+    ALTITUDE,
+    DATE,
+    DEFINITION,
+    DURATION,
+    PERSON,
+    PROFILE,
+    QUANTITY,
+    RATIO,
+    STEPS,
+    TEMPERATURE,
+    PlaceNames,
+    carries_value,
+    sentence_kinds,
+)
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
@@ -55,6 +69,9 @@ BLOCK_SHARE = 0.5  # ... and of the best word score of its own paragraph or item
 FOCUS_SHARE = 0.6  # the question's subject: its words with at least this share of the top idf
 LEAD_BONUS = 0.5  # the article's first sentence (it usually defines the subject)
 LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's subject is
+SUBJECT_BONUS = 1.0  # a sentence opening with what a definition question asks about
+SUBJECT_CHARS = 10  # ... within its first this many characters (Chinese)
+SUBJECT_WORDS = 5  # ... or words (English)
 ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
 NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
@@ -64,8 +81,19 @@ FLAVOUR_BONUS = 0.75  # per tasting note in a sentence, when the question asks w
 TOTAL_BONUS = 1.5  # a duration sentence giving the total time, when the question names no phase
 NORM_BONUS = 1.0  # a sentence giving the ideal / recommended value, when the question asks for a good one
 SHORT_ANCHOR = {"zh": 25, "en": 70}
+# A second anchor: the next most relevant sentence joins an answer shorter than SECOND_ROOM
+# when it scores at least SECOND_SHARE of the anchor (tuned on the tuning set and held-out 2-3).
+SECOND_SHARE = 0.6
+SECOND_ROOM = {"zh": 160, "en": 400}
+EXTRA_ANCHORS = 2  # at most this many join the anchor
+EXTRA_TRIES = 3  # candidates rendered for each extra anchor, at most (query cost)
+# ... and when the question asks for a value the answer lacks, the best sentence carrying one
+# joins it when it scores at least KIND_SHARE of the anchor.
+KIND_SHARE = 0.5
+TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
+_LATIN_RUN = re.compile(r"[A-Za-z0-9]+")
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
@@ -85,6 +113,15 @@ _TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
+)
+# Words that say a question is about coffee as surely as "coffee" does (the off-topic gate
+# then asks less of the wording: "刚烘的豆子放几天再冲" is on topic, only phrased loosely).
+_BREW_WORDS = frozenset(
+    t
+    for t in terms(
+        "豆子 烘豆 手冲 冲煮 萃取 意式 拿铁 奶泡 生豆 熟豆 咖啡因 养豆 磨豆 espresso barista cappuccino caffeine"
+    )
+    if not has_cjk(t) or len(t) > 1
 )
 # Words that make a bare country or process name a coffee question ("中国股市" is not).
 _COFFEE_CONTEXT = frozenset(
@@ -222,6 +259,21 @@ class _Wanted:
                 if _NORM_SENTENCE.search(sentence.text) is not None:
                     scores[i] += NORM_BONUS
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
+        if primary == DEFINITION and SUBJECT_BONUS:
+            # "74110是什么品种": the sentence whose subject is the thing asked about (it opens
+            # with it: "74110和74112均于..."), not any sentence that mentions it.
+            asked = self.focus
+            candidates = {i for t in asked for i in postings.get(t, ())}
+            for i in candidates:
+                text_i = sentences[i].text
+                if has_cjk(text_i[:4]):
+                    # The first characters, and the rest of a Latin word or number cut by them (74110).
+                    cut = _LATIN_RUN.match(text_i, SUBJECT_CHARS)
+                    head = text_i[:SUBJECT_CHARS] + (cut.group() if cut else "")
+                else:
+                    head = " ".join(text_i.split()[:SUBJECT_WORDS])
+                if not asked.isdisjoint(terms(head)):
+                    scores[i] += SUBJECT_BONUS
         return scores, together, implied
 
 
@@ -570,6 +622,67 @@ def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, fr
     return {doc: frozenset(words) for doc, words in found.items()}
 
 
+def _extra_anchor(
+    said: str,
+    best: float,
+    candidates: list[tuple[float, int, int]],
+    *,
+    missing: bool,
+    kept: list[tuple[Hit, Article]],
+    scored: list[list[float]],
+    scored_by_doc: dict[int, tuple[list[float], float, float]],
+    index: Index,
+    wanted: _Wanted,
+    language: Language,
+    kinds: int,
+) -> tuple[str, str] | None:
+    """The next most relevant sentence (``candidates``: score, article rank, sentence; best
+    first), rendered, when the answer so far (``said``) is short and it scores close to the
+    anchor: a second chance for the fact when the anchor is near it but not on it. When the
+    question asks for a value the answer lacks (``missing``: a time, a temperature, a name...),
+    the best sentence that carries one, if it is relevant enough."""
+    if not missing and len(said) >= SECOND_ROOM[language]:
+        return None
+    floor = (KIND_SHARE if missing else SECOND_SHARE) * best
+    primary = wanted.primary
+    tries = EXTRA_TRIES
+    for score, rank, i in candidates:
+        if score < floor or not tries:
+            return None
+        hit, article = kept[rank]
+        text = index.texts[hit.doc][language]
+        if missing and i not in text.by_kind.get(primary, ()):
+            continue
+        if _strip_end(text.sentences[i].text) in said:
+            continue  # said already (a list item joined into a sentence has lost its end mark)
+        renderer = _Renderer(
+            text,
+            scored[rank],
+            language=language,
+            proper=index.proper_nouns,
+            strong=wanted.strong,
+            wanted=wanted,
+            implied=scored_by_doc[hit.doc][2],
+        )
+        extra = renderer.render(i, kinds=kinds)
+        tries -= 1
+        if len(said) + len(extra) > ANSWER_CHARS[language]:
+            # Its list or paragraph does not fit: the sentence alone may.
+            extra = text.sentences[i].text
+            if (
+                extra.endswith((":", "："))
+                or _LEANS_BACK.match(extra)
+                or len(said) + len(extra) > ANSWER_CHARS[language]
+            ):
+                continue
+        if any(
+            len(part) > 5 and part in extra and part in said for part in (_strip_end(s.text) for s in text.sentences)
+        ):
+            continue  # it repeats what the answer already says
+        return extra, article.title(language)
+    return None
+
+
 def _attributed(text: str, title: str, language: str) -> str:
     if language == "zh":
         return f"{text}（出自《{title}》）"
@@ -589,7 +702,7 @@ def compose(
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
-    about_coffee = index.about_coffee(plan)
+    about_coffee = index.about_coffee(plan) or not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
     if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
@@ -608,11 +721,13 @@ def compose(
     scored = [scored_by_doc[hit.doc][0] for hit, _ in kept]
     best: tuple[float, int, int] | None = None  # (score, rank, sentence)
     top_score = kept[0][0].score if kept else 1.0
+    bonuses: list[float] = []  # each article's bonus, by rank (for the extra anchors too)
     for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
         scores = scored[rank]
+        bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
+        bonus += NAMED_BONUS if hit.alias else 0.0
+        bonuses.append(bonus)
         if scores:
-            bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
-            bonus += NAMED_BONUS if hit.alias else 0.0
             i = max(range(len(scores)), key=scores.__getitem__)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
@@ -651,7 +766,45 @@ def compose(
             wanted=wanted,
             implied=scored_by_doc[hit.doc][2],
         )
-        answer_parts.append(_attributed(renderer.render(anchor, kinds=kinds), article.title(language), language))
+        said = renderer.render(anchor, kinds=kinds)
+        gap = "" if language == "zh" else " "
+        segments = [(article.title(language), said)]  # (source title, text), in the order said
+        low = min(SECOND_SHARE, KIND_SHARE) * best[0]
+        candidates = sorted(
+            (
+                (score + bonuses[rank], rank, i)
+                for rank, scores in enumerate(scored[:ANSWER_ARTICLES])
+                for i, score in enumerate(scores)
+                if score + bonuses[rank] >= low
+            ),
+            key=lambda c: (-c[0], c[1], c[2]),
+        )
+        asks = primary & TYPED
+        missing = bool(asks) and not carries_value(said, asks)
+        for _ in range(EXTRA_ANCHORS if best[0] > 0.0 else 0):
+            extra = _extra_anchor(
+                said,
+                best[0],
+                candidates,
+                missing=missing,
+                kept=kept,
+                scored=scored,
+                scored_by_doc=scored_by_doc,
+                index=index,
+                wanted=wanted,
+                language=language,
+                kinds=kinds,
+            )
+            if extra is None:
+                break
+            missing = missing and not carries_value(extra[0], asks)
+            text, title = extra
+            said += gap + text
+            if title == segments[-1][0]:
+                segments[-1] = (title, segments[-1][1] + gap + text)
+            else:
+                segments.append((title, text))
+        answer_parts.append(gap.join(_attributed(text, title, language) for title, text in segments))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]

@@ -130,7 +130,7 @@ _CUES: tuple[_Cue, ...] = (
         "",
         "研磨度 磨多细 磨多粗 多粗 多细 粗细 磨得多 研磨粗",
     ),
-    _cue(TEMPERATURE, "how hot, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
+    _cue(TEMPERATURE, "how hot, temp, temps, degree, degrees, celsius, fahrenheit", "temperature boil", "温度 多少度 几度 水温 度合适 沸 °"),
     _cue(
         RATIO,
         "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
@@ -339,7 +339,10 @@ _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
-    "(?<![主重需只])要|才|吗|呢|是否|又|太"
+    "(?<![主重需只])要|才|吗|呢|是否|又|太|"
+    # Colloquial fillers a stranger's question carries around its topic ("到底是啥", "谁搞出来的",
+    # "一般几分钟", "有股...味"): no article says them, so they only dilute the question's coverage.
+    "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])"
 )
 
 
@@ -552,6 +555,41 @@ _NAME_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f'’-]*")
 _DIGITS = re.compile(r"\d")
 _TIME_WORDS = frozenset(["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years", "overnight"])
 _ZH_NUMBERED = re.compile(f"[{_ZH_NUMERALS}]")
+
+
+def carries_value(text: str, kind: int) -> bool:
+    """Whether ``text`` carries a value of ``kind`` (a duration, temperature, ratio, quantity,
+    date, altitude or person), as :func:`sentence_kinds` would say, checking that kind only
+    (the answer composer asks this of whole answers, at query time)."""
+    lower = text.lower()
+    if kind == TEMPERATURE:
+        return _TEMPERATURE.search(lower) is not None
+    if kind == QUANTITY:
+        return _QUANTITY.search(lower) is not None
+    if kind == DATE:
+        return _DATE.search(lower) is not None
+    if kind == PERSON:
+        words, word_set, pairs = _sentence_words(lower)
+        return bool(
+            _PERSON_EN.found(words, word_set, pairs)
+            or _PERSON_NAME.search(text)
+            or (has_cjk(text) and _PERSON_ZH.search(text))
+        )
+    cjk = has_cjk(text)
+    numbered = _DIGITS.search(text) is not None or (cjk and _ZH_NUMBERED.search(text) is not None)
+    if kind == DURATION:
+        if (numbered or not _TIME_WORDS.isdisjoint(_sentence_words(lower)[1])) and (
+            _DURATION.search(lower) or _CLOCK.search(lower)
+        ):
+            return True
+        return numbered and any(
+            m.group(1) != m.group(3) or "00" in (m.group(2), m.group(4)) for m in _CLOCK_RANGE.finditer(lower)
+        )
+    if kind == RATIO:
+        return numbered and _RATIO.search(lower) is not None
+    if kind == ALTITUDE:
+        return numbered and _ALTITUDE.search(lower) is not None
+    return sentence_kinds(text, language="zh" if cjk else "en", places=PlaceNames(en=(), zh=())) & kind != 0
 
 
 def sentence_kinds(text: str, *, language: str, places: PlaceNames) -> int:

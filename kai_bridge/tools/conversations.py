@@ -290,6 +290,7 @@ def conversation_tools(
                 bot_id=params.bot_id,
                 on_chat=on_chat,
                 may=mine.may,
+                send_key=ctx.idempotency_key,
             )
         async with relay_deltas(ctx) as on_delta:
             return await service.send_message(
@@ -300,6 +301,7 @@ def conversation_tools(
                 on_delta=on_delta,
                 on_chat=on_chat,
                 may=mine.may,
+                send_key=ctx.idempotency_key,
             )
 
     async def get_conversation_messages(params: GetMessagesIn, ctx: ToolContext) -> MessageList:

@@ -175,6 +175,9 @@ class ToolContext:
 
     caller_id: str | None = None
     caller: Caller = UNKNOWN_CALLER
+    #: Names this call across repeats of it (a webhook event dispatched again): a tool with an effect
+    #: upstream may use it to have that effect once. None: every call is new.
+    idempotency_key: str | None = None
 
     @property
     def door(self) -> Door:
@@ -211,10 +214,16 @@ class NullToolContext(ToolContext):
     """A context for doors with no back-channel (CLI, Coze plugin face, requires_action)."""
 
     def __init__(
-        self, *, caller_id: str | None = None, door: Door = Door.OTHER, caller: Caller | None = None
+        self,
+        *,
+        caller_id: str | None = None,
+        door: Door = Door.OTHER,
+        caller: Caller | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         self.caller = caller if caller is not None else Caller(door=door, id=caller_id)
         self.caller_id = caller_id if caller_id is not None else self.caller.id
+        self.idempotency_key = idempotency_key
 
     @property
     def can_report(self) -> bool:

@@ -147,7 +147,8 @@ class RouteHandler:
             arguments = route.arguments(event.document)
         except MappingError as exc:
             raise HandlerError(f"cannot build the arguments of {route.tool}: {exc}", permanent=True) from None
-        ctx = NullToolContext(caller_id=f"webhook-route-{route.name}")
+        # The same key on every attempt: a send that a dead dispatcher started is followed, not repeated.
+        ctx = NullToolContext(caller_id=f"webhook-route-{route.name}", idempotency_key=f"event:{event.id}:{self.name}")
         try:
             result = await self._registry.call(route.tool, arguments, ctx=ctx)
         except ToolInputError as exc:

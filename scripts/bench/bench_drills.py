@@ -39,6 +39,7 @@ import itertools
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -216,6 +217,15 @@ def ok_share(calls: Sequence[Call]) -> tuple[int, int, float]:
 
 def first_error(calls: Sequence[Call]) -> str:
     return next((c.outcome.error[:160] for c in calls if not c.outcome.ok), "")
+
+
+def failure_kinds(calls: Sequence[Call], top: int = 4) -> str:
+    """The commonest failures, by tool and error text (ids and numbers folded to #)."""
+    kinds = Counter(f"{c.tool}: {_NUMBERS.sub('#', c.outcome.error)[:110]}" for c in calls if not c.outcome.ok)
+    return "; ".join(f"{n} × `{kind}`" for kind, n in kinds.most_common(top))
+
+
+_NUMBERS = re.compile(r"[0-9a-f]{8,}|\d+(?:\.\d+)?")
 
 
 # ---- drill 1: the seed table through 2 replicas -----------------------------------------------
@@ -455,6 +465,7 @@ async def drill_errors(args: argparse.Namespace, a: Proc, b: Proc, coze: Sandbox
         f"{injected['error']} 5xx and {injected['rate_limit']} 429 injected in {elapsed:.1f} s",
         f"bridge counters over both replicas: {moved}",
         f"first failure: `{first_error(calls)}`" if ok < total else "no failure",
+        *([f"failures by kind: {failure_kinds(calls)}"] if ok < total else []),
     ]
     if total < 1000:
         notes.append(f"--quick: {total} calls, fewer than the goal's 1,000, so no verdict on the rate")
@@ -761,6 +772,7 @@ async def drill_kill(
         stored = {s.dedup_key.removeprefix("event_id:"): s for s in await store.list_events(limit=10 * n)}
         details = [await store.get_event(event_id=s.id) for s in stored.values()]
     chats = [c for c in (await coze.get("/_sandbox/chats"))["chats"] if c["id"] not in known]
+    followed = (await diagnostics(b))["counters"].get("sends_followed", 0)
     tool_conversations = {c.conversation_id for c in calls if c.conversation_id}
     per_conversation = Counter(c["conversation_id"] for c in chats if c["conversation_id"] not in tool_conversations)
     twice = sum(count - 1 for count in per_conversation.values() if count > 1)
@@ -811,7 +823,8 @@ async def drill_kill(
     notes = [
         f"{n} signed `bot.published` events from 4 senders (route `announce`: `send_message`), {k} tool clients "
         f"(`send_message` / `coffee_knowledge_query`); SIGKILL of replica a after {n // 3} acknowledgements; "
-        f"webhook_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill"
+        f"webhook_lease and conversation_lease {args.lease:g} s; every event done {fmt_s(settled, 1)} after the kill",
+        f"sends replica b found already made by a (the chat followed, not started again): {followed}",
     ]
     return table("6. kill -9 of a replica under webhook and tool load", rows, notes)
 
@@ -856,6 +869,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[str]:
         "KAI_BRIDGE_SERVER_REQUEST_TIMEOUT": str(args.request_timeout),
         "KAI_BRIDGE_SERVER_MAX_CONNECTIONS": str(args.max_connections),
         "KAI_BRIDGE_WEBHOOK_LEASE": str(args.lease),
+        "KAI_BRIDGE_CONVERSATION_LEASE": str(args.lease),
         "KAI_BRIDGE_STORE_POOL_MAX": "10",
         "KAI_BRIDGE_MCP_STATELESS": "false" if args.sessions_mcp else "true",
     }
@@ -926,7 +940,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--breaker-reset", type=float, default=1.0, help="KAI_BRIDGE_COZE_BREAKER_RESET (default 1)")
     parser.add_argument("--request-timeout", type=float, default=5.0, help="KAI_BRIDGE_SERVER_REQUEST_TIMEOUT")
     parser.add_argument("--max-connections", type=int, default=2000, help="KAI_BRIDGE_SERVER_MAX_CONNECTIONS")
-    parser.add_argument("--lease", type=float, default=3.0, help="KAI_BRIDGE_WEBHOOK_LEASE")
+    parser.add_argument("--lease", type=float, default=3.0, help="KAI_BRIDGE_WEBHOOK_LEASE and KAI_BRIDGE_CONVERSATION_LEASE")
     parser.add_argument("--seed", type=int, default=11, help="the sandbox's fault dice")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="per-call limit on the client side")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 
 import httpx
@@ -151,6 +152,34 @@ async def test_in_half_open_only_one_probe_reaches_coze(make_rig: RigFactory) ->
     assert rig.state.requests["bots.retrieve"] == before + 1
 
 
+async def test_attempts_that_are_retried_do_not_count_against_the_breaker(make_rig: RigFactory) -> None:
+    # Two failed attempts in a row would open a breaker of 2 if attempts counted; the call succeeds on
+    # its third try, so Coze is up and the breaker stays closed.
+    rig = await make_rig(breaker_failures=2)
+    await rig.auth.get_token()
+    for _ in range(3):
+        await rig.add_fault(route="bots.retrieve", error_rate=1.0, times=2)
+        assert (await rig.client.retrieve_bot(bot_id=rig.bot_id)).id == rig.bot_id
+    assert rig.client.counters["retries"] == 6
+    assert rig.client.breaker.state is BreakerState.CLOSED
+
+
+async def test_a_call_whose_retries_all_fail_counts_once(make_rig: RigFactory) -> None:
+    rig = await make_rig(breaker_failures=2, breaker_reset=10.0)
+    await rig.auth.get_token()
+    await rig.add_fault(route="bots.retrieve", error_rate=1.0)
+    with pytest.raises(CozeServerError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)  # 4 attempts, one failed call
+    assert rig.state.requests["bots.retrieve"] == 4
+    assert rig.client.breaker.state is BreakerState.CLOSED
+    with pytest.raises(CozeServerError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)  # the second failed call opens it
+    assert rig.client.breaker.snapshot()["state"] == "open"
+    with pytest.raises(CircuitOpenError):
+        await rig.client.retrieve_bot(bot_id=rig.bot_id)
+    assert rig.state.requests["bots.retrieve"] == 8
+
+
 async def test_client_errors_do_not_open_the_breaker(make_rig: RigFactory) -> None:
     rig = await make_rig(breaker_failures=2)
     for _ in range(5):
@@ -261,3 +290,21 @@ async def test_a_chat_create_refused_with_a_5xx_is_checked_with_retries_then_sen
     assert rig.state.requests["messages.list"] == 3  # the check was retried until Coze answered it
     assert rig.state.requests["chat.create"] == 2  # not started, so sent once more
     assert rig.state.chats_created == 1
+
+
+async def test_a_send_repeated_with_its_key_follows_the_chat_it_started(rig: Rig) -> None:
+    # A process died after its create reached Coze; the next attempt, with the same send_key,
+    # must not start a second chat: it finds the first by its tag and follows it.
+    conv = await rig.client.create_conversation(bot_id=rig.bot_id)
+    keyed = ChatRequest(bot_id=rig.bot_id, user_id="u", messages=QUESTION, conversation_id=conv.id,
+                        send_key="event:evt-1:route:announce")
+    first = await rig.client.stream_and_collect(keyed)
+    again = await rig.client.stream_and_collect(keyed)
+    assert again.chat.id == first.chat.id
+    assert [m.content for m in again.messages if m.type == "answer"] == [
+        m.content for m in first.messages if m.type == "answer"]
+    assert rig.state.chats_created == 1
+    assert rig.client.counters["sends_followed"] == 1
+    other = await rig.client.stream_and_collect(dataclasses.replace(keyed, send_key="event:evt-2:route:announce"))
+    assert other.chat.id != first.chat.id
+    assert rig.state.chats_created == 2

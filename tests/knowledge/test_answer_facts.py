@@ -5,10 +5,13 @@ tuned on; ``heldout``, written before any tuning and never used to tune; ``heldo
 from the corpus text, as a stranger would ask, before any change of the second round, and never
 used to tune either; ``heldout3``, written from the corpus text before any change of the third
 round (short, colloquial, zh-heavy, a few in Traditional Chinese or mixed with English, weighted
-to definitions, durations, causes and people), never tuned on (see tests/knowledge/support.py). Each case names the facts (any one) the
+to definitions, durations, causes and people); ``heldout4``, 238 questions written from the corpus
+text before any change of the fourth round, on facts the other sets mostly do not ask for. From the
+fourth round on, held-out 2 and 3 are tuning material; held-out 1 and 4 are never tuned on (see
+tests/knowledge/support.py). Each case names the facts (any one) the
 answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
-count as carrying its fact. The floors are the rates measured when the sets were frozen,
-rounded down: a change that makes answers worse fails here.
+count as carrying its fact. The floors are the rates measured at the end of the fourth round
+(held-out 4 when frozen: 0.853), rounded down: a change that makes answers worse fails here.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.84, "heldout3": 0.84}
-LANGUAGE_FLOOR = {"tuning": 0.91, "heldout": 0.95, "heldout2": 0.81, "heldout3": 0.82}
+FACT_FLOOR = {"tuning": 0.96, "heldout": 0.96, "heldout2": 0.92, "heldout3": 0.91, "heldout4": 0.89}
+LANGUAGE_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.89, "heldout3": 0.90, "heldout4": 0.89}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
@@ -123,6 +126,22 @@ def test_the_article_that_answers_leads_the_passages(kb: KnowledgeBase, query: s
 def test_the_known_misses_now_find_their_articles(kb: KnowledgeBase, query: str, articles: set[str]) -> None:
     found = {p.article_id for p in kb.query(query).passages}
     assert articles <= found
+
+
+@pytest.mark.parametrize(
+    ("query", "article"),
+    [
+        pytest.param("蜜处理到底是啥", "process-honey", id="what-on-earth-is"),
+        pytest.param("4:6冲法是谁搞出来的", "brew-pour-over-v60", id="who-came-up-with"),
+        pytest.param("烘一锅豆子一般几分钟", "roast-chemistry", id="usually-how-many-minutes"),
+        pytest.param("刚烘的豆子放几天再冲", "roast-home-roasting", id="beans-says-coffee"),
+    ],
+)
+def test_colloquial_chinese_questions_are_not_taken_for_off_topic(kb: KnowledgeBase, query: str, article: str) -> None:
+    # Fillers (到底, 啥, 搞, 一般) are question scaffolding, and 豆子 says "coffee" to the gate.
+    answer = kb.query(query)
+    assert answer.found
+    assert article in {p.article_id for p in answer.passages}
 
 
 @pytest.mark.parametrize(

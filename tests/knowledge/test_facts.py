@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kai_bridge.knowledge import KnowledgeBase
 from kai_bridge.knowledge.facts import (
     ALTITUDE,
     CAUSE,
@@ -21,6 +22,7 @@ from kai_bridge.knowledge.facts import (
     STEPS,
     TEMPERATURE,
     PlaceNames,
+    carries_value,
     question_kinds,
     sentence_kinds,
     strip_scaffolding,
@@ -139,3 +141,18 @@ def test_scaffolding_words_are_cut_out_of_the_terms(question: str, gone: tuple[s
         assert word.isascii() or word not in stripped
     for word in kept:
         assert word in stripped
+
+
+def test_carries_value_agrees_with_sentence_kinds_on_every_sentence_of_the_corpus(kb: KnowledgeBase) -> None:
+    # The composer asks carries_value of whole answers; it must say what sentence_kinds says.
+    none = PlaceNames(en=(), zh=())
+    kinds = (DURATION, TEMPERATURE, RATIO, QUANTITY, DATE, PERSON, ALTITUDE)
+    checked = 0
+    for texts in kb._index.texts:
+        for language in ("zh", "en"):
+            for sentence in texts[language].sentences:
+                found = sentence_kinds(sentence.text, language=language, places=none)
+                for kind in kinds:
+                    assert carries_value(sentence.text, kind) == bool(found & kind), (sentence.text, kind)
+                    checked += 1
+    assert checked > 10_000

@@ -9,6 +9,8 @@ import pytest
 
 from kai_bridge.coze import CozeClient
 from kai_bridge.sandbox import FaultRule, SandboxHandle
+from kai_bridge.store import Store
+from kai_bridge.tools import NullToolContext
 from tests.bridge import open_bridge, running_sandbox
 
 QUESTION = "What is a flat white?"
@@ -107,3 +109,53 @@ async def test_two_replicas_sharing_a_store_take_turns_on_one_conversation(tmp_p
     assert len(set(results)) == 6
     assert len([m for m in page.items if m.role == "user"]) == 6
     assert handle.state.chats_created == 6
+
+
+class _LeaseRecordingStore:
+    """The real store; remembers the ttl of every conversation lease taken."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+        self.ttls: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def acquire_lease(self, *, name: str, owner: str, ttl: float) -> bool:
+        self.ttls.append(ttl)
+        return await self._inner.acquire_lease(name=name, owner=owner, ttl=ttl)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [({}, 30.0), ({"conversation_lease": 4.5}, 4.5)])
+async def test_the_conversation_lease_lives_as_long_as_the_setting_says(
+    tmp_path: Path, overrides: dict[str, float], expected: float
+) -> None:
+    # How long a crashed replica blocks its conversations is the lease's ttl: the setting must reach it.
+    holder: dict[str, _LeaseRecordingStore] = {}
+
+    def wrap(store: Store) -> Store:
+        holder["store"] = _LeaseRecordingStore(store)
+        return holder["store"]  # type: ignore[return-value]
+
+    async with running_sandbox(stream_chunk_delay=0.0) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db", wrap_store=wrap, settings_overrides=overrides
+    ) as bridge:
+        await bridge.conversations.send_message(user_id="lee", message=QUESTION)
+    assert holder["store"].ttls  # the send took the lease
+    assert set(holder["store"].ttls) == {expected}
+
+
+async def test_send_message_called_again_with_the_same_idempotency_key_starts_no_second_chat(tmp_path: Path) -> None:
+    # What a webhook route does when the dispatcher that first ran it died mid-chat.
+    async with running_sandbox(stream_chunk_delay=0.0) as (handle, _coze), open_bridge(
+        sandbox=handle, db_path=tmp_path / "kb.db"
+    ) as bridge:
+        ctx = NullToolContext(caller_id="webhook-route-announce", idempotency_key="event:1:route:announce")
+        first = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=ctx)
+        again = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=ctx)
+        other = await bridge.registry.call("send_message", {"message": QUESTION}, ctx=NullToolContext(
+            caller_id="webhook-route-announce", idempotency_key="event:2:route:announce"))
+    assert again["chat_id"] == first["chat_id"]
+    assert again["answer"] == first["answer"]
+    assert other["chat_id"] != first["chat_id"]
+    assert handle.state.chats_created == 2

@@ -55,6 +55,7 @@ def environment(tmp_path: Path, verify_token: str) -> dict[str, str]:
         KAI_BRIDGE_LOG_DIR=str(tmp_path / "logs"),
         KAI_BRIDGE_WEBHOOK_VERIFY_TOKEN=verify_token,
         KAI_BRIDGE_WEBHOOK_LEASE=str(LEASE),
+        KAI_BRIDGE_CONVERSATION_LEASE=str(LEASE),  # the killed one's conversations too
         KAI_BRIDGE_SANDBOX_STREAM_DELAY="0",  # the chats need not be paced to stay in flight a while
         # A route through a real Coze chat (the embedded sandbox) keeps events in flight long
         # enough that the kill catches some mid-dispatch.

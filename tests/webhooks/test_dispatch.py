@@ -39,6 +39,7 @@ class Tools:
 
     def __init__(self, *, failures: int = 0) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.keys: list[str | None] = []  # the idempotency key of each flaky call
         self.failures = failures
         self.registry = ToolRegistry(default_timeout=10)
 
@@ -48,6 +49,7 @@ class Tools:
 
         async def flaky(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             self.calls.append(("flaky", arguments))
+            self.keys.append(ctx.idempotency_key)
             if self.failures > 0:
                 self.failures -= 1
                 raise ToolError("the KAI system is down")
@@ -124,6 +126,22 @@ async def test_a_retry_that_succeeds_ends_done(tmp_path: Path) -> None:
         await door.service.dispatcher.dispatch_due()
         event = await stored(door, event_id)
     assert (event.status, event.attempts, event.last_error) == ("done", 2, None)
+
+
+async def test_every_attempt_at_an_event_gives_its_tool_the_same_idempotency_key(tmp_path: Path) -> None:
+    # A send that a dead dispatcher started must be recognisable by the next attempt: same key, per event.
+    clock = Clock()
+    tools = Tools(failures=2)
+    async with open_door(tmp_path, registry=tools.registry, webhook_routes=routes(("kai", "flaky", {})),
+                         clock=clock) as door:
+        first = (await door.bearer_post(seed_body())).json()["id"]
+        second = (await door.bearer_post(seed_body(message="Another message"))).json()["id"]
+        for _ in range(3):
+            await door.service.dispatcher.dispatch_due()
+            clock.now = max(clock.now, *[(await stored(door, e)).due_at for e in (first, second)]) + 1
+    assert len(tools.keys) == 4  # two failed attempts, then one success per event
+    assert all(key and key.startswith("event:") for key in tools.keys)
+    assert len(set(tools.keys)) == 2  # the same key on each attempt at an event, another for the other event
 
 
 @pytest.mark.parametrize(
