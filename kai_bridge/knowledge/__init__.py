@@ -15,6 +15,7 @@ from kai_bridge.knowledge.models import (
     KnowledgeBrief,
     NamedCount,
     Passage,
+    PassageBrief,
 )
 from kai_bridge.knowledge.service import Backend, CozeAsker, KnowledgeService
 
@@ -31,4 +32,5 @@ __all__ = [
     "KnowledgeService",
     "NamedCount",
     "Passage",
+    "PassageBrief",
 ]

@@ -40,12 +40,13 @@ Scoring, per article:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from kai_bridge.knowledge.corpus import Article
@@ -138,8 +139,12 @@ class QueryPlan:
     alias_hits: list[PhraseHit[int]]
     units: list[str]
     content_weight: float  # sum of weight x idf of the query terms
+    masses: dict[str, float] = field(default_factory=dict)  # term -> weight x idf (what mass() reads)
+    term_docs: dict[str, frozenset[int]] = field(default_factory=dict)  # term -> articles matching it
 
     def mass(self, term: str) -> float:
+        if self.masses:
+            return self.masses.get(term, 0.0)
         for qt in self.terms:
             if qt.term == term:
                 return qt.weight * qt.idf
@@ -243,6 +248,14 @@ class Index:
             tuple([reach.get(doc, 0.0) for doc in range(n)] for reach in pair) for pair in self._cross_reach
         ]
         self._cross_docs = [tuple(frozenset(reach) for reach in pair) for pair in self._cross_reach]
+        # The same reach as (article, value) pairs, the articles in the order of _cross_docs.
+        self._cross_pairs = [
+            tuple(tuple((doc, dense[doc]) for doc in docs) for docs, dense in zip(docs_pair, dense_pair, strict=True))
+            for docs_pair, dense_pair in zip(self._cross_docs, self._cross_dense, strict=True)
+        ]
+        # The alias table as a trie (unit -> (children, payloads or None, phrase)): one dict
+        # look-up per query unit instead of a tuple slice and a set look-up.
+        self._alias_trie = _trie(self.aliases.table)
         self._cross_indicator = [
             tuple([1.0 if doc in reach else 0.0 for doc in range(n)] for reach in pair) for pair in self._cross_reach
         ]
@@ -255,6 +268,7 @@ class Index:
         self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
         self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
         self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
+        self._query_term_memo: dict[tuple[str, float, str], tuple[QueryTerm, str | None, frozenset[int]]] = {}
 
     @property
     def size(self) -> int:
@@ -336,11 +350,21 @@ class Index:
                 raw[term] = (weight, surface)
         corrections: dict[str, str] = {}
         query_terms: list[QueryTerm] = []
+        term_docs: dict[str, frozenset[int]] = {}
+        memo = self._query_term_memo
         for term, (weight, surface) in raw.items():
-            alternatives, idf, fixed = self._analysed(term, surface)
+            found = memo.get((term, weight, surface))
+            if found is None:
+                alternatives, idf, fixed = self._analysed(term, surface)
+                found = (QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives))
+                if len(memo) >= MEMO_SIZE:
+                    memo.clear()
+                memo[(term, weight, surface)] = found
+            query_term, fixed, docs = found
             if fixed is not None:
                 corrections[surface] = fixed
-            query_terms.append(QueryTerm(term, weight, idf, alternatives))
+            query_terms.append(query_term)
+            term_docs[term] = docs
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -349,7 +373,7 @@ class Index:
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
             query_units = [fixed_units.get(u, u) for u in query_units]
-        hits = [h for h in self.aliases.find(query_units) if not _only_stopwords(h.phrase)]
+        hits = [h for h in _find(self._alias_trie, query_units) if not _only_stopwords(h.phrase)]
         masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
         expansions: list[Expansion] = []
         for hit in hits:
@@ -373,7 +397,9 @@ class Index:
             for exp in expansions:
                 expansion.update(exp.terms)
         content = sum(qt.weight * qt.idf for qt in query_terms)
-        return QueryPlan(query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content)
+        return QueryPlan(
+            query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs
+        )
 
     def _unmatched_idf(self, term: str) -> float:
         """How much a query term weighs in coverage. Unknown terms weigh the most, except a
@@ -400,22 +426,29 @@ class Index:
             if SKIP_COVERED_CHARS
             else set()
         )
+        term_docs = plan.term_docs
         for qt in plan.terms:
             qweight = qt.weight
             mass = qweight * qt.idf
             if mass < NEGLIGIBLE:  # a character in every article: it cannot change the ranking
                 continue
             if qweight < 1.0 and qt.term in covered_chars:
-                for doc in self._docs_of(qt.alternatives):
+                docs = term_docs.get(qt.term)
+                for doc in docs if docs is not None else self._docs_of(qt.alternatives):
                     covered[doc] += mass
                 continue
             alternatives = qt.alternatives
             if len(alternatives) == 1:
                 alt, factor = alternatives[0]
                 weight, credit = qweight * factor, mass * factor
-                for doc, impact in postings[alt]:
-                    scores[doc] += weight * impact
-                    covered[doc] += credit
+                if weight == 1.0:  # the common case: a whole word, as written (x 1.0 is exact)
+                    for doc, impact in postings[alt]:
+                        scores[doc] += impact
+                        covered[doc] += credit
+                else:
+                    for doc, impact in postings[alt]:
+                        scores[doc] += weight * impact
+                        covered[doc] += credit
                 continue
             for doc, value, factor in self._merged(alternatives):
                 scores[doc] += qweight * value
@@ -427,17 +460,18 @@ class Index:
             for exp in plan.expansions:
                 for term in exp.span_terms:
                     if term not in span_docs:
-                        span_docs[term] = self._docs_of(by_term[term].alternatives)
+                        found = term_docs.get(term)
+                        span_docs[term] = found if found is not None else self._docs_of(by_term[term].alternatives)
             # A span word an article did not match itself is credited once, whichever expansion
             # reaches the article first.
             credited: dict[str, set[int]] = {}
+            several = len(plan.expansions) > 1
             for exp in plan.expansions:
+                pairs: Sequence[tuple[int, float]]
                 if exp.side >= 0 and len(exp.docs) == 1:  # the common case, precomputed at build
                     (named_doc,) = exp.docs
-                    vector: Sequence[float] = self._cross_dense[named_doc][exp.side]
                     reached: frozenset[int] = self._cross_docs[named_doc][exp.side]
-                    for doc in reached:  # the vector is zero elsewhere
-                        scores[doc] += vector[doc]
+                    pairs = self._cross_pairs[named_doc][exp.side]  # zero elsewhere
                 else:
                     best_reach: dict[int, float] = {}
                     for term, weight in exp.terms.items():
@@ -445,12 +479,11 @@ class Index:
                             if weight * impact > best_reach.get(doc, 0.0):
                                 best_reach[doc] = weight * impact
                     reached = frozenset(best_reach)
-                    for doc, value in best_reach.items():
-                        scores[doc] += value
+                    pairs = list(best_reach.items())
                 # Each reached article earns the credit of the span words it did not match
                 # itself (nor was credited for already): all of it, less what it matched.
                 base = 0.0
-                less: dict[int, float] = {}
+                matched: list[tuple[float, frozenset[int] | set[int]]] = []  # (credit, articles it is taken from)
                 for term in exp.span_terms:
                     qt = by_term[term]
                     if qt.weight < 1.0:  # a character of a Chinese name: its bigrams carry it
@@ -460,15 +493,30 @@ class Index:
                         continue
                     base += credit
                     done = credited.setdefault(term, set())
-                    for doc in (span_docs[term] | done if done else span_docs[term]) & reached:
-                        less[doc] = less.get(doc, 0.0) + credit
-                    if len(plan.expansions) > 1:
+                    matched.append((credit, span_docs[term] | done if done else span_docs[term]))
+                    if several:
                         done |= reached - span_docs[term]
-                if base:
-                    for doc in reached:
-                        covered[doc] += base
-                    for doc, value in less.items():
-                        covered[doc] -= value
+                # One pass over the reached articles: the reach, then the credit less what each
+                # matched (summed in the order of the span words, as the coverage of one word).
+                if not base:
+                    for doc, value in pairs:
+                        scores[doc] += value
+                elif len(matched) == 1:
+                    ((credit, taken),) = matched
+                    for doc, value in pairs:
+                        scores[doc] += value
+                        if doc in taken:
+                            covered[doc] = covered[doc] + base - credit
+                        else:
+                            covered[doc] += base
+                else:
+                    for doc, value in pairs:
+                        scores[doc] += value
+                        less = 0.0
+                        for credit, taken in matched:
+                            if doc in taken:
+                                less += credit
+                        covered[doc] = covered[doc] + base - less if less else covered[doc] + base
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
             scores[doc] += ALIAS_BONUS * strength
@@ -476,7 +524,7 @@ class Index:
         # An article that explains more of the question ranks higher.
         floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
         values = [
-            score * (floor_share + rest * (c / content if c < content else 1.0))
+            score * (floor_share + rest * (c / content if c < content else 1.0)) if score else 0.0
             for score, c in zip(scores, covered, strict=True)
         ]
 
@@ -707,12 +755,52 @@ def _only_stopwords(phrase: str) -> bool:
 
 def span_terms(units_: list[str]) -> list[str]:
     """The index terms a run of query units stands for (CJK chars + bigrams, Latin stems)."""
+    return list(_span_terms(tuple(units_)))
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _span_terms(units_: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for i, unit in enumerate(units_):
         out.append(unit)
         if has_cjk(unit) and i + 1 < len(units_) and has_cjk(units_[i + 1]):
             out.append(unit + units_[i + 1])
-    return out
+    return tuple(out)
+
+
+_Trie = dict[str, tuple["_Trie", frozenset[int] | None, str]]
+
+
+def _trie(table: dict[tuple[str, ...], frozenset[int]]) -> _Trie:
+    """The alias table as nested dicts, for :func:`_find`."""
+    root: _Trie = {}
+    for key, payloads in table.items():
+        node = root
+        for depth, unit in enumerate(key, 1):
+            entry = node.get(unit)
+            if entry is None:
+                entry = node[unit] = ({}, None, "")
+            if depth == len(key):
+                entry = node[unit] = (entry[0], payloads, "".join(key) if has_cjk(key[0]) else " ".join(key))
+            node = entry[0]
+    return root
+
+
+def _find(trie: _Trie, query_units: list[str]) -> list[PhraseHit[int]]:
+    """Every known name in ``query_units``, as :meth:`PhraseMatcher.find` returns them
+    (by start, then by end)."""
+    hits: list[PhraseHit[int]] = []
+    size = len(query_units)
+    for start in range(size):
+        node = trie
+        for end in range(start + 1, size + 1):
+            entry = node.get(query_units[end - 1])
+            if entry is None:
+                break
+            node, payloads, phrase = entry
+            if payloads is not None:
+                hits.append(PhraseHit(start, end, phrase, payloads))
+    return hits
 
 
 def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:

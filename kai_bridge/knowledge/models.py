@@ -2,24 +2,59 @@
 
 :class:`KnowledgeAnswer` is the rich in-process answer (full CQI figure objects).
 :class:`KnowledgeBrief` is what the ``coffee_knowledge_query`` tool returns and declares as
-its output schema: the same answer, passages and sources, with each CQI figure cut to its
-headline (:class:`CqiFigureBrief`). Every MCP client re-validates a tool's structured result
-against its output schema, and with ``jsonschema`` that costs about 5 µs per value checked:
-a full figure (species, ten attributes, varieties, altitude) is ~40 values, its headline 8.
-The figure's one-line ``summary`` still carries the detail as text.
+its output schema: the same answer, each passage cut to what cites and supports it
+(:class:`PassageBrief`: article id, title, snippet) and each CQI figure to its headline
+(:class:`CqiFigureBrief`). Every MCP client re-validates a tool's structured result against
+its output schema, and with ``jsonschema`` that costs 5-8 µs per value checked: a full figure
+(species, ten attributes, varieties, altitude) is ~40 values, its headline 8. For the same
+reason the brief leaves out what the caller has or can derive: the question it sent
+(``query``), ``sources`` (the passages' article ids and the figures' keys again), a passage's
+``category`` (its article id's prefix) and ``score`` (the passages come best first). That is
+11 of the ~30 values a typical answer had, ~80 µs of every client's time per call
+(scripts/bench/bench_mcp.py). The figure's one-line ``summary`` still carries the detail as text.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AltitudeRange", "CqiFigure", "CqiFigureBrief", "KnowledgeAnswer", "KnowledgeBrief", "NamedCount", "Passage"]
+__all__ = [
+    "AltitudeRange",
+    "CqiFigure",
+    "CqiFigureBrief",
+    "KnowledgeAnswer",
+    "KnowledgeBrief",
+    "NamedCount",
+    "Passage",
+    "PassageBrief",
+]
+
+
+_set = object.__setattr__
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self:  # type: ignore[override]
+        """pydantic's ``model_construct`` (no validation), with a fast path when every field is
+        given in their order: the answer builds a few of these per query, and the general path (aliases,
+        defaults) costs about twice as much. The instance is the same either way."""
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(cls.__pydantic_fields__)
+        if _fields_set is not None or tuple(values) != names:  # not every field, or not in their order
+            return super().model_construct(_fields_set, **values)
+        model = cls.__new__(cls)
+        _set(model, "__dict__", values)
+        _set(model, "__pydantic_fields_set__", set(names))
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
 
 
 class Passage(_Model):
@@ -30,6 +65,18 @@ class Passage(_Model):
     category: str = Field(description="origin, species, processing, roasting, brewing, ...")
     snippet: str = Field(description="the article's sentences most relevant to the query")
     score: float = Field(description="relevance; higher is better, comparable within one answer")
+
+
+class PassageBrief(_Model):
+    """One article the answer draws on: enough to cite it and to read why it matched."""
+
+    article_id: str = Field(description="stable article id, e.g. origin-ethiopia (its prefix is the category)")
+    title: str = Field(description="article title in the answer's language")
+    snippet: str = Field(description="the article's sentences most relevant to the query")
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageBrief:
+        return cls.model_construct(article_id=passage.article_id, title=passage.title, snippet=passage.snippet)
 
 
 class NamedCount(_Model):
@@ -107,30 +154,28 @@ class KnowledgeAnswer(_Model):
     )
 
     def brief(self) -> KnowledgeBrief:
-        """This answer as the tool returns it: every field kept, each figure cut to its headline
-        (the fields of this validated answer, not validated again)."""
+        """This answer as the tool returns it (module docstring): passages and figures cut to
+        what an agent uses (the fields of this validated answer, not validated again)."""
         return KnowledgeBrief.model_construct(
-            query=self.query,
             language=self.language,
             found=self.found,
             answer=self.answer,
-            passages=self.passages,
+            passages=[PassageBrief.of(passage) for passage in self.passages],
             figures=[CqiFigureBrief.of(figure) for figure in self.figures],
-            sources=self.sources,
             backend=self.backend,
         )
 
 
 class KnowledgeBrief(_Model):
-    """What ``coffee_knowledge_query`` returns: a :class:`KnowledgeAnswer` with brief figures."""
+    """What ``coffee_knowledge_query`` returns: a :class:`KnowledgeAnswer` with brief passages and figures."""
 
-    query: str
     language: Literal["zh", "en"]
     found: bool = Field(description="false when the knowledge base has nothing on the question")
     answer: str = Field(description="a short answer composed from the best sources, or what is covered")
-    passages: list[Passage] = Field(default_factory=list)
+    passages: list[PassageBrief] = Field(
+        default_factory=list, description="the articles the answer draws on, best first (cite them by article_id)"
+    )
     figures: list[CqiFigureBrief] = Field(default_factory=list, description="CQI review statistics named or implied")
-    sources: list[str] = Field(default_factory=list, description="article ids and cqi:<name> entries")
     backend: Literal["local", "coze"] = Field(
         default="local", description="who composed the answer text: the local base or the Coze bot"
     )

@@ -40,8 +40,8 @@ class CoffeeQuery(BaseModel):
 def coffee_knowledge_tool(knowledge: KnowledgeQuery, *, cache_size: int = 256) -> Tool:
     """The tool over ``knowledge.query``.
 
-    The tool returns :meth:`KnowledgeAnswer.brief` (figures cut to their headline: a lean
-    output schema is cheaper for every client to validate). With the local backend (the
+    The tool returns :meth:`KnowledgeAnswer.brief` (passages and figures cut to what an agent
+    uses: a lean result is cheaper for every client to validate, see :mod:`models`). With the local backend (the
     embedded base, immutable once loaded) answers are pure functions of (query, top_k,
     language), so the last ``cache_size`` are kept; a Coze backend is asked every time.
     """
@@ -68,8 +68,8 @@ def coffee_knowledge_tool(knowledge: KnowledgeQuery, *, cache_size: int = 256) -
             "Answer a coffee question from curated knowledge (Chinese and English): origins and regions, "
             "species and varieties, processing, roasting, grinding, brewing, extraction, espresso, milk drinks, "
             "storage, cupping, history, health, plus Coffee Quality Institute review statistics per country and "
-            "process. Returns a short answer, the passages it came from with their article ids, CQI figures and "
-            "sources. found=false means the base has nothing on the question."
+            "process. Returns a short answer, the passages it came from (article id, title, snippet; best first) "
+            "and CQI figures. found=false means the base has nothing on the question."
         ),
         input_model=CoffeeQuery,
         output_model=KnowledgeBrief,

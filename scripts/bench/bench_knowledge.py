@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench/bench_knowledge.py                 # Markdown tables on stdout
     .venv/bin/python scripts/bench/bench_knowledge.py --compare-fts5  # plus SQLite FTS5 trigram
     .venv/bin/python scripts/bench/bench_knowledge.py --misses        # tuning-set misses too
+    .venv/bin/python scripts/bench/bench_knowledge.py --against main  # speed only, vs main's engine
 
 - Answers: the share of answers that carry the fact asked for (tests/data/
   knowledge_answers_{tuning,heldout,heldout2,heldout3,heldout4}.jsonl), per language and per kind of question, and
@@ -18,6 +19,14 @@
 - Load: a full build (TOML + index) against loading the prebuilt index from a cache
   directory, and the candidate cache formats (marshal, pickle, JSON) on the same state.
 
+``--against REV`` measures speed only: this tree's engine against the one of commit REV
+(``git archive``), in alternating subprocesses (REV, this tree, REV, ...; each loads its
+prebuilt index, warms as above, freezes the collector and times one pass of new questions),
+so both sides see the same machine. Three workloads: the labelled queries with a new suffix,
+the 16 questions of bench_mcp.py with a new suffix, and the same labelled pass with 4 MB of
+memory swept between questions (what a server does between two calls: the engine is then
+served from colder caches).
+
 ``--compare-fts5`` runs the alternative design (SQLite FTS5, trigram tokenizer, bm25 with
 the same field weights) on the same queries, for the record in index.py.
 """
@@ -25,6 +34,7 @@ the same field weights) on the same queries, for the record in index.py.
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import json
 import marshal
@@ -33,7 +43,9 @@ import pickle
 import re
 import sqlite3
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -166,6 +178,101 @@ def _cold_natural(clock: Callable[[], float]) -> list[float]:
     return samples
 
 
+# One pass of one workload in a subprocess, with the engine under test first on sys.path:
+# argv = data dir, cache dir, workload, pass number; prints the CPU seconds per question as JSON.
+_WORKER = r"""
+import gc, json, sys, time
+from pathlib import Path
+from kai_bridge.knowledge import KnowledgeBase
+
+data, cache, workload, number = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+labelled = []
+for name in ("origins", "topics", "none"):
+    path = data / f"knowledge_queries_{name}.jsonl"
+    if path.exists():
+        labelled += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+questions = [(row["query"], row["lang"]) for row in labelled]
+if workload == "mcp":  # as bench_mcp.py asks them: 64 calls, the language detected
+    questions = [(q, None) for q in json.loads(sys.argv[5])] * 4
+kb = KnowledgeBase.load(cache_dir=cache)
+for query, lang in questions:
+    kb.query(query, top_k=3, language=lang)
+gc.collect()
+gc.freeze()
+sweep = bytearray(4 << 20) if workload == "swept" else None
+samples = []
+for i, (query, lang) in enumerate(questions):
+    if sweep is not None:
+        sweep[:] = bytes(len(sweep))  # 4 MB written: the caches hold other data now
+    question = f"{query} {number}-{i}"
+    started = time.thread_time()
+    kb.query(question, top_k=3, language=lang)
+    samples.append(time.thread_time() - started)
+print(json.dumps(samples))
+"""
+
+
+def _against(rev: str, rounds: int) -> list[str]:
+    """Speed of this tree's engine against commit ``rev``'s (see the module docstring)."""
+    # bench_mcp.py's questions, read from its source (importing it would start its clients' imports).
+    source = ast.parse((REPO / "scripts" / "bench" / "bench_mcp.py").read_text(encoding="utf-8"))
+    listed = next(
+        node.value
+        for node in source.body
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "QUESTIONS" for t in node.targets)
+    )
+    mcp_questions = json.dumps(ast.literal_eval(listed))
+    rows: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-knowledge-against-") as tmp:
+        base = Path(tmp) / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", rev, "kai_bridge"], cwd=REPO, capture_output=True, check=True)
+        (Path(tmp) / "base.tar").write_bytes(archive.stdout)
+        with tarfile.open(Path(tmp) / "base.tar") as tar:
+            tar.extractall(base, filter="data")
+        trees = {rev: base, "this tree": REPO}
+        for tree in trees.values():  # build each prebuilt index once, untimed
+            _run_pass(tree, Path(tmp) / f"cache-{tree.name}", "labelled", 0, mcp_questions)
+        for number in range(rounds):
+            for workload in ("labelled", "mcp", "swept"):
+                for name, tree in trees.items():
+                    samples = _run_pass(tree, Path(tmp) / f"cache-{tree.name}", workload, number + 1, mcp_questions)
+                    rows.setdefault((workload, name), []).extend(samples)
+    titles = {
+        "labelled": "labelled queries, new suffix",
+        "mcp": "bench_mcp's 16 questions x 4, new suffix, language detected",
+        "swept": "labelled queries, new suffix, 4 MB swept before each",
+    }
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    out = [
+        f"### Speed against {rev} (alternating processes, {rounds} rounds, CPU time per question; "
+        f"load average {load:.2f} at the end)",
+        "",
+        f"| workload | n | {rev} p50 / p99 ms | this tree p50 / p99 ms | p50 ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for workload, title in titles.items():
+        before, after = rows[(workload, rev)], rows[(workload, "this tree")]
+        out.append(
+            f"| {title} | {len(after)} | {_percentile(before, 0.5) * 1000:.3f} / {_percentile(before, 0.99) * 1000:.3f} | "
+            f"{_percentile(after, 0.5) * 1000:.3f} / {_percentile(after, 0.99) * 1000:.3f} | "
+            f"{_percentile(after, 0.5) / _percentile(before, 0.5):.2f}x |"
+        )
+    return out
+
+
+def _run_pass(tree: Path, cache: Path, workload: str, number: int, mcp_questions: str) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(REPO / "tests" / "data"), str(cache), workload, str(number), mcp_questions],
+        cwd=tree, env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"a timing pass failed in {tree}:\n{done.stderr}")
+    samples: list[float] = json.loads(done.stdout)
+    return samples
+
+
 def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
     out = ["### Answers that carry the fact asked for", ""]
     rows: dict[tuple[str, str], list[int]] = {}
@@ -266,7 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="passes over the labelled queries")
     parser.add_argument("--compare-fts5", action="store_true", help="also measure SQLite FTS5 trigram")
     parser.add_argument("--misses", action="store_true", help="list retrieval misses and tuning-set answer misses")
+    parser.add_argument("--against", metavar="REV", help="speed only: this engine against commit REV's")
+    parser.add_argument("--rounds", type=int, default=6, help="alternations for --against")
     args = parser.parse_args(argv)
+    if args.against:
+        print("\n".join(_against(args.against, args.rounds)))
+        return 0
 
     queries = labelled_queries()
     kb = KnowledgeBase.load()

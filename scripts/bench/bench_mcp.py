@@ -13,8 +13,10 @@ Prints Markdown tables (medians; ratios are computed within this one run):
    cache), 64 questions with a new suffix each call (never a cache hit), and natural
    questions, each asked once (every labelled question of tests/data, zh and en: new words
    too). The result size (JSON bytes of the structured result) is reported per row, since
-   every byte is serialised twice and parsed and validated by the client. Goal: >= 0.8x of
-   the bare server's calls/s.
+   every byte is serialised twice and parsed and validated by the client. Beside calls/s, the
+   CPU time per call of the client (this process) and of the server process (Linux, from
+   /proc): where the time goes, and a figure the machine's load moves much less than calls/s.
+   Goal: >= 0.8x of the bare server's calls/s.
 2. ``send_message`` through MCP (stdio, ``kai-bridge stdio``) against cozepy's
    ``AsyncCoze.chat.stream`` directly, both to the same sandbox (a separate
    ``kai-bridge sandbox`` process, no chunk delay), interleaved, same conversation reuse.
@@ -100,6 +102,8 @@ class Series:
     rates: list[float]
     latencies_ms: list[float]
     result_bytes: list[int] = field(default_factory=list)
+    client_cpu_ms: list[float] = field(default_factory=list)  # per call, one value per rep
+    server_cpu_ms: list[float] = field(default_factory=list)
 
     @property
     def size(self) -> float:
@@ -108,6 +112,13 @@ class Series:
     @property
     def rate(self) -> float:
         return statistics.median(self.rates)
+
+    @property
+    def cpu(self) -> str:
+        """Client / server CPU ms per call (medians of reps), or "-" where unknown."""
+        client = f"{statistics.median(self.client_cpu_ms):.3f}" if self.client_cpu_ms else "-"
+        server = f"{statistics.median(self.server_cpu_ms):.3f}" if self.server_cpu_ms else "-"
+        return f"{client} / {server}"
 
     @property
     def p50(self) -> float:
@@ -183,10 +194,41 @@ async def http_session(url: str, token: str | None) -> AsyncIterator[ClientSessi
 Args = Callable[[int], dict[str, Any]]
 
 
+def child_pid(marker: str) -> int | None:
+    """The pid of this process's child whose command line contains ``marker`` (Linux), if any."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and marker in command:
+            return int(entry.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure_rep(session: ClientSession, tool: str, args_for: Args, *, start: int, calls: int,
-                      series: Series) -> None:
-    """One rep of ``calls`` sequential calls (arguments ``args_for(start + i)``), added to ``series``."""
+                      series: Series, server: int | None = None) -> None:
+    """One rep of ``calls`` sequential calls (arguments ``args_for(start + i)``), added to ``series``
+    (with the CPU time of this process and of the ``server`` process per call)."""
     began = time.perf_counter()
+    client_began, server_began = time.process_time(), cpu_seconds(server)
     for i in range(calls):
         begin = time.perf_counter()
         result = await session.call_tool(tool, args_for(start + i))
@@ -195,9 +237,14 @@ async def measure_rep(session: ClientSession, tool: str, args_for: Args, *, star
             raise RuntimeError(f"{tool} failed during the benchmark: {result.content}")
         series.result_bytes.append(len(json.dumps(result.structured_content, ensure_ascii=False).encode()))
     series.rates.append(calls / (time.perf_counter() - began))
+    series.client_cpu_ms.append((time.process_time() - client_began) / calls * 1000)
+    server_now = cpu_seconds(server)
+    if server_began is not None and server_now is not None:
+        series.server_cpu_ms.append((server_now - server_began) / calls * 1000)
 
 
-async def interleaved(bare: ClientSession, kai: ClientSession, *, calls: int, reps: int) -> tuple[list[Series], Series]:
+async def interleaved(bare: ClientSession, kai: ClientSession, *, calls: int, reps: int,
+                      pids: tuple[int | None, int | None] = (None, None)) -> tuple[list[Series], Series]:
     """The bare no-op and every kai row, rep by rep in turn (see the module docstring)."""
     fixed: Args = lambda i: {"query": REPEATED}  # noqa: E731
     # A different question every call: the knowledge base's own cost, no cache hit.
@@ -220,7 +267,8 @@ async def interleaved(bare: ClientSession, kai: ClientSession, *, calls: int, re
             await session.call_tool(tool, fixed(i) if args_for is natural else args_for(100_000 + i))
     for rep in range(reps):
         for session, tool, args_for, n, series in rows:
-            await measure_rep(session, tool, args_for, start=rep * n, calls=n, series=series)
+            server = pids[0] if session is bare else pids[1]
+            await measure_rep(session, tool, args_for, start=rep * n, calls=n, series=series, server=server)
     return [row[4] for row in rows[1:]], rows[0][4]
 
 
@@ -254,7 +302,8 @@ async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, lis
         stdio_session([*CLI, "stdio", "--no-sidecar", *extension], base_env(tmp, "stdio")) as kai_session,
         stdio_session([*BARE, "stdio"], base_env(tmp, "bare")) as bare_session,
     ):
-        kai, bare = await interleaved(bare_session, kai_session, calls=calls, reps=reps)
+        pids = (child_pid("bare_mcp_server.py stdio"), child_pid("kai_bridge.cli stdio"))
+        kai, bare = await interleaved(bare_session, kai_session, calls=calls, reps=reps, pids=pids)
         ANSWER_LINES[:] = await answer_facts(kai_session)
     rows.append(("stdio", kai, bare))
 
@@ -270,7 +319,8 @@ async def part_calls(tmp: Path, *, calls: int, reps: int) -> list[tuple[str, lis
         http_session(kai_url, TOKEN) as kai_session,
         http_session(bare_url, None) as bare_session,
     ):
-        kai, bare = await interleaved(bare_session, kai_session, calls=http_calls, reps=reps)
+        pids = (child_pid("bare_mcp_server.py http"), child_pid("kai_bridge.cli serve"))
+        kai, bare = await interleaved(bare_session, kai_session, calls=http_calls, reps=reps, pids=pids)
     rows.append(("Streamable HTTP", kai, bare))
     return rows
 
@@ -419,12 +469,13 @@ def report(calls: list[tuple[str, list[Series], Series]], chats: list[Series], l
            elapsed: float) -> str:
     out = ["### MCP tool calls (sequential, one client: `ClientSession`, 2025-11-25 handshake; kai and bare "
            "rows interleaved rep by rep)", "",
-           "| transport | server / tool | calls/s (median of reps) | p50 ms | p90 ms | result bytes | vs bare |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+           "| transport | server / tool | calls/s (median of reps) | p50 ms | p90 ms | result bytes "
+           "| CPU ms/call: client / server | vs bare |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
     for transport, kai, bare in calls:
         for series in [*kai, bare]:
             out.append(f"| {transport} | {series.label} | {series.rate:.0f} | {series.p50:.2f} | {series.p90:.2f} "
-                       f"| {series.size:.0f} | {series.rate / bare.rate:.2f}x |")
+                       f"| {series.size:.0f} | {series.cpu} | {series.rate / bare.rate:.2f}x |")
     out += ["", *ANSWER_LINES]
     if not chats:
         goal = "; ".join(

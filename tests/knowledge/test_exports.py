@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "KnowledgeService",
         "NamedCount",
         "Passage",
+        "PassageBrief",
     ]
     for name in knowledge.__all__:
         assert getattr(knowledge, name) is not None

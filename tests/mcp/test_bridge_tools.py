@@ -70,7 +70,7 @@ async def test_coffee_knowledge_query_returns_a_structured_answer_matching_its_s
     jsonschema.validate(data, listed["coffee_knowledge_query"].output_schema)
     assert data["language"] == "zh"
     assert data["found"] is True
-    assert any("ethiopia" in source for source in data["sources"])
+    assert any("ethiopia" in passage["article_id"] for passage in data["passages"])
     assert json.loads(_text(result)) == data
 
 

@@ -33,18 +33,19 @@ def _registry(knowledge: object) -> ToolRegistry:
     return registry
 
 
-async def test_answers_in_the_language_of_the_question_with_sources() -> None:
+async def test_answers_in_the_language_of_the_question_with_the_passages_it_came_from() -> None:
     registry = _registry(knowledge_service())
     zh = await registry.call("coffee_knowledge_query", {"query": "埃塞俄比亚咖啡有什么特点"})
     en = await registry.call("coffee_knowledge_query", {"query": "what is a washed process", "top_k": 1})
     assert zh["language"] == "zh"
     assert en["language"] == "en"
     assert len(en["passages"]) == 1
-    assert en["sources"]
+    assert en["passages"][0]["article_id"]
+    assert en["passages"][0]["snippet"]
     KnowledgeBrief.model_validate(zh)
 
 
-async def test_the_tool_returns_each_cqi_figure_as_its_headline_and_keeps_sources() -> None:
+async def test_the_tool_returns_each_passage_and_cqi_figure_as_their_headline() -> None:
     knowledge = knowledge_service()
     full = await knowledge.query("what is a washed process", top_k=3, language=None)
     result = await _registry(knowledge).call("coffee_knowledge_query", {"query": "what is a washed process"})
@@ -59,9 +60,17 @@ async def test_the_tool_returns_each_cqi_figure_as_its_headline_and_keeps_source
         "total_cup_points_median": figure.total_cup_points_median,
         "summary": figure.summary,
     }
-    assert result["sources"] == full.sources
     assert result["answer"] == full.answer
-    assert result["passages"] == [p.model_dump(mode="json") for p in full.passages]
+    assert result["passages"] == [
+        {"article_id": p.article_id, "title": p.title, "snippet": p.snippet} for p in full.passages
+    ]
+    # What the brief leaves out is the caller's own question or said again elsewhere.
+    assert "query" not in result
+    assert "sources" not in result
+    assert [p["article_id"] for p in result["passages"]] == [s for s in full.sources if not s.startswith("cqi")]
+    assert [s for s in full.sources if s.startswith("cqi")] == [
+        f"cqi:{f.key}" if f.kind == "country" else f"cqi-process:{f.key}" for f in full.figures
+    ]
 
 
 async def test_the_sync_knowledge_base_works_as_well_as_the_async_service() -> None:
