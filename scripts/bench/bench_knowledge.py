@@ -6,8 +6,8 @@
     .venv/bin/python scripts/bench/bench_knowledge.py --misses        # tuning-set misses too
     .venv/bin/python scripts/bench/bench_knowledge.py --against main  # speed only, vs main's engine
 
-- Answers: the share of answers that carry the fact asked for (tests/data/
-  knowledge_answers_{tuning,heldout,heldout2,heldout3,heldout4}.jsonl), per language and per kind of question, and
+- Answers: the share of answers that carry the fact asked for (tests/data/knowledge_answers_
+  {tuning,heldout,heldout2,heldout3,heldout4,heldout5}.jsonl), per language and per kind of question, and
   how many end on a colon or show a list marker. Held-out misses are never printed: the set
   is not for tuning.
 - Retrieval: recall@1, recall@3 and MRR against tests/data/knowledge_queries_*.jsonl; an

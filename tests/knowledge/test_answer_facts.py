@@ -1,6 +1,6 @@
 """Answer-level quality: the answer carries the fact the question asks for.
 
-Four labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
+Six labelled sets (tests/data/knowledge_answers_*.jsonl): ``tuning``, which the composer was
 tuned on; ``heldout``, written before any tuning and never used to tune; ``heldout2``, written
 from the corpus text, as a stranger would ask, before any change of the second round, and never
 used to tune either; ``heldout3``, written from the corpus text before any change of the third
@@ -8,10 +8,12 @@ round (short, colloquial, zh-heavy, a few in Traditional Chinese or mixed with E
 to definitions, durations, causes and people); ``heldout4``, 238 questions written from the corpus
 text before any change of the fourth round, on facts the other sets mostly do not ask for. From the
 fourth round on, held-out 2 and 3 are tuning material; held-out 1 and 4 are never tuned on (see
-tests/knowledge/support.py). Each case names the facts (any one) the
-answer must contain; the titles of the sources are taken out of the answer first, so naming the article does not
-count as carrying its fact. The floors are the rates measured at the end of the fourth round
-(held-out 4 when frozen: 0.853), rounded down: a change that makes answers worse fails here.
+tests/knowledge/support.py); ``heldout5``, 150 questions written from the corpus text before any
+change of the fifth round (issue 12), on (fact, article) pairs no other set uses, never tuned on.
+Each case names the facts (any one) the answer must contain; the titles of the sources are taken
+out of the answer first, so naming the article does not count as carrying its fact. The floors are
+the rates measured at the end of the fourth round (held-out 4 when frozen: 0.853; held-out 5, measured on the engine it was written for: 0.940, zh
+0.952, en 0.925), rounded down: a change that makes answers worse fails here.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ from tests.knowledge.support import (
     labelled_queries,
 )
 
-FACT_FLOOR = {"tuning": 0.96, "heldout": 0.96, "heldout2": 0.92, "heldout3": 0.91, "heldout4": 0.89}
-LANGUAGE_FLOOR = {"tuning": 0.94, "heldout": 0.95, "heldout2": 0.89, "heldout3": 0.90, "heldout4": 0.89}
+FACT_FLOOR = {"tuning": 0.96, "heldout": 0.96, "heldout2": 0.92, "heldout3": 0.91, "heldout4": 0.89, "heldout5": 0.94}
+LANGUAGE_FLOOR = {
+    "tuning": 0.94,
+    "heldout": 0.95,
+    "heldout2": 0.89,
+    "heldout3": 0.90,
+    "heldout4": 0.89,
+    "heldout5": 0.92,
+}
 
 
 def _misses(kb: KnowledgeBase, split: str, language: str | None = None) -> tuple[float, list[str]]:
