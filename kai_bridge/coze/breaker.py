@@ -154,6 +154,19 @@ class CircuitBreaker:
             self._opened_generation = self._generation
         self._probe_in_flight = False
 
+    def record_outcome(self, generation: int | None, exc: BaseException, *, retrying: bool = False) -> None:
+        """The verdict of an admitted call that raised ``exc``, by its type (see :func:`counts_as_failure`).
+
+        ``retrying``: the caller tries again. While closed such an attempt gives no verdict, so a
+        call counts once, by its last attempt; a probe's failure (half-open) counts at once.
+        """
+        if not counts_as_failure(exc):
+            self.record_success(generation)  # Coze answered: it is up
+        elif retrying and self._state is BreakerState.CLOSED:
+            self.release(generation)
+        else:
+            self.record_failure(generation)
+
     def release(self, generation: int | None = None) -> None:
         """An admitted call ended with no verdict (cancelled): let another probe through."""
         if not self._stale(generation):
@@ -166,10 +179,7 @@ class CircuitBreaker:
         try:
             yield
         except Exception as exc:
-            if counts_as_failure(exc):
-                self.record_failure(generation)
-            else:
-                self.record_success(generation)
+            self.record_outcome(generation, exc)
             raise
         except BaseException:
             self.release(generation)

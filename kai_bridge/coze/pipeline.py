@@ -33,7 +33,7 @@ import httpx
 
 from kai_bridge._version import __version__
 from kai_bridge.coze.auth import TokenProvider
-from kai_bridge.coze.breaker import BreakerState, CircuitBreaker, counts_as_failure
+from kai_bridge.coze.breaker import CircuitBreaker
 from kai_bridge.coze.envelope import Envelope, logid_of, parse_envelope
 from kai_bridge.coze.events import chat_event_from_sse
 from kai_bridge.coze.groups import api_group
@@ -164,24 +164,6 @@ class CozePipeline:
             return idempotent or isinstance(exc.__cause__, _NOTHING_SENT)
         return False
 
-    def _verdict(self, generation: int | None, exc: CozeError, *, retrying: bool) -> None:
-        """Tell the breaker how an admitted attempt ended (``generation`` None: it was not admitted).
-
-        A call counts once, by its last attempt: while the breaker is closed, an attempt that fails
-        and is retried gives no verdict. Counting every attempt made a healthy Coze that fails one
-        request in five open the breaker now and then (5 failed attempts in a row among many
-        callers' retries), and then every caller failed for a reset. A probe's failure (half-open)
-        counts at once, as before.
-        """
-        if generation is None:
-            return
-        if not counts_as_failure(exc):
-            self.breaker.record_success(generation)  # Coze answered: it is up
-        elif retrying and self.breaker.state is BreakerState.CLOSED:
-            self.breaker.release(generation)
-        else:
-            self.breaker.record_failure(generation)
-
     def _wants_reauth(self, exc: CozeAuthError, *, already: bool) -> bool:
         return (
             not already
@@ -221,7 +203,8 @@ class CozePipeline:
                 token = await self.auth.get_token()
                 result = await send(token)
             except CozeAuthError as exc:
-                self._verdict(generation, exc, retrying=False)
+                if generation is not None:
+                    self.breaker.record_outcome(generation, exc)
                 _report(done, exc)
                 if token is not None and self._wants_reauth(exc, already=reauthed):
                     reauthed = True
@@ -235,7 +218,10 @@ class CozePipeline:
             except CozeError as exc:
                 # token is None: the failure came from the token provider, which already retried.
                 retrying = token is not None and retry < budget and self._may_retry(exc, idempotent=idempotent)
-                self._verdict(generation, exc, retrying=retrying)
+                if generation is not None:  # None: the open breaker refused it, so no verdict
+                    # A call counts once, by its last attempt: counting each attempt opened the
+                    # breaker now and then on a Coze failing one request in five.
+                    self.breaker.record_outcome(generation, exc, retrying=retrying)
                 _report(done, exc)
                 if not retrying:
                     self.counters["errors"] += 1
