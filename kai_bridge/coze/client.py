@@ -364,20 +364,16 @@ class CozeClient:
         tag = send_tag(request.send_key) if request.send_key is not None else secrets.token_hex(12)
         *context, question = request.messages
         tagged = dataclasses.replace(request, messages=[*context, question.tagged(SEND_TAG_KEY, tag)])
+        started: str | None = None  # a chat this send already started: followed instead of sent (again)
         if request.send_key is not None:
             # A send that may have been made before (by a process that died mid-chat): follow that chat.
-            earlier = await self._find_tagged(conversation_id=conversation_id, tag=tag, retries=None)
-            if earlier is not None:
+            started = await self._find_tagged(conversation_id=conversation_id, tag=tag, retries=None)
+            if started is not None:
                 self._pipe.counters["sends_followed"] += 1
                 log.info("stream_chat: this send was made before (chat %s); following it instead of sending again",
-                         earlier)
-                async with contextlib.aclosing(self._follow(conversation_id=conversation_id,
-                                                            chat_id=earlier)) as followed:
-                    async for event in followed:
-                        yield event
-                return
+                         started)
         retry = 0
-        while True:
+        while started is None:
             events = self._open_chat_stream(tagged)
             try:
                 first = await anext(events)
@@ -402,11 +398,7 @@ class CozeClient:
                     self._pipe.counters["chat_creates_resumed"] += 1
                     log.warning("stream_chat: the create failed (%s) but Coze started chat %s; following it",
                                 type(exc).__name__, started)
-                    async with contextlib.aclosing(self._follow(conversation_id=conversation_id,
-                                                                chat_id=started)) as followed:
-                        async for event in followed:
-                            yield event
-                    return
+                    break
                 if not isinstance(exc, CozeServerError):
                     raise  # lost after sending and not (yet) in the conversation: maybe still coming
                 await self._pipe.backoff(exc, retry=retry, context="stream_chat (not started: sending again)")
@@ -417,6 +409,9 @@ class CozeClient:
                 async for event in events:
                     yield event
             return
+        async with contextlib.aclosing(self._follow(conversation_id=conversation_id, chat_id=started)) as followed:
+            async for event in followed:
+                yield event
 
     async def _find_tagged(self, *, conversation_id: str, tag: str, retries: int | None) -> str | None:
         """The chat id of the newest message carrying ``tag``, if Coze has one."""
