@@ -24,6 +24,7 @@ How the answer is built:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
@@ -629,8 +630,7 @@ def _extra_anchor(
     *,
     missing: bool,
     kept: list[tuple[Hit, Article]],
-    scored: list[list[float]],
-    scored_by_doc: dict[int, tuple[list[float], float, float]],
+    renderer_for: Callable[[int], _Renderer],
     index: Index,
     wanted: _Wanted,
     language: Language,
@@ -655,16 +655,7 @@ def _extra_anchor(
             continue
         if _strip_end(text.sentences[i].text) in said:
             continue  # said already (a list item joined into a sentence has lost its end mark)
-        renderer = _Renderer(
-            text,
-            scored[rank],
-            language=language,
-            proper=index.proper_nouns,
-            strong=wanted.strong,
-            wanted=wanted,
-            implied=scored_by_doc[hit.doc][2],
-        )
-        extra = renderer.render(i, kinds=kinds)
+        extra = renderer_for(rank).render(i, kinds=kinds)
         tries -= 1
         if len(said) + len(extra) > ANSWER_CHARS[language]:
             # Its list or paragraph does not fit: the sentence alone may.
@@ -756,17 +747,22 @@ def compose(
     answer_parts: list[str] = []
     if best is not None:
         _, rank, anchor = best
-        hit, article = kept[rank]
-        renderer = _Renderer(
-            index.texts[hit.doc][language],
-            scored[rank],
-            language=language,
-            proper=index.proper_nouns,
-            strong=wanted.strong,
-            wanted=wanted,
-            implied=scored_by_doc[hit.doc][2],
-        )
-        said = renderer.render(anchor, kinds=kinds)
+        article = kept[rank][1]
+
+        def renderer_for(rank: int) -> _Renderer:
+            """The renderer of the sentences of the article kept at ``rank``."""
+            doc = kept[rank][0].doc
+            return _Renderer(
+                index.texts[doc][language],
+                scored[rank],
+                language=language,
+                proper=index.proper_nouns,
+                strong=wanted.strong,
+                wanted=wanted,
+                implied=scored_by_doc[doc][2],
+            )
+
+        said = renderer_for(rank).render(anchor, kinds=kinds)
         gap = "" if language == "zh" else " "
         segments = [(article.title(language), said)]  # (source title, text), in the order said
         low = min(SECOND_SHARE, KIND_SHARE) * best[0]
@@ -788,8 +784,7 @@ def compose(
                 candidates,
                 missing=missing,
                 kept=kept,
-                scored=scored,
-                scored_by_doc=scored_by_doc,
+                renderer_for=renderer_for,
                 index=index,
                 wanted=wanted,
                 language=language,
