@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.abc
 import httpx
 
 from kai_bridge.config import Settings, load_settings
@@ -130,3 +132,16 @@ async def open_embedded(*, db_path: Path, settings_overrides: Mapping[str, Any] 
 
 def concat(parts: Sequence[str]) -> str:
     return "".join(parts)
+
+
+async def stop_process(process: anyio.abc.Process, *, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; wait for the end (even when cancelled) and close the pipes."""
+    if process.returncode is None:
+        process.terminate()
+        with anyio.move_on_after(grace):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+    with anyio.CancelScope(shield=True):
+        await process.wait()
+    await process.aclose()

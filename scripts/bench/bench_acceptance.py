@@ -232,6 +232,19 @@ def child_env(tmp: Path, name: str, **extra: str) -> dict[str, str]:
     return env
 
 
+async def stop_process(process: anyio.abc.Process, *, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; wait for the end (even when cancelled) and close the pipes."""
+    if process.returncode is None:
+        process.terminate()
+        with anyio.move_on_after(grace):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+    with anyio.CancelScope(shield=True):
+        await process.wait()
+    await process.aclose()
+
+
 @contextlib.asynccontextmanager
 async def started(name: str, command: list[str], env: dict[str, str], *, tmp: Path,
                   ready: Callable[[Path], str | None]) -> AsyncIterator[tuple[Proc, str]]:
@@ -249,13 +262,7 @@ async def started(name: str, command: list[str], env: dict[str, str], *, tmp: Pa
                 await anyio.sleep(0.05)
         yield proc, url
     finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
 
 
 def sandbox_url_in(log: Path) -> str | None:

@@ -49,6 +49,7 @@ import anyio
 import anyio.abc
 import httpx
 import httpx2
+from bench_acceptance import stop_process
 from cozepy import AsyncCoze, AsyncJWTAuth, ChatEventType, Message
 from mcp import ClientSession, StdioServerParameters
 from mcp.client import Client
@@ -165,17 +166,7 @@ async def http_server(command: list[str], env: dict[str, str], ready: Path, what
     try:
         yield await _wait_for_file(ready, process, what)
     finally:
-        await _stop(process)
-
-
-async def _stop(process: anyio.abc.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        with anyio.move_on_after(15):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await stop_process(process)
 
 
 @contextlib.asynccontextmanager
@@ -348,7 +339,7 @@ async def sandbox_process(tmp: Path) -> AsyncIterator[tuple[str, Any, Any]]:
             raise RuntimeError(f"the sandbox did not start: {line!r}")
         yield found.group(1), bridge_pair, cozepy_pair
     finally:
-        await _stop(process)
+        await stop_process(process)
 
 
 async def part_chats(tmp: Path, *, chats: int) -> list[Series]:

@@ -28,6 +28,7 @@ import anyio.abc
 import httpx
 import psycopg
 from bench_acceptance import mcp_sessions as acceptance_sessions
+from bench_acceptance import stop_process
 from mcp import ClientSession
 
 from kai_bridge.keys import KeyPair
@@ -143,15 +144,7 @@ async def started(
                 await anyio.sleep(0.02)
         yield Proc(name, process, url.removesuffix("/mcp"), log, time.perf_counter() - began)
     finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-        await process.aclose()
+        await stop_process(process)
 
 
 def base_env(folder: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
 from kai_bridge.sandbox import COFFEE_BOT_ID, SandboxHandle
-from tests.bridge import APP_ID, key_pair
+from tests.bridge import APP_ID, key_pair, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "kai_bridge.cli"]
@@ -97,10 +97,4 @@ async def serve_process(env: Mapping[str, str], *args: str) -> AsyncIterator[tup
             yield url, process, lines
             tg.cancel_scope.cancel()
     finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        await stop_process(process)

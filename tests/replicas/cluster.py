@@ -31,7 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from kai_bridge.keys import KeyPair
 from kai_bridge.sandbox import COFFEE_BOT_ID
-from tests.bridge import key_pair
+from tests.bridge import key_pair, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "kai_bridge.cli"]
@@ -114,15 +114,7 @@ async def started(name: str, args: Sequence[str], *, env: Mapping[str, str], fol
         url = await _wait_ready(name, process, ready, log)
         yield Running(name=name, process=process, url=url, log=log)
     finally:
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-        await process.aclose()
+        await stop_process(process)
 
 
 @dataclass(frozen=True)
