@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
 from kai_bridge.knowledge.cqi import CqiKey, CqiTable
@@ -47,6 +48,7 @@ from kai_bridge.knowledge.facts import (
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
+from kai_bridge.knowledge.structure import strip_end as _strip_end
 from kai_bridge.knowledge.text import Language, has_cjk, terms
 
 __all__ = ["ANSWER_ARTICLES", "compose"]
@@ -70,9 +72,7 @@ BLOCK_SHARE = 0.5  # ... and of the best word score of its own paragraph or item
 FOCUS_SHARE = 0.6  # the question's subject: its words with at least this share of the top idf
 LEAD_BONUS = 0.5  # the article's first sentence (it usually defines the subject)
 LEAD_DEFINITION_BONUS = 2.0  # ... when the question asks what the article's subject is
-SUBJECT_BONUS = 1.0  # a sentence opening with what a definition question asks about
-SUBJECT_CHARS = 10  # ... within its first this many characters (Chinese)
-SUBJECT_WORDS = 5  # ... or words (English)
+SUBJECT_BONUS = 1.0  # a sentence opening with what a definition question asks about (structure.opening)
 ARTICLE_BONUS = 3.0  # x the article's score relative to the best article
 NAMED_BONUS = 3.0  # the question names the article (one of its titles or aliases)
 NAMED_SHARE = 1.0  # ... by its title: each of its sentences counts this share of the title words as said
@@ -94,7 +94,6 @@ KIND_SHARE = 0.5
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
-_LATIN_RUN = re.compile(r"[A-Za-z0-9]+")
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
@@ -102,15 +101,13 @@ _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curate
 # sentences that give one ("Its ideal zone is...", SCA推荐...).
 _ASKS_NORM_EN = re.compile(r"\b(?:good|ideal|right|recommended|optimal|best|proper|correct|target)\b")
 _ASKS_NORM_ZH = re.compile("合适|理想|最佳|最好|推荐|标准|正常")
-_NORM_SENTENCE = re.compile(
-    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
-)
-# A phase of a brew a duration question may name; and the sentences giving a whole brew's time.
+# (the sentences: facts.NORM_VALUE, marked at index build as ArticleText.norms)
+# A phase of a brew a duration question may name (the sentences giving a whole brew's time:
+# facts.TOTAL_TIME, marked at index build as ArticleText.totals).
 _PHASE = re.compile(
     r"\b(?:bloom\w*|steep\w*|press\w*|plung\w*|rest\w*|ferment\w*|dry\w*|cool\w*|stretch\w*|heat\w*|roast\w*|shot|extract\w*)\b"
     "|闷蒸|浸泡|泡|下压|压|养豆|发酵|干燥|晾晒|冷却|打发|加热|烘|萃取|保存|放"
 )
-_TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
@@ -252,29 +249,19 @@ class _Wanted:
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
         if self.total:  # "Chemex要冲多久": the whole brew's time, not the bloom's
-            for i, sentence in enumerate(sentences):
-                if i in text.by_kind.get(DURATION, ()) and _TOTAL_TIME.search(sentence.text) is not None:
-                    scores[i] += TOTAL_BONUS
+            for i in text.totals:
+                scores[i] += TOTAL_BONUS
         if self.norm:  # "what is a good extraction yield": the sentence that gives the ideal
-            for i, sentence in enumerate(sentences):
-                if _NORM_SENTENCE.search(sentence.text) is not None:
-                    scores[i] += NORM_BONUS
+            for i in text.norms:
+                scores[i] += NORM_BONUS
         scores[0] += LEAD_DEFINITION_BONUS if primary == DEFINITION and 0 in focused else LEAD_BONUS
         if primary == DEFINITION and SUBJECT_BONUS:
             # "74110是什么品种": the sentence whose subject is the thing asked about (it opens
             # with it: "74110和74112均于..."), not any sentence that mentions it.
-            asked = self.focus
+            asked, openings = self.focus, text.openings
             candidates = {i for t in asked for i in postings.get(t, ())}
-            for i in candidates:
-                text_i = sentences[i].text
-                if has_cjk(text_i[:4]):
-                    # The first characters, and the rest of a Latin word or number cut by them (74110).
-                    cut = _LATIN_RUN.match(text_i, SUBJECT_CHARS)
-                    head = text_i[:SUBJECT_CHARS] + (cut.group() if cut else "")
-                else:
-                    head = " ".join(text_i.split()[:SUBJECT_WORDS])
-                if not asked.isdisjoint(terms(head)):
-                    scores[i] += SUBJECT_BONUS
+            for i in candidates.intersection([i for t in asked for i in openings.get(t, ())]):
+                scores[i] += SUBJECT_BONUS
         return scores, together, implied
 
 
@@ -289,10 +276,6 @@ def _clip(text: str, limit: int) -> str:
             cut = cut[:at]
             break
     return cut.rstrip(" ,;，；:：") + "…"
-
-
-def _strip_end(text: str) -> str:
-    return text.rstrip().rstrip(".。;；:：").rstrip()
 
 
 def _lower_first(text: str, proper: frozenset[str]) -> str:
@@ -488,25 +471,21 @@ class _Renderer:
         if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
             picked.add(anchor + 1)  # a one-line opener says little on its own
             used += len(sentences[anchor + 1].text)
-        implied = self.implied
-        floor = CONTEXT_SHARE * (self.scores[anchor] - implied)
-        # Neighbours first (same paragraph), then the rest of the article, best first.
-        candidates = sorted(
-            (i for i in range(len(sentences)) if i not in picked and self.text.blocks[sentences[i].block].role != INTRO),
-            key=lambda i: (sentences[i].block != sentences[anchor].block, -self.scores[i], i),
-        )
-        for i in candidates:
-            if len(picked) >= 1 + CONTEXT_SENTENCES:
-                break
-            own = self.scores[i] - implied
-            if own < floor or own <= 0.0:
-                continue
-            if self.text.blocks[sentences[i].block].role == ITEM:
-                continue  # a stray list item reads as a non sequitur in prose
-            if used + len(sentences[i].text) > self.budget:
-                continue
-            picked.add(i)
-            used += len(sentences[i].text)
+        scores, implied = self.scores, self.implied
+        floor = CONTEXT_SHARE * (scores[anchor] - implied)
+        # Neighbours first (same paragraph), then the rest of the article's prose (a stray list
+        # item reads as a non sequitur in prose), each best first, ties in article order.
+        near = [i for i in range(block.first, block.end) if i not in picked]
+        far = [i for i in self.text.paragraph if not block.first <= i < block.end]
+        for group in (near, far):
+            relevant = [i for i in group if (own := scores[i] - implied) >= floor and own > 0.0]
+            for i in sorted(relevant, key=scores.__getitem__, reverse=True):
+                if len(picked) >= 1 + CONTEXT_SENTENCES:
+                    break
+                if used + len(sentences[i].text) > self.budget:
+                    continue
+                picked.add(i)
+                used += len(sentences[i].text)
         parts = [self.fit(sentences[i].text, self.budget) for i in sorted(picked)]
         text = ("" if self.zh else " ").join(parts)
         if text.endswith((":", "：")):
@@ -517,7 +496,7 @@ class _Renderer:
 def _snippet(text: ArticleText, scores: list[float], language: str) -> str:
     if not text.sentences:
         return ""
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    best = scores.index(max(scores))  # the first of the best
     snippet = _strip_end(text.sentences[best].text) if text.sentences[best].text.endswith((":", "：")) else (
         text.sentences[best].text
     )
@@ -653,7 +632,7 @@ def _extra_anchor(
         text = index.texts[hit.doc][language]
         if missing and i not in text.by_kind.get(primary, ()):
             continue
-        if _strip_end(text.sentences[i].text) in said:
+        if text.stripped[i] in said:
             continue  # said already (a list item joined into a sentence has lost its end mark)
         extra = renderer_for(rank).render(i, kinds=kinds)
         tries -= 1
@@ -666,9 +645,7 @@ def _extra_anchor(
                 or len(said) + len(extra) > ANSWER_CHARS[language]
             ):
                 continue
-        if any(
-            len(part) > 5 and part in extra and part in said for part in (_strip_end(s.text) for s in text.sentences)
-        ):
+        if any(len(part) > 5 and part in extra and part in said for part in text.stripped):
             continue  # it repeats what the answer already says
         return extra, article.title(language)
     return None
@@ -719,7 +696,7 @@ def compose(
         bonus += NAMED_BONUS if hit.alias else 0.0
         bonuses.append(bonus)
         if scores:
-            i = max(range(len(scores)), key=scores.__getitem__)
+            i = scores.index(max(scores))  # the first of the best
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.
@@ -749,10 +726,15 @@ def compose(
         _, rank, anchor = best
         article = kept[rank][1]
 
+        renderers: dict[int, _Renderer] = {}
+
         def renderer_for(rank: int) -> _Renderer:
-            """The renderer of the sentences of the article kept at ``rank``."""
+            """The renderer of the sentences of the article kept at ``rank`` (one per article)."""
+            found = renderers.get(rank)
+            if found is not None:
+                return found
             doc = kept[rank][0].doc
-            return _Renderer(
+            found = renderers[rank] = _Renderer(
                 index.texts[doc][language],
                 scored[rank],
                 language=language,
@@ -761,20 +743,17 @@ def compose(
                 wanted=wanted,
                 implied=scored_by_doc[doc][2],
             )
+            return found
 
         said = renderer_for(rank).render(anchor, kinds=kinds)
         gap = "" if language == "zh" else " "
         segments = [(article.title(language), said)]  # (source title, text), in the order said
         low = min(SECOND_SHARE, KIND_SHARE) * best[0]
-        candidates = sorted(
-            (
-                (score + bonuses[rank], rank, i)
-                for rank, scores in enumerate(scored[:ANSWER_ARTICLES])
-                for i, score in enumerate(scores)
-                if score + bonuses[rank] >= low
-            ),
-            key=lambda c: (-c[0], c[1], c[2]),
-        )
+        candidates: list[tuple[float, int, int]] = []  # by rank and sentence, then best first (stable)
+        for rank, scores in enumerate(scored[:ANSWER_ARTICLES]):
+            bonus = bonuses[rank]
+            candidates += [(value, rank, i) for i, score in enumerate(scores) if (value := score + bonus) >= low]
+        candidates.sort(key=itemgetter(0), reverse=True)
         asks = primary & TYPED
         missing = bool(asks) and not carries_value(said, asks)
         for _ in range(EXTRA_ANCHORS if best[0] > 0.0 else 0):

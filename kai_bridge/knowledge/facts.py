@@ -30,6 +30,7 @@ __all__ = [
     "GRIND",
     "KIND_NAMES",
     "NAMING",
+    "NORM_VALUE",
     "PERSON",
     "PLACE",
     "PROFILE",
@@ -37,6 +38,7 @@ __all__ = [
     "RATIO",
     "STEPS",
     "TEMPERATURE",
+    "TOTAL_TIME",
     "PlaceNames",
     "flavour_notes",
     "kind_names",
@@ -402,6 +404,12 @@ _DATE = _rx(
     r"\b1[0-9]{3}s?\b|\b20[0-9]{2}s?\b|\bcentur(?:y|ies)\b|" + _MONTHS,
     r"\d{3,4}年|世纪|\d{1,2}月|年代|[一二三四五六七八九十]+月",
 )
+# A sentence giving the ideal / recommended value ("Its ideal zone is...", SCA推荐...), and one
+# giving a whole brew's time (what a duration question naming no phase wants).
+NORM_VALUE = re.compile(
+    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
+)
+TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Cue words, by kind: English as word sets and prefixes (matched on the sentence's words, far
 # faster than alternations of \b...\b patterns at index build), Chinese as literal patterns.
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,38 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kai_bridge.knowledge.facts import DEFINITION, STEPS, PlaceNames, flavour_notes, sentence_kinds, steps_intro
+from kai_bridge.knowledge.facts import (
+    DEFINITION,
+    DURATION,
+    NORM_VALUE,
+    STEPS,
+    TOTAL_TIME,
+    PlaceNames,
+    flavour_notes,
+    sentence_kinds,
+    steps_intro,
+)
 from kai_bridge.knowledge.text import has_cjk, terms
 
-__all__ = ["INTRO", "ITEM", "PARA", "ArticleText", "Block", "Sentence", "parse_body", "text_from_state", "text_state"]
+__all__ = [
+    "INTRO",
+    "ITEM",
+    "PARA",
+    "SUBJECT_CHARS",
+    "SUBJECT_WORDS",
+    "ArticleText",
+    "Block",
+    "Sentence",
+    "opening",
+    "parse_body",
+    "strip_end",
+    "text_from_state",
+    "text_state",
+]
 
 PARA, INTRO, ITEM = 0, 1, 2
+SUBJECT_CHARS = 10  # a sentence's opening: its first this many characters (Chinese)
+SUBJECT_WORDS = 5  # ... or words (English)
 
 # A list marker at the start of a line: "- ", "* ", "• ", "1. ", "1) ", "一、", "（1）".
 _MARKER = re.compile(r"^\s*(?:[-*\u2022]\s+|\d{1,2}[.)]\s+|[一二三四五六七八九十]{1,3}、|[（(]\d{1,2}[）)]\s*)")
@@ -31,6 +57,7 @@ _HEAD_ZH = re.compile(r"^([^。；：！？]{1,24}?)：")
 _INLINE_MARKER = re.compile(r"(?<=[：；:;。])\s*(?:[一二三四五六七八九十]{1,3}、|[（(]\d{1,2}[）)]\s*)")
 _EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _ZH_SENTENCE = re.compile(r"[^。！？]+[。！？]?[”」）)]?")
+_LATIN_RUN = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +97,12 @@ class ArticleText:
     items: tuple[tuple[int, int], ...]  # (sentence, list id) of every item sentence in a list
     intros: tuple[tuple[int, int, int], ...]  # (list id, first, end) sentences of each list intro
     multi: tuple[tuple[int, int], ...]  # (first, end) of blocks of more than one sentence
+    # What the answer composer tests per sentence, computed here once instead of per question:
+    stripped: tuple[str, ...]  # each sentence's text without its end mark (strip_end)
+    openings: dict[str, tuple[int, ...]]  # term -> sentences whose opening (see opening()) holds it
+    totals: tuple[int, ...]  # duration sentences (as by_kind says) giving a whole time (TOTAL_TIME)
+    norms: tuple[int, ...]  # sentences giving an ideal / recommended value (NORM_VALUE)
+    paragraph: tuple[int, ...]  # sentences of plain paragraphs (not list intros or items)
 
     def list_blocks(self, list_id: int) -> tuple[int | None, list[int]]:
         """(intro block, item blocks) of a list."""
@@ -82,6 +115,21 @@ class ArticleText:
                 elif block.role == ITEM:
                     items.append(i)
         return intro, items
+
+
+def strip_end(text: str) -> str:
+    """``text`` without its closing punctuation (a list item joined into a sentence)."""
+    return text.rstrip().rstrip(".。;；:：").rstrip()
+
+
+def opening(text: str) -> str:
+    """What a sentence opens with, where a definition names its subject ("74110和74112均于..."):
+    its first characters and the rest of a Latin word or number cut by them (74110), or its
+    first words."""
+    if has_cjk(text[:4]):
+        cut = _LATIN_RUN.match(text, SUBJECT_CHARS)
+        return text[:SUBJECT_CHARS] + (cut.group() if cut else "")
+    return " ".join(text.split()[:SUBJECT_WORDS])
 
 
 def _split(text: str) -> list[str]:
@@ -213,6 +261,10 @@ def _text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentenc
         if len(span) > 1:
             multi.append((block.first, block.end))
     listed = {list_id for list_id, _, _ in intros}
+    openings: dict[str, list[int]] = {}
+    for i, sentence in enumerate(sentences):
+        for term in dict.fromkeys(terms(opening(sentence.text))):
+            openings.setdefault(term, []).append(i)
     return ArticleText(
         sentences,
         blocks,
@@ -222,6 +274,11 @@ def _text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentenc
         tuple((i, lid) for i, lid in items if lid in listed),
         tuple(intros),
         tuple(multi),
+        tuple(strip_end(s.text) for s in sentences),
+        {t: tuple(v) for t, v in openings.items()},
+        tuple(i for i in by_kind.get(DURATION, ()) if TOTAL_TIME.search(sentences[i].text) is not None),
+        tuple(i for i, s in enumerate(sentences) if NORM_VALUE.search(s.text) is not None),
+        tuple(i for i, s in enumerate(sentences) if blocks[s.block].role == PARA),
     )
 
 
@@ -240,12 +297,19 @@ def text_state(text: ArticleText) -> TextState:
         text.items,
         text.intros,
         text.multi,
+        text.stripped,
+        text.openings,
+        text.totals,
+        text.norms,
+        text.paragraph,
     )
 
 
 def text_from_state(state: TextState) -> ArticleText:
     """The inverse of :func:`text_state`."""
-    sentences, blocks, postings, by_kind, heads, items, intros, multi = state
+    sentences, blocks, postings, by_kind, heads, items, intros, multi, stripped, openings, totals, norms, paragraph = (
+        state
+    )
     return ArticleText(
         tuple(Sentence(*row) for row in sentences),  # type: ignore[attr-defined]
         tuple(Block(*row) for row in blocks),  # type: ignore[attr-defined]
@@ -255,4 +319,9 @@ def text_from_state(state: TextState) -> ArticleText:
         items,  # type: ignore[arg-type]
         intros,  # type: ignore[arg-type]
         multi,  # type: ignore[arg-type]
+        stripped,  # type: ignore[arg-type]
+        openings,  # type: ignore[arg-type]
+        totals,  # type: ignore[arg-type]
+        norms,  # type: ignore[arg-type]
+        paragraph,  # type: ignore[arg-type]
     )
