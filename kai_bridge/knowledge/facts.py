@@ -15,6 +15,7 @@ topic words (几天 is no topic; "long" matches "longberry").
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -94,15 +95,16 @@ def _rx(*parts: str) -> re.Pattern[str]:
 
 # --- what a question asks for ---------------------------------------------------------------
 # Per kind: English phrases (1-3 words, matched as word n-grams of the lower-cased question),
-# English word prefixes, and Chinese substrings. Set look-ups, not regular expressions: this
-# runs on every question, and a dozen large case-insensitive patterns cost ~100 us.
+# English word prefixes, and Chinese substrings. Look-ups in tables built from them (below),
+# not regular expressions: this runs on every question, and a dozen large case-insensitive
+# patterns cost ~100 us (a dozen alternations of Chinese words searched one by one, ~10 us).
 # Order matters only for ``primary``: the first kind found is the most specific one.
 @dataclass(frozen=True, slots=True)
 class _Cue:
     kind: int
     phrases: frozenset[str]
     prefixes: tuple[str, ...]
-    zh: re.Pattern[str]
+    zh: tuple[str, ...]
 
 
 def _cue(kind: int, phrases: str, prefixes: str, zh: str) -> _Cue:
@@ -110,7 +112,7 @@ def _cue(kind: int, phrases: str, prefixes: str, zh: str) -> _Cue:
         kind,
         frozenset(p.strip() for p in phrases.split(",") if p.strip()),
         tuple(prefixes.split()),
-        re.compile("|".join(re.escape(z) for z in zh.split())),
+        tuple(zh.split()),
     )
 
 
@@ -245,6 +247,49 @@ _ZH_KIND_NOUN = re.compile(
 )
 _ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
+# The cues as tables: each English phrase -> the kinds listing it; the prefixes of each kind;
+# each Chinese word (the cues' and those of the literal patterns above, as flags above the
+# kinds' bits) by its first character, so one pass over the question finds all of them.
+_PHRASE_KINDS: dict[str, int] = {}
+for _c in _CUES:
+    for _phrase in _c.phrases:
+        _PHRASE_KINDS[_phrase] = _PHRASE_KINDS.get(_phrase, 0) | _c.kind
+_PREFIXED = tuple((c.prefixes, c.kind) for c in _CUES if c.prefixes)
+_CUE_ORDER = tuple(c.kind for c in _CUES)
+_CUE_KINDS = sum(set(_CUE_ORDER))
+_ZH_MEANING_FLAG, _ZH_USED_FOR_FLAG, _ZH_WHAT_HAPPENS_FLAG = 1 << 20, 1 << 21, 1 << 22
+_ZH_WORDS = [(word, c.kind) for c in _CUES for word in c.zh] + [
+    (word, flag)
+    for pattern, flag in (
+        (_ZH_MEANING, _ZH_MEANING_FLAG),
+        (_ZH_USED_FOR, _ZH_USED_FOR_FLAG),
+        (_ZH_WHAT_HAPPENS, _ZH_WHAT_HAPPENS_FLAG),
+    )
+    for word in pattern.pattern.split("|")
+]
+_ZH_BY_FIRST: dict[str, tuple[tuple[str, int], ...]] = {}
+for _word, _bit in _ZH_WORDS:
+    _ZH_BY_FIRST[_word[0]] = (*_ZH_BY_FIRST.get(_word[0], ()), (_word, _bit))
+
+
+def _zh_cues(question: str) -> int:
+    """The kinds (and flags) of every Chinese cue word in ``question``, overlapping or not."""
+    found = 0
+    by_first = _ZH_BY_FIRST
+    for i, char in enumerate(question):
+        entries = by_first.get(char)
+        if entries is not None:
+            for word, bit in entries:
+                if question.startswith(word, i):
+                    found |= bit
+    return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _prefix_kinds(word: str) -> int:
+    """The kinds with a prefix that starts ``word``."""
+    return sum(kind for prefixes, kind in _PREFIXED if word.startswith(prefixes))
+
 
 def question_kinds(question: str) -> tuple[int, int]:
     """``(kinds, primary)``: every kind the question asks for, and the first (most specific)."""
@@ -255,17 +300,13 @@ def question_kinds(question: str) -> tuple[int, int]:
         grams.update([f"{a} {b}" for a, b in itertools.pairwise(words)])
         grams.update([f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)])
     cjk = has_cjk(question)
-    kinds = 0
-    primary = 0
-    for cue in _CUES:
-        if (
-            (words and not grams.isdisjoint(cue.phrases))
-            or (words and cue.prefixes and any(w.startswith(cue.prefixes) for w in words))
-            or (cjk and cue.zh.search(question) is not None)
-        ):
-            kinds |= cue.kind
-            if not primary:
-                primary = cue.kind
+    zh = _zh_cues(question) if cjk else 0
+    kinds = zh & _CUE_KINDS
+    for gram in grams:
+        kinds |= _PHRASE_KINDS.get(gram, 0)
+    for word in words:
+        kinds |= _prefix_kinds(word)
+    primary = next((kind for kind in _CUE_ORDER if kinds & kind), 0)
     if words:
         # "what is X", "what does X mean", "how to make X", "how is X made".
         if words[0] == "what" and len(words) > 1 and words[1] in ("is", "are", "was", "were", "s"):
@@ -286,7 +327,7 @@ def question_kinds(question: str) -> tuple[int, int]:
     # "接触时间是什么意思", "what does contact time mean": the term is the subject, its meaning
     # is asked (a duration word in the name does not make it a duration question).
     if kinds & DEFINITION and primary != DEFINITION and primary not in (NAMING, PROFILE) and (
-        (cjk and _ZH_MEANING.search(question) is not None) or not _EN_MEANING.isdisjoint(grams)
+        zh & _ZH_MEANING_FLAG or not _EN_MEANING.isdisjoint(grams)
     ):
         primary = DEFINITION
     # "when do you add the sugar", 什么时候加糖: the moment in a method, not a date in history.
@@ -298,7 +339,7 @@ def question_kinds(question: str) -> tuple[int, int]:
         primary = STEPS
     # "意式浓缩调试的顺序是什么", "冲煮时间是多少": the noun before 是什么 names the kind asked
     # for (the order, the reason, the time); the thing it belongs to is not being defined.
-    if cjk and primary == DEFINITION and not _ZH_MEANING.search(question):
+    if cjk and primary == DEFINITION and not zh & _ZH_MEANING_FLAG:
         noun = _ZH_KIND_NOUN.search(question)
         if noun is not None:
             asked = _ZH_KIND_NOUNS[noun.group(1)]
@@ -307,7 +348,7 @@ def question_kinds(question: str) -> tuple[int, int]:
     # condition and its effect (a cause), not a date; likewise 会怎样 / 会怎么样.
     if (
         (words and ("what happens" in grams or "what happened" in grams or "what if" in grams))
-        or (cjk and _ZH_WHAT_HAPPENS.search(question) is not None)
+        or zh & _ZH_WHAT_HAPPENS_FLAG
     ) and primary in (0, DATE, DEFINITION):
         if "what year" not in grams and "which year" not in grams:
             kinds &= ~DATE
@@ -316,7 +357,7 @@ def question_kinds(question: str) -> tuple[int, int]:
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
     # "风味轮是干什么用的", "what is the flavor wheel used for": what the thing is for.
-    if (cjk and _ZH_USED_FOR.search(question) is not None) or "used for" in grams:
+    if zh & _ZH_USED_FOR_FLAG or "used for" in grams:
         kinds, primary = kinds | DEFINITION, DEFINITION
     return kinds, primary
 
@@ -337,6 +378,9 @@ _SCAFFOLD_NAMING = re.compile(
     re.I,
 )
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
+_SCAFFOLD_TASTE = re.compile(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", re.I)
+# Any letter the English patterns above can match (with re.I: also ſ, K, ı, İ).
+_LATIN_LETTER = re.compile("[a-z]", re.I)
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
@@ -353,14 +397,17 @@ def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
     ``kinds``: the question's kinds when already known."""
     if kinds is None:
         kinds, _ = question_kinds(question)
-    text = _SCAFFOLD_EN.sub(" ", question)
-    if kinds & DURATION:
+    # The English patterns need a letter, the Chinese one a CJK character: a question without
+    # them is not searched for them.
+    latin = _LATIN_LETTER.search(question) is not None
+    text = _SCAFFOLD_EN.sub(" ", question) if latin else question
+    if latin and kinds & DURATION:
         text = _SCAFFOLD_EN_DURATION.sub(" ", text)
     if kinds & NAMING:
         text = _SCAFFOLD_NAMING.sub(" ", text)
-    if kinds & PROFILE:
-        text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
-    return _SCAFFOLD_ZH.sub("，", text)
+    if latin and kinds & PROFILE:
+        text = _SCAFFOLD_TASTE.sub(" ", text)
+    return _SCAFFOLD_ZH.sub("，", text) if has_cjk(text) else text
 
 
 # --- what a sentence carries ---------------------------------------------------------------

@@ -48,6 +48,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import compress
 
 from kai_bridge.knowledge.corpus import Article
 from kai_bridge.knowledge.facts import PlaceNames
@@ -523,26 +524,28 @@ class Index:
         content = plan.content_weight or 1.0
         # An article that explains more of the question ranks higher.
         floor_share, rest = COVERAGE_FLOOR, 1 - COVERAGE_FLOOR
-        values = [
-            score * (floor_share + rest * (c / content if c < content else 1.0)) if score else 0.0
-            for score, c in zip(scores, covered, strict=True)
-        ]
+        # Only the articles that scored (a few dozen of ~90) are ranked.
+        values = [0.0] * n
+        scored = list(compress(range(n), scores))
+        for doc in scored:
+            c = covered[doc]
+            values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
 
         def coverage(doc: int) -> float:
             return covered[doc] / content if covered[doc] < content else 1.0
 
+        # Best first, ties in article id order (= doc order: the sort is stable).
+        ranked = sorted(scored, key=values.__getitem__, reverse=True)
         # Articles the question names come first (it asked about them) unless they score far
-        # below the best; then by score; ties in article id order (= doc order).
-        floor = NAMED_FLOOR * max(values)
+        # below the best; then by score.
+        floor = NAMED_FLOOR * (values[ranked[0]] if ranked else 0.0)
         named = sorted(
             (-values[doc], doc)
             for doc, (_, naming) in alias_docs.items()
             if naming and values[doc] >= floor and values[doc] > 0.0 and coverage(doc) >= NAMED_MIN_COVERAGE
         )
         first = [doc for _, doc in named[:limit]]
-        # (as heapq.nlargest, ties in doc order; a sort of ~90 numbers is faster)
-        others = sorted(range(n), key=values.__getitem__, reverse=True)[: limit + len(first)]
-        top = first + [doc for doc in others if doc not in first and values[doc] > 0.0][: limit - len(first)]
+        top = first + [doc for doc in ranked[: limit + len(first)] if doc not in first][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
         return [
             Hit(
@@ -551,7 +554,7 @@ class Index:
                 scores[doc],
                 coverage(doc),
                 alias_docs.get(doc, (0.0, False))[1],
-                any(t in self.name_terms[doc] for t in strong),
+                not self.name_terms[doc].isdisjoint(strong),
             )
             for doc in top
         ]
