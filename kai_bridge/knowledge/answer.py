@@ -201,30 +201,46 @@ class _Wanted:
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
         focused: set[int] = set()
         implied = 0.0
-        for term, weight, mine in self.weights:
-            found = postings.get(term)
-            if not found:
-                continue
-            if mine:
+        if named is None:
+            for term, weight, mine in self.weights:
+                found = postings.get(term)
+                if found is None:
+                    continue
+                if mine:
+                    for i in found:
+                        own[i] += weight
+                        words[i] += weight
+                else:
+                    for i in found:
+                        words[i] += weight
+                if term in focus:
+                    focused.update(found)
+        else:
+            for term, weight, mine in self.weights:
+                found = postings.get(term)
+                if found is None:
+                    continue
+                if mine:
+                    for i in found:
+                        own[i] += weight
+                # The subject's words, and the names the question brought in from the other
+                # language (V60 -> 手冲, 滤杯), are said by every sentence of it, not by some.
+                if term in subject or not mine:
+                    implied += NAMED_SHARE * weight
+                    weight -= NAMED_SHARE * weight
                 for i in found:
-                    own[i] += weight
-            # The subject's words, and in a named article the names the question brought in from
-            # the other language (V60 -> 手冲, 滤杯), are said by every sentence of it, not by some.
-            if term in subject or (named and not mine):
-                implied += NAMED_SHARE * weight
-                weight -= NAMED_SHARE * weight
-            for i in found:
-                words[i] += weight
-            if term in focus:
-                focused.update(found)
+                    words[i] += weight
+                if term in focus:
+                    focused.update(found)
         together = max(own) / self.content if self.content > 0 else 0.0
         # What a sentence says itself; the words implied by a named article are added to every
         # sentence once (an item must not inherit them again through its intro).
         scores = [w + implied for w in words] if implied else list(words)
         for first, end in text.multi:
             best = max(words[first:end])
-            for i in range(first, end):
-                scores[i] += BLOCK_SHARE * (best - words[i])
+            if best:  # (else it adds nothing)
+                for i in range(first, end):
+                    scores[i] += BLOCK_SHARE * (best - words[i])
         strong = self.strong
         for segment, span in text.heads:
             # A label made of the question's words, one of them its subject ("Flat white: ..."
@@ -233,21 +249,31 @@ class _Wanted:
                 for i in span:
                     scores[i] += HEAD_BONUS
                 focused.update(span)
-        intro_words = {lid: max(words[first:end]) for lid, first, end in text.intros}
-        for i, lid in text.items:
-            scores[i] += INTRO_SHARE * intro_words[lid]
+        if text.items:
+            intro_words = {lid: max(words[first:end]) for lid, first, end in text.intros}
+            for i, lid in text.items:
+                scores[i] += INTRO_SHARE * intro_words[lid]
         kinds, primary = self.kinds, self.primary
-        bit = 1
-        while bit <= kinds:
-            if kinds & bit:
-                bonus = PRIMARY_BONUS if bit == primary else KIND_BONUS
-                for i in text.by_kind.get(bit, ()):
-                    if bit == DEFINITION and i not in focused:
-                        continue  # a definition of something else
+        by_kind = text.by_kind
+        rest = kinds
+        while rest:
+            bit = rest & -rest  # the kinds asked, lowest bit first
+            rest ^= bit
+            carrying = by_kind.get(bit)
+            if carrying is None:
+                continue
+            bonus = PRIMARY_BONUS if bit == primary else KIND_BONUS
+            if bit == DEFINITION:  # only a definition of what the question is about
+                for i in carrying:
+                    if i in focused:
+                        scores[i] += bonus
+            elif bit == PROFILE:  # the more tasting notes, the better the taste answer
+                for i in carrying:
                     scores[i] += bonus
-                    if bit == PROFILE:  # the more tasting notes, the better the taste answer
-                        scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
-            bit <<= 1
+                    scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
+            else:
+                for i in carrying:
+                    scores[i] += bonus
         if self.total:  # "Chemex要冲多久": the whole brew's time, not the bloom's
             for i in text.totals:
                 scores[i] += TOTAL_BONUS
