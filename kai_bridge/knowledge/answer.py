@@ -695,7 +695,7 @@ def compose(
     kept: list[tuple[Hit, Article]] = []
     about_coffee = index.about_coffee(plan) or not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
+    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
@@ -724,7 +724,7 @@ def compose(
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
-    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee):
+    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee, plan=plan):
         order.remove(best[1])
         order.insert(0, best[1])
     order = order[:top_k]
