@@ -241,6 +241,7 @@ _ZH_KIND_NOUNS = {
 _ZH_KIND_NOUN = re.compile(
     "(" + "|".join(sorted(_ZH_KIND_NOUNS, key=len, reverse=True)) + ")(?:是|有)(?:什么|啥|哪些|多少|怎样)"
 )
+_ZH_WHY_CALLED = re.compile("(?:为什么|为啥|为何).{0,8}?(?:叫|称为|称作|被称)")
 _ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 
@@ -313,6 +314,9 @@ def question_kinds(question: str) -> tuple[int, int]:
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
+    # "why is coffee called java", 为什么瑰夏又叫艺伎: where a name comes from, not a cause.
+    if (words and words[0] == "why" and "called" in grams) or (cjk and _ZH_WHY_CALLED.search(question) is not None):
+        kinds, primary = kinds | NAMING, NAMING
     # "风味轮是干什么用的", "what is the flavor wheel used for": what the thing is for.
     if (cjk and _ZH_USED_FOR.search(question) is not None) or "used for" in grams:
         kinds, primary = kinds | DEFINITION, DEFINITION
