@@ -475,7 +475,7 @@ _FLAVOUR_ZH = re.compile(
     "花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
     "焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂"
 )
-_NAMING_EN = _words("named name names nickname", phrases="refers to, stands for, called after, is called, are called")
+_NAMING_EN = _words("named name names nickname slang", phrases="refers to, stands for, called after, is called, are called")
 _NAMING_ZH = re.compile("命名|得名|名字|名称|译名|音译|意为|之名|名为|叫做|因此被称为|名字来自|名来自")
 _GRIND_EN = _words(
     "fine finer finest coarse coarser coarsest flour microns powder", phrases="sea salt, caster sugar, granulated sugar",
