@@ -693,7 +693,12 @@ def compose(
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
-    about_coffee = index.about_coffee(plan) or not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
+    # A brewing word says "coffee" only loosely (豆子 may be any beans): not when the question
+    # also holds a word no article has ever used (豆子怎么煮才烂), its topic lies elsewhere.
+    about_coffee = index.about_coffee(plan) or (
+        not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
+        and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
+    )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
     if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF

@@ -162,6 +162,8 @@ def test_colloquial_chinese_questions_are_not_taken_for_off_topic(kb: KnowledgeB
         pytest.param("绿茶怎么泡", "zh", id="green-tea-zh"),
         pytest.param("罗马帝国的历史", "zh", id="roman-empire-zh"),
         pytest.param("足球比赛规则", "zh", id="football-zh"),
+        # 豆子 says coffee only loosely; 烂 is in no article: cooking beans, not coffee.
+        pytest.param("豆子怎么煮才烂", "zh", id="cooking-beans-zh"),
     ],
 )
 def test_other_drinks_and_fields_find_nothing_and_say_what_is_covered(
