@@ -99,11 +99,12 @@ _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
 # A question asking for the good value ("a good extraction yield", 水温多少合适), and the
-# sentences that give one ("Its ideal zone is...", SCA推荐...).
+# sentences that give one ("Its ideal zone is...", SCA推荐..., and superlatives: "foams most
+# easily", 最易打出 answer 什么奶最好打).
 _ASKS_NORM_EN = re.compile(r"\b(?:good|ideal|right|recommended|optimal|best|proper|correct|target)\b")
 _ASKS_NORM_ZH = re.compile("合适|理想|最佳|最好|推荐|标准|正常")
 _NORM_SENTENCE = re.compile(
-    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
+    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard|[Bb]est|[Mm]ost)\b|理想|推荐|目标|最|标准|金杯"
 )
 # A phase of a brew a duration question may name; and the sentences giving a whole brew's time.
 _PHASE = re.compile(
