@@ -701,7 +701,8 @@ def compose(
         and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
     )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
+    foreign = index.foreign(plan)
+    if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
@@ -734,7 +735,8 @@ def compose(
         order.remove(best[1])
         order.insert(0, best[1])
     order = order[:top_k]
-    figures = _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
+    # A question about another drink or field gets no CQI figures for a country it names either.
+    figures = [] if foreign else _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
     if not kept and not figures:
         return KnowledgeAnswer(
             query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)

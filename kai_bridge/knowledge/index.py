@@ -595,8 +595,12 @@ class Index:
     def foreign(self, plan: QueryPlan) -> bool:
         """The question is about another drink or another field (green tea, the Roman empire,
         football) and names nothing of the base: it is answered with what the base covers,
-        even when a coffee article happens to mention the word (caffeine in green tea)."""
-        if plan.alias_hits or self.about_coffee(plan):
+        even when a coffee article happens to mention the word (caffeine in green tea). Naming
+        an origin does not keep it on topic: a country or region grows other crops too (普洱生茶,
+        台湾高山茶); naming anything else of the base does."""
+        if self.about_coffee(plan) or any(
+            self.articles[doc].category != "origin" for hit in plan.alias_hits for doc in hit.payloads
+        ):
             return False
         return any(qt.term in FOREIGN_TERMS for qt in plan.terms) or any(w in plan.text for w in FOREIGN_ZH)
 
