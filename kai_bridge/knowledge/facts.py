@@ -136,7 +136,7 @@ _CUES: tuple[_Cue, ...] = (
         "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
         "grams of coffee, gram of coffee",
         "",
-        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水",
+        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水 几比几",
     ),
     _cue(ALTITUDE, "altitude, altitudes, elevation, elevations, how high, above sea level", "", "海拔 多高"),
     _cue(
@@ -343,7 +343,7 @@ _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
-    "(?<![主重需只])要|才|吗|呢|是否|又|太|"
+    "(?<![主重需只])要|才|吗|呢|是否|又|太|几比几|"
     # Colloquial fillers a stranger's question carries around its topic ("到底是啥", "谁搞出来的",
     # "一般几分钟", "有股...味"): no article says them, so they only dilute the question's coverage.
     "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])"
