@@ -338,6 +338,9 @@ _SCAFFOLD_NAMING = re.compile(
     r"|这个名字|名字|名称|得名|的由来|由来|是怎么来的|怎么来的|为什么叫",
     re.I,
 )
+# "burundi coffee flavor notes": in a question asking for a taste first, the taste words only
+# say a profile is wanted (kept when nothing else is left: "flavor notes").
+_SCAFFOLD_EN_PROFILE = re.compile(r"\b(?:flavou?rs?|notes|profile|aromas?)\b", re.I)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
@@ -350,11 +353,11 @@ _SCAFFOLD_ZH = re.compile(
 )
 
 
-def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
+def strip_scaffolding(question: str, *, kinds: int | None = None, primary: int = 0) -> str:
     """The question with its answer-kind scaffolding replaced by a boundary (see module doc);
-    ``kinds``: the question's kinds when already known."""
+    ``kinds``, ``primary``: the question's kinds and first kind, when already known."""
     if kinds is None:
-        kinds, _ = question_kinds(question)
+        kinds, primary = question_kinds(question)
     text = _SCAFFOLD_EN.sub(" ", question)
     if kinds & DURATION:
         text = _SCAFFOLD_EN_DURATION.sub(" ", text)
@@ -362,6 +365,9 @@ def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
         text = _SCAFFOLD_NAMING.sub(" ", text)
     if kinds & PROFILE:
         text = re.sub(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", " ", text, flags=re.I)
+        if primary == PROFILE:
+            bare = _SCAFFOLD_EN_PROFILE.sub(" ", text)
+            text = bare if re.search(r"\w", bare) else text
     return _SCAFFOLD_ZH.sub("，", text)
 
 
