@@ -47,7 +47,7 @@ from kai_bridge.knowledge.facts import (
 from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
-from kai_bridge.knowledge.text import Language, has_cjk, terms
+from kai_bridge.knowledge.text import Language, has_cjk, terms, to_simplified
 
 __all__ = ["ANSWER_ARTICLES", "compose"]
 
@@ -111,6 +111,8 @@ _PHASE = re.compile(
     r"\b(?:bloom\w*|steep\w*|press\w*|plung\w*|rest\w*|ferment\w*|dry\w*|cool\w*|stretch\w*|heat\w*|roast\w*|shot|extract\w*)\b"
     "|闷蒸|浸泡|泡|下压|压|养豆|发酵|干燥|晾晒|冷却|打发|加热|烘|萃取|保存|放"
 )
+# "蓝山咖啡是什么品种": the noun after 什么 ending the question names the kind of thing asked for.
+_ASKED_NOUN = re.compile("什么([\u4e00-\u9fff]{2,3})[的呢吗啊？?]*$")
 _TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
@@ -155,6 +157,7 @@ class _Wanted:
         language: str,
         norm: bool = False,
         total: bool = False,
+        asked: frozenset[str] = frozenset(),
     ) -> _Wanted:
         idf = index.idf
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
@@ -177,6 +180,8 @@ class _Wanted:
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
         focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
+        if asked:  # 是什么品种: what kind of thing the answer is, as much the subject as X is
+            focus |= asked
         return cls(
             tuple((t, w, mine) for t, (w, mine) in wanted.items() if w >= 0.05),
             sum(own.values()),
@@ -708,7 +713,11 @@ def compose(
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
     norm = (_ASKS_NORM_ZH if has_cjk(query) else _ASKS_NORM_EN).search(query.lower()) is not None
     total = primary == DURATION and _PHASE.search(query.lower()) is None
-    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language, norm=norm, total=total)
+    noun = _ASKED_NOUN.search(to_simplified(query))
+    asked = frozenset(t for t in terms(noun.group(1)) if len(t) > 1 and t in index.idf) if noun else frozenset()
+    wanted = _Wanted.of(
+        plan, index, kinds=kinds, primary=primary, language=language, norm=norm, total=total, asked=asked
+    )
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
     scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
