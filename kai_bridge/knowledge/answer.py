@@ -49,7 +49,7 @@ from kai_bridge.knowledge.index import Hit, Index, QueryPlan, span_terms
 from kai_bridge.knowledge.models import CqiFigure, KnowledgeAnswer, Passage
 from kai_bridge.knowledge.structure import INTRO, ITEM, ArticleText
 from kai_bridge.knowledge.structure import strip_end as _strip_end
-from kai_bridge.knowledge.text import Language, has_cjk, terms
+from kai_bridge.knowledge.text import Language, has_cjk, terms, to_simplified
 
 __all__ = ["ANSWER_ARTICLES", "compose"]
 
@@ -98,7 +98,8 @@ _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
 # A question asking for the good value ("a good extraction yield", 水温多少合适), and the
-# sentences that give one ("Its ideal zone is...", SCA推荐...).
+# sentences that give one ("Its ideal zone is...", SCA推荐..., and superlatives: "foams most
+# easily", 最易打出 answer 什么奶最好打).
 _ASKS_NORM_EN = re.compile(r"\b(?:good|ideal|right|recommended|optimal|best|proper|correct|target)\b")
 _ASKS_NORM_ZH = re.compile("合适|理想|最佳|最好|推荐|标准|正常")
 # (the sentences: facts.NORM_VALUE, marked at index build as ArticleText.norms)
@@ -108,6 +109,8 @@ _PHASE = re.compile(
     r"\b(?:bloom\w*|steep\w*|press\w*|plung\w*|rest\w*|ferment\w*|dry\w*|cool\w*|stretch\w*|heat\w*|roast\w*|shot|extract\w*)\b"
     "|闷蒸|浸泡|泡|下压|压|养豆|发酵|干燥|晾晒|冷却|打发|加热|烘|萃取|保存|放"
 )
+# "蓝山咖啡是什么品种": the noun after 什么 ending the question names the kind of thing asked for.
+_ASKED_NOUN = re.compile("什么([\u4e00-\u9fff]{2,3})[的呢吗啊？?]*$")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
@@ -151,6 +154,7 @@ class _Wanted:
         language: str,
         norm: bool = False,
         total: bool = False,
+        asked: frozenset[str] = frozenset(),
     ) -> _Wanted:
         idf = index.idf
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
@@ -173,6 +177,8 @@ class _Wanted:
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
         focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
+        if asked:  # 是什么品种: what kind of thing the answer is, as much the subject as X is
+            focus |= asked
         return cls(
             tuple((t, w, mine) for t, (w, mine) in wanted.items() if w >= 0.05),
             sum(own.values()),
@@ -696,15 +702,25 @@ def compose(
     top_k: int,
 ) -> KnowledgeAnswer:
     kept: list[tuple[Hit, Article]] = []
-    about_coffee = index.about_coffee(plan) or not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
+    # A brewing word says "coffee" only loosely (豆子 may be any beans): not when the question
+    # also holds a word no article has ever used (豆子怎么煮才烂), its topic lies elsewhere.
+    about_coffee = index.about_coffee(plan) or (
+        not _BREW_WORDS.isdisjoint(qt.term for qt in plan.terms)
+        and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
+    )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    if not index.foreign(plan) and any(index.credible(hit, about_coffee=about_coffee) for hit in pool[:top_k]):
+    foreign = index.foreign(plan)
+    if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
         kept = [(h, index.articles[h.doc]) for h in pool if h.score >= floor or h.alias]
     norm = (_ASKS_NORM_ZH if has_cjk(query) else _ASKS_NORM_EN).search(query.lower()) is not None
     total = primary == DURATION and _PHASE.search(query.lower()) is None
-    wanted = _Wanted.of(plan, index, kinds=kinds, primary=primary, language=language, norm=norm, total=total)
+    noun = _ASKED_NOUN.search(to_simplified(query))
+    asked = frozenset(t for t in terms(noun.group(1)) if len(t) > 1 and t in index.idf) if noun else frozenset()
+    wanted = _Wanted.of(
+        plan, index, kinds=kinds, primary=primary, language=language, norm=norm, total=total, asked=asked
+    )
     naming = _naming_terms(plan, index, {h.doc for h, _ in kept if h.alias}) if plan.alias_hits else {}
     scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
@@ -727,11 +743,12 @@ def compose(
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
-    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee):
+    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee, plan=plan):
         order.remove(best[1])
         order.insert(0, best[1])
     order = order[:top_k]
-    figures = _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
+    # A question about another drink or field gets no CQI figures for a country it names either.
+    figures = [] if foreign else _figures(plan=plan, passages=[kept[i] for i in order], cqi=cqi, language=language)
     if not kept and not figures:
         return KnowledgeAnswer(
             query=query, language=language, found=False, answer=_coverage_answer(query, index=index, language=language)

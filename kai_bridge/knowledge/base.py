@@ -88,7 +88,7 @@ class KnowledgeBase:
         # Traditional characters folded first, so 多長時間 asks a duration like 多长时间.
         folded = to_simplified(analysed)
         kinds, primary = question_kinds(folded)
-        plan = self._index.plan(analysed, analysed=strip_scaffolding(folded, kinds=kinds))
+        plan = self._index.plan(analysed, analysed=strip_scaffolding(folded, kinds=kinds, primary=primary))
         hits = self._index.search(plan, limit=max(top_k, ANSWER_ARTICLES))
         return compose(
             query=text,

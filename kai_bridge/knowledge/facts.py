@@ -140,7 +140,7 @@ _CUES: tuple[_Cue, ...] = (
         "ratio, ratios, proportion, coffee to water, how much coffee, dose, per cup, per litre, per liter, "
         "grams of coffee, gram of coffee",
         "",
-        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水",
+        "比例 粉水比 粉液比 配比 多少粉 克粉 用量 比是多少 多少水 几比几",
     ),
     _cue(ALTITUDE, "altitude, altitudes, elevation, elevations, how high, above sea level", "", "海拔 多高"),
     _cue(
@@ -245,6 +245,7 @@ _ZH_KIND_NOUNS = {
 _ZH_KIND_NOUN = re.compile(
     "(" + "|".join(sorted(_ZH_KIND_NOUNS, key=len, reverse=True)) + ")(?:是|有)(?:什么|啥|哪些|多少|怎样)"
 )
+_ZH_WHY_CALLED = re.compile("(?:为什么|为啥|为何).{0,8}?(?:叫|称为|称作|被称)")
 _ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 # The cues as tables: each English phrase -> the kinds listing it; the prefixes of each kind;
@@ -356,6 +357,9 @@ def question_kinds(question: str) -> tuple[int, int]:
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
     if kinds & PROFILE and kinds & DEFINITION and primary == DEFINITION:
         primary = PROFILE
+    # "why is coffee called java", 为什么瑰夏又叫艺伎: where a name comes from, not a cause.
+    if (words and words[0] == "why" and "called" in grams) or (cjk and _ZH_WHY_CALLED.search(question) is not None):
+        kinds, primary = kinds | NAMING, NAMING
     # "风味轮是干什么用的", "what is the flavor wheel used for": what the thing is for.
     if zh & _ZH_USED_FOR_FLAG or "used for" in grams:
         kinds, primary = kinds | DEFINITION, DEFINITION
@@ -377,6 +381,9 @@ _SCAFFOLD_NAMING = re.compile(
     r"|这个名字|名字|名称|得名|的由来|由来|是怎么来的|怎么来的|为什么叫",
     re.I,
 )
+# "burundi coffee flavor notes": in a question asking for a taste first, the taste words only
+# say a profile is wanted (kept when nothing else is left: "flavor notes").
+_SCAFFOLD_EN_PROFILE = re.compile(r"\b(?:flavou?rs?|notes|profile|aromas?)\b", re.I)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_TASTE = re.compile(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", re.I)
 # Any letter the English patterns above can match (with re.I: also ſ, K, ı, İ).
@@ -385,18 +392,18 @@ _SCAFFOLD_ZH = re.compile(
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
-    "(?<![主重需只])要|才|吗|呢|是否|又|太|"
+    "(?<![主重需只])要|才|吗|呢|是否|又|太|几比几|的时候|"
     # Colloquial fillers a stranger's question carries around its topic ("到底是啥", "谁搞出来的",
     # "一般几分钟", "有股...味"): no article says them, so they only dilute the question's coverage.
     "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])"
 )
 
 
-def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
+def strip_scaffolding(question: str, *, kinds: int | None = None, primary: int = 0) -> str:
     """The question with its answer-kind scaffolding replaced by a boundary (see module doc);
-    ``kinds``: the question's kinds when already known."""
+    ``kinds``, ``primary``: the question's kinds and first kind, when already known."""
     if kinds is None:
-        kinds, _ = question_kinds(question)
+        kinds, primary = question_kinds(question)
     # The English patterns need a letter, the Chinese one a CJK character: a question without
     # them is not searched for them.
     latin = _LATIN_LETTER.search(question) is not None
@@ -407,6 +414,9 @@ def strip_scaffolding(question: str, *, kinds: int | None = None) -> str:
         text = _SCAFFOLD_NAMING.sub(" ", text)
     if latin and kinds & PROFILE:
         text = _SCAFFOLD_TASTE.sub(" ", text)
+        if primary == PROFILE:
+            bare = _SCAFFOLD_EN_PROFILE.sub(" ", text)
+            text = bare if re.search(r"\w", bare) else text
     return _SCAFFOLD_ZH.sub("，", text) if has_cjk(text) else text
 
 
@@ -451,10 +461,11 @@ _DATE = _rx(
     r"\b1[0-9]{3}s?\b|\b20[0-9]{2}s?\b|\bcentur(?:y|ies)\b|" + _MONTHS,
     r"\d{3,4}年|世纪|\d{1,2}月|年代|[一二三四五六七八九十]+月",
 )
-# A sentence giving the ideal / recommended value ("Its ideal zone is...", SCA推荐...), and one
+# A sentence giving the ideal / recommended value ("Its ideal zone is...", SCA推荐..., and
+# superlatives: "foams most easily", 最易打出), and one
 # giving a whole brew's time (what a duration question naming no phase wants).
 NORM_VALUE = re.compile(
-    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard)\b|理想|推荐|目标|最佳|标准|金杯"
+    r"\b(?:[Ii]deal|[Rr]ecommend\w*|[Tt]arget|[Oo]ptimal|[Gg]olden [Cc]up|[Ss]tandard|[Bb]est|[Mm]ost)\b|理想|推荐|目标|最|标准|金杯"
 )
 TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 # Cue words, by kind: English as word sets and prefixes (matched on the sentence's words, far
@@ -526,7 +537,7 @@ _FLAVOUR_ZH = re.compile(
     "花香|果香|茉莉|佛手柑|柠檬|柑橘|橙|葡萄柚|莓|蓝莓|草莓|黑醋栗|黑莓|樱桃|李子|桃|杏|热带水果|酒香|巧克力|可可|"
     "焦糖|蜂蜜|红糖|坚果|杏仁|香料|雪松|烟草|土质|草本|木质|烟熏|茶感|甜|酸质|醇厚|干净|明亮|多汁|番茄|葡萄干|无花果|肉桂"
 )
-_NAMING_EN = _words("named name names nickname", phrases="refers to, stands for, called after, is called, are called")
+_NAMING_EN = _words("named name names nickname slang", phrases="refers to, stands for, called after, is called, are called")
 _NAMING_ZH = re.compile("命名|得名|名字|名称|译名|音译|意为|之名|名为|叫做|因此被称为|名字来自|名来自")
 _GRIND_EN = _words(
     "fine finer finest coarse coarser coarsest flour microns powder", phrases="sea salt, caster sugar, granulated sugar",

@@ -79,6 +79,7 @@ MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
 MIN_COVERAGE_BODY = 0.8
 MIN_SCORE = 3.0
+MIN_COVERAGE_SHORT = 0.95  # below MIN_SCORE: a coffee question whose words an article all matches
 COVERAGE_FLOOR = 0.4
 NEGLIGIBLE = 0.01  # query terms weighing less than this (咖 in every article) are skipped
 DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
@@ -142,6 +143,9 @@ class QueryPlan:
     content_weight: float  # sum of weight x idf of the query terms
     masses: dict[str, float] = field(default_factory=dict)  # term -> weight x idf (what mass() reads)
     term_docs: dict[str, frozenset[int]] = field(default_factory=dict)  # term -> articles matching it
+    # The weight of its Chinese bigrams that straddle the edge of a known word (see _straddling):
+    # the off-topic gate does not ask an article to explain them.
+    loose: float = 0.0
 
     def mass(self, term: str) -> float:
         if self.masses:
@@ -398,8 +402,11 @@ class Index:
             for exp in expansions:
                 expansion.update(exp.terms)
         content = sum(qt.weight * qt.idf for qt in query_terms)
+        straddling = _straddling(query_units, hits, self.domain_terms)
+        loose = sum(qt.weight * qt.idf for qt in query_terms if qt.term in straddling) if straddling else 0.0
         return QueryPlan(
-            query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs
+            query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
+            loose=loose,
         )
 
     def _unmatched_idf(self, term: str) -> float:
@@ -592,8 +599,12 @@ class Index:
     def foreign(self, plan: QueryPlan) -> bool:
         """The question is about another drink or another field (green tea, the Roman empire,
         football) and names nothing of the base: it is answered with what the base covers,
-        even when a coffee article happens to mention the word (caffeine in green tea)."""
-        if plan.alias_hits or self.about_coffee(plan):
+        even when a coffee article happens to mention the word (caffeine in green tea). Naming
+        an origin does not keep it on topic: a country or region grows other crops too (普洱生茶,
+        台湾高山茶); naming anything else of the base does."""
+        if self.about_coffee(plan) or any(
+            self.articles[doc].category != "origin" for hit in plan.alias_hits for doc in hit.payloads
+        ):
             return False
         return any(qt.term in FOREIGN_TERMS for qt in plan.terms) or any(w in plan.text for w in FOREIGN_ZH)
 
@@ -601,19 +612,25 @@ class Index:
         """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""
         return any(qt.term in self.domain_terms for qt in plan.terms)
 
-    def credible(self, hit: Hit, *, about_coffee: bool) -> bool:
+    def credible(self, hit: Hit, *, about_coffee: bool, plan: QueryPlan | None = None) -> bool:
         """Whether a hit is good enough to answer from (the off-topic gate).
 
         Named in the query (alias) and explaining some of it; or matching it in its names or
         tags and explaining enough of it; or matching nearly all of it anywhere. A question
-        that says "coffee" needs less: it is on topic, only the wording is unusual.
+        that says "coffee" needs less: it is on topic, only the wording is unusual. ``plan``:
+        the question's; its bigrams straddling a known word's edge are not asked for.
         """
-        if hit.alias and hit.coverage >= MIN_COVERAGE_ALIAS:
+        coverage = hit.coverage
+        if plan is not None and plan.loose and plan.content_weight > plan.loose:
+            coverage = min(1.0, coverage * plan.content_weight / (plan.content_weight - plan.loose))
+        if hit.alias and coverage >= MIN_COVERAGE_ALIAS:
             return True
         if hit.raw < MIN_SCORE:
-            return False
+            # A short question that says "coffee" and whose every word this article names or
+            # tags ("coffee too bitter", 咖啡太苦怎么办) is on topic, however little it scores.
+            return about_coffee and hit.named and coverage >= MIN_COVERAGE_SHORT
         need = MIN_COVERAGE_NAMED if hit.named else MIN_COVERAGE_BODY
-        return hit.coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
+        return coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 
 
 def _build_state(articles: list[Article]) -> IndexState:
@@ -804,6 +821,25 @@ def _find(trie: _Trie, query_units: list[str]) -> list[PhraseHit[int]]:
             if payloads is not None:
                 hits.append(PhraseHit(start, end, phrase, payloads))
     return hits
+
+
+def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms: frozenset[str]) -> set[str]:
+    """The Chinese bigrams of the query that straddle the edge of a word it is known to hold: a
+    name of an article (油脂 in 那层油脂, 脱因 in 给咖啡脱因) or "咖啡". 层油 and 啡脱 are no words;
+    counted, they weigh like rare topic words and dilute the share of the question an article
+    explains (the off-topic gate's measure). A bigram inside another known word stays."""
+    spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and has_cjk(query_units[h.start])]
+    spans += [(i, i + 2) for i in range(len(query_units) - 1) if query_units[i] + query_units[i + 1] in domain_terms]
+    if not spans:
+        return set()
+    size = len(query_units)
+    inside = {i for start, end in spans for i in range(start, end - 1)}  # bigram starts within a word
+    found: set[str] = set()
+    for start, end in spans:
+        for i in (start - 1, end - 1):
+            if 0 <= i < size - 1 and i not in inside and has_cjk(query_units[i]) and has_cjk(query_units[i + 1]):
+                found.add(query_units[i] + query_units[i + 1])
+    return found
 
 
 def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:

@@ -158,12 +158,18 @@ def _cjk_tokens(run: str, out: list[Token]) -> None:
             out.extend([(chunk[i : i + 2], 1.0, "") for i in range(len(chunk) - 1)])
 
 
+# A number glued to its unit (15g粉250g水, 9bar): the number and the unit, as "15 g" reads.
+_NUMBER_UNIT = re.compile(r"(\d+(?:\.\d+)?)(g|kg|mg|ml|l|bar|mm|cm|m|oz)")
+
+
 def _latin_words(segment: str) -> list[str]:
     """Words of one Latin segment: hyphenated parts (stopwords dropped) plus the joined form.
 
     An apostrophe ends the word (coffee's -> coffee, what's -> what).
     """
     if segment.isalnum():
+        if segment[0].isdigit() and (glued := _NUMBER_UNIT.fullmatch(segment)) is not None:
+            return [glued.group(1), glued.group(2)]
         return [] if segment in EN_STOPWORDS else [segment]
     segment = _APOSTROPHE_RE.split(segment, maxsplit=1)[0]
     if "-" not in segment:

@@ -62,12 +62,14 @@ from tests.knowledge.support import (  # noqa: E402
     ANSWER_KINDS,
     ANSWER_SPLITS,
     SPLIT_TITLES,
+    TUNING_MATERIAL,
     Labelled,
     answer_cases,
     carries_fact,
     ends_on_colon,
     has_list_marker,
     labelled_queries,
+    offtopic_questions,
     recall_at,
     reciprocal_rank,
 )
@@ -288,8 +290,8 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
                 counts = rows.setdefault((split, key), [0, 0])
                 counts[0] += good
                 counts[1] += 1
-            if split == "tuning" and not good:
-                misses.append(f"- [{case.lang}/{case.kind}] {case.query} -> {answer.answer[:160]!r}")
+            if split in TUNING_MATERIAL and not good:
+                misses.append(f"- [{split}/{case.lang}/{case.kind}] {case.query} -> {answer.answer[:160]!r}")
 
     def cell(split: str, key: str) -> str:
         hit, n = rows.get((split, key), [0, 0])
@@ -300,8 +302,12 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
     for key in ("all", "zh", "en", *ANSWER_KINDS):
         out.append(f"| {key} | " + " | ".join(cell(s, key) for s in ANSWER_SPLITS) + " |")
     out += ["", f"- answers ending on a colon: {colon}; with a list marker: {marker} (all sets)"]
+    offtopic = offtopic_questions()
+    if offtopic:
+        refused = sum(not kb.query(query, language=lang).found for query, lang in offtopic)
+        out.append(f"- off-topic questions of the answer sets answered found=false: {refused}/{len(offtopic)}")
     if show_misses and misses:
-        out += ["", "Tuning-set misses:", "", *misses]
+        out += ["", "Misses of the tuning material (" + ", ".join(SPLIT_TITLES[s] for s in TUNING_MATERIAL) + "):", "", *misses]
     return out
 
 
@@ -372,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--builds", type=int, default=7, help="loads to time (median)")
     parser.add_argument("--repeat", type=int, default=5, help="passes over the labelled queries")
     parser.add_argument("--compare-fts5", action="store_true", help="also measure SQLite FTS5 trigram")
-    parser.add_argument("--misses", action="store_true", help="list retrieval misses and tuning-set answer misses")
+    parser.add_argument("--misses", action="store_true", help="list retrieval misses and the tuning material's answer misses")
     parser.add_argument("--against", metavar="REV", help="speed only: this engine against commit REV's")
     parser.add_argument("--rounds", type=int, default=6, help="alternations for --against")
     args = parser.parse_args(argv)

@@ -43,6 +43,13 @@ def test_hyphenated_words_yield_parts_and_joined_form() -> None:
     assert terms("pour-over") == ["pour", "over", "pourover"]
 
 
+def test_a_number_glued_to_its_unit_reads_as_number_and_unit() -> None:
+    assert terms("15g粉250g水")[:2] == ["15", "g"]
+    assert "250" in terms("15g粉250g水")
+    assert terms("9bar") == ["9", "bar"]
+    assert terms("v60 sl28") == ["v60", "sl28"]  # a name ending in digits is left alone
+
+
 def test_full_width_and_accents_are_normalised() -> None:
     assert normalize("ＥＳＰＲＥＳＳＯ Café") == "espresso cafe"
 
