@@ -160,19 +160,21 @@ class _Wanted:
         own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
         # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
         english = language == "en"
-        wanted = {t: (w, True) for t, w in own.items() if not (english and t[0] > _LAST_LATIN)}
+        wanted = {t: w for t, w in own.items() if t[0] <= _LAST_LATIN} if english else dict(own)
+        mine = len(wanted)  # the question's own words come first, then those of the expansions
         for exp in plan.expansions:
-            if english and exp.side == 0:  # Chinese names
+            side = exp.side
+            if english and side == 0:  # Chinese names
                 continue
-            if exp.side >= 0:
-                found: dict[str, float] = {}
+            if side >= 0:  # (each term's weight is the same in every article's names)
                 for doc in exp.docs:
-                    found.update(index.cross_wanted[doc][exp.side])
+                    for t, w in index.cross_wanted[doc][side].items():
+                        if t not in wanted:
+                            wanted[t] = w
             else:
-                found = {t: w * idf.get(t, 0.0) for t, w in exp.terms.items() if not (english and t[0] > _LAST_LATIN)}
-            for t, w in found.items():
-                if t not in wanted:
-                    wanted[t] = (w, False)
+                for t, w in exp.terms.items():
+                    if t not in wanted and not (english and t[0] > _LAST_LATIN):
+                        wanted[t] = w * idf.get(t, 0.0)
         strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in index.domain_terms]
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
@@ -180,7 +182,7 @@ class _Wanted:
         if asked:  # 是什么品种: what kind of thing the answer is, as much the subject as X is
             focus |= asked
         return cls(
-            tuple((t, w, mine) for t, (w, mine) in wanted.items() if w >= 0.05),
+            tuple((t, w, i < mine) for i, (t, w) in enumerate(wanted.items()) if w >= 0.05),
             sum(own.values()),
             strong,
             focus,
@@ -610,6 +612,8 @@ def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, fr
     an article ("AA", "flat white", "blade grinder") is what the answer must be about, not
     what every sentence of the article is about.
     """
+    if not docs:
+        return {}
     by_term = {qt.term: qt for qt in plan.terms}
     found: dict[int, set[str]] = {}
     titles = index.title_terms
@@ -621,8 +625,7 @@ def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, fr
             qt = by_term.get(term)
             alternatives = [alt for alt, _ in qt.alternatives] if qt else [term]
             for doc in named:
-                title = titles[doc]
-                if any(alt in title for alt in alternatives):
+                if not titles[doc].isdisjoint(alternatives):
                     found.setdefault(doc, set()).update([term, *alternatives])
     for expansion in plan.expansions:  # the same names in the other language
         for doc in expansion.docs:

@@ -258,9 +258,6 @@ class Index:
             tuple(tuple((doc, dense[doc]) for doc in docs) for docs, dense in zip(docs_pair, dense_pair, strict=True))
             for docs_pair, dense_pair in zip(self._cross_docs, self._cross_dense, strict=True)
         ]
-        # The alias table as a trie (unit -> (children, payloads or None, phrase)): one dict
-        # look-up per query unit instead of a tuple slice and a set look-up.
-        self._alias_trie = _trie(self.aliases.table)
         self._cross_indicator = [
             tuple([1.0 if doc in reach else 0.0 for doc in range(n)] for reach in pair) for pair in self._cross_reach
         ]
@@ -378,7 +375,7 @@ class Index:
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
             query_units = [fixed_units.get(u, u) for u in query_units]
-        hits = [h for h in _find(self._alias_trie, query_units) if not _only_stopwords(h.phrase)]
+        hits = [h for h in self.aliases.find(query_units) if not _only_stopwords(h.phrase)]
         masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
         expansions: list[Expansion] = []
         for hit in hits:
@@ -786,41 +783,6 @@ def _span_terms(units_: tuple[str, ...]) -> tuple[str, ...]:
         if has_cjk(unit) and i + 1 < len(units_) and has_cjk(units_[i + 1]):
             out.append(unit + units_[i + 1])
     return tuple(out)
-
-
-_Trie = dict[str, tuple["_Trie", frozenset[int] | None, str]]
-
-
-def _trie(table: dict[tuple[str, ...], frozenset[int]]) -> _Trie:
-    """The alias table as nested dicts, for :func:`_find`."""
-    root: _Trie = {}
-    for key, payloads in table.items():
-        node = root
-        for depth, unit in enumerate(key, 1):
-            entry = node.get(unit)
-            if entry is None:
-                entry = node[unit] = ({}, None, "")
-            if depth == len(key):
-                entry = node[unit] = (entry[0], payloads, "".join(key) if has_cjk(key[0]) else " ".join(key))
-            node = entry[0]
-    return root
-
-
-def _find(trie: _Trie, query_units: list[str]) -> list[PhraseHit[int]]:
-    """Every known name in ``query_units``, as :meth:`PhraseMatcher.find` returns them
-    (by start, then by end)."""
-    hits: list[PhraseHit[int]] = []
-    size = len(query_units)
-    for start in range(size):
-        node = trie
-        for end in range(start + 1, size + 1):
-            entry = node.get(query_units[end - 1])
-            if entry is None:
-                break
-            node, payloads, phrase = entry
-            if payloads is not None:
-                hits.append(PhraseHit(start, end, phrase, payloads))
-    return hits
 
 
 def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms: frozenset[str]) -> set[str]:

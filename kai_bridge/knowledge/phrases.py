@@ -3,7 +3,8 @@
 A name is a sequence of units: one unit per CJK character, one per (stemmed) Latin word, so
 "埃塞俄比亚", "Ethiopian coffee" and "耶加雪菲G1" are all matched the same way and Chinese
 needs no word segmentation. A prefix set stops each scan as soon as no name can continue,
-so a query costs a few dictionary look-ups per unit rather than one per known name.
+so a query costs a few dictionary look-ups per unit rather than one per known name: the
+table is walked as a trie (unit -> (children, payloads or None, phrase)), one look-up per unit.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from kai_bridge.knowledge.text import has_cjk, normalize, stem
 __all__ = ["PhraseHit", "PhraseMatcher", "units"]
 
 T = TypeVar("T")
+# unit -> (the trie below it, the payloads of the name ending here or None, that name as written)
+_Trie = dict[str, tuple["_Trie[T]", frozenset[T] | None, str]]
 
 _UNIT_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z0-9]+")
 
 
 def units(text: str) -> list[str]:
     """CJK characters and stemmed Latin words of ``text``, in order (hyphens split words)."""
-    return [u if has_cjk(u) else stem(u) for u in _UNIT_RE.findall(normalize(text))]
+    # A unit is one CJK character (all above U+2FFF) or a run of ASCII letters and digits.
+    return [u if u > "\u2fff" else stem(u) for u in _UNIT_RE.findall(normalize(text))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,17 @@ class PhraseMatcher(Generic[T]):
 
     def _install(self, table: dict[tuple[str, ...], frozenset[T]]) -> None:
         self._table = table
-        self._prefixes = {key[:n] for key in table for n in range(1, len(key) + 1)}
+        trie: _Trie[T] = {}
+        for key, payloads in table.items():
+            node = trie
+            for depth, unit in enumerate(key, 1):
+                entry = node.get(unit)
+                if entry is None:
+                    entry = node[unit] = ({}, None, "")
+                if depth == len(key):
+                    entry = node[unit] = (entry[0], payloads, "".join(key) if has_cjk(key[0]) else " ".join(key))
+                node = entry[0]
+        self._trie = trie
 
     @property
     def table(self) -> dict[tuple[str, ...], frozenset[T]]:
@@ -74,16 +88,16 @@ class PhraseMatcher(Generic[T]):
         return len(self._table)
 
     def find(self, query_units: list[str]) -> list[PhraseHit[T]]:
+        """Every known name in ``query_units``, by start, then by end."""
         hits: list[PhraseHit[T]] = []
         size = len(query_units)
         for start in range(size):
-            end = start + 1
-            while end <= size:
-                key = tuple(query_units[start:end])
-                if key not in self._prefixes:
+            node = self._trie
+            for end in range(start + 1, size + 1):
+                entry = node.get(query_units[end - 1])
+                if entry is None:
                     break
-                payloads = self._table.get(key)
+                node, payloads, phrase = entry
                 if payloads is not None:
-                    hits.append(PhraseHit(start, end, "".join(key) if has_cjk(key[0]) else " ".join(key), payloads))
-                end += 1
+                    hits.append(PhraseHit(start, end, phrase, payloads))
         return hits
