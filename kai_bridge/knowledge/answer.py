@@ -157,7 +157,7 @@ class _Wanted:
         asked: frozenset[str] = frozenset(),
     ) -> _Wanted:
         idf = index.idf
-        own = {t: w * idf.get(t, 0.0) for t, w in plan.weights.items()}
+        own = plan.wanted
         # English sentences hold no Chinese terms; Chinese ones hold both (V60, Geisha...).
         english = language == "en"
         wanted = {t: w for t, w in own.items() if t[0] <= _LAST_LATIN} if english else dict(own)
@@ -340,6 +340,7 @@ class _Renderer:
         self.budget = ANSWER_CHARS[language]
         self.wanted = wanted
         self.implied = implied  # credited to every sentence (the article is named): not relevance
+        self._block_scores: dict[int, float] = {}
 
     def fit(self, text: str, limit: int) -> str:
         """``text`` within ``limit`` characters. A long sentence made of clauses ("a; b; c")
@@ -405,13 +406,14 @@ class _Renderer:
         return any(segment <= self.strong for segment in self.text.blocks[block_index].heads)
 
     def block_text(self, block_index: int) -> str:
-        block = self.text.blocks[block_index]
-        parts = [s.text for s in self.text.sentences[block.first : block.end]]
-        return ("" if self.zh else " ").join(parts)
+        return self.text.block_texts[block_index]
 
     def block_score(self, block_index: int) -> float:
-        block = self.text.blocks[block_index]
-        return max(self.scores[block.first : block.end])
+        found = self._block_scores.get(block_index)
+        if found is None:
+            block = self.text.blocks[block_index]
+            found = self._block_scores[block_index] = max(self.scores[block.first : block.end])
+        return found
 
     def render(self, anchor: int, *, kinds: int) -> str:
         sentence = self.text.sentences[anchor]
@@ -460,7 +462,7 @@ class _Renderer:
         if anchor_block is not None and not whole:
             chosen.append(anchor_block)
             budget -= len(self.shown(anchor_block, whole=whole))
-        ranked = sorted(items, key=lambda i: (-self.block_score(i), i))
+        ranked = sorted(items, key=self.block_score, reverse=True)  # best first, ties in block order (stable)
         best = self.block_score(ranked[0]) if ranked else 0.0
         ordered = items if whole else ranked
         for item in ordered:
@@ -483,7 +485,7 @@ class _Renderer:
         _, items = self.text.list_blocks(block.list_id)
         chosen = [block_index]
         budget = self.budget - len(text)
-        for item in sorted(items, key=lambda i: (-self.block_score(i), i)):
+        for item in sorted(items, key=self.block_score, reverse=True):
             if item == block_index or self.block_score(item) < 0.6 * self.block_score(block_index):
                 continue
             size = len(self.block_text(item))

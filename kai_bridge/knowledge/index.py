@@ -146,6 +146,7 @@ class QueryPlan:
     # The weight of its Chinese bigrams that straddle the edge of a known word (see _straddling):
     # the off-topic gate does not ask an article to explain them.
     loose: float = 0.0
+    wanted: dict[str, float] = field(default_factory=dict)  # each of ``weights`` x its idf (answer scoring)
 
     def mass(self, term: str) -> float:
         if self.masses:
@@ -188,6 +189,10 @@ def _deletes(word: str) -> set[str]:
 
 
 IndexState = dict[str, object]
+# A query term as analysed once (Index._query_term_memo): the term, its typo correction, the
+# articles matching it, its weight x idf, and (alternative, weight x factor, that x the
+# alternative's idf) per alternative.
+_TermEntry = tuple["QueryTerm", str | None, frozenset[int], float, tuple[tuple[str, float, float], ...]]
 
 
 class Index:
@@ -270,7 +275,7 @@ class Index:
         self._merged_memo: dict[tuple[tuple[str, float], ...], tuple[tuple[int, float, float], ...]] = {}
         self._docs_memo: dict[tuple[tuple[str, float], ...], frozenset[int]] = {}
         self._term_memo: dict[tuple[str, str], tuple[tuple[tuple[str, float], ...], float, str | None]] = {}
-        self._query_term_memo: dict[tuple[str, float, str], tuple[QueryTerm, str | None, frozenset[int]]] = {}
+        self._query_term_memo: dict[tuple[str, float, str], _TermEntry] = {}
 
     @property
     def size(self) -> int:
@@ -353,30 +358,35 @@ class Index:
         corrections: dict[str, str] = {}
         query_terms: list[QueryTerm] = []
         term_docs: dict[str, frozenset[int]] = {}
+        masses: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        wanted: dict[str, float] = {}
         memo = self._query_term_memo
         for term, (weight, surface) in raw.items():
             found = memo.get((term, weight, surface))
             if found is None:
-                alternatives, idf, fixed = self._analysed(term, surface)
-                found = (QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives))
+                found = self._term_entry(term, weight, surface)
                 if len(memo) >= MEMO_SIZE:
                     memo.clear()
                 memo[(term, weight, surface)] = found
-            query_term, fixed, docs = found
+            query_term, fixed, docs, mass, weighted = found
             if fixed is not None:
                 corrections[surface] = fixed
             query_terms.append(query_term)
             term_docs[term] = docs
-        weights: dict[str, float] = {}
-        for qt in query_terms:
-            for alt, factor in qt.alternatives:
-                weights[alt] = max(weights.get(alt, 0.0), qt.weight * factor)
+            masses[term] = mass
+            # Each index term at the largest weight any query term gives it (x its idf: the same
+            # maximum, multiplying by a non-negative number keeps the order).
+            for alt, value, idf_value in weighted:
+                before = weights.get(alt)
+                if before is None or value > before:
+                    weights[alt] = value
+                    wanted[alt] = idf_value
         query_units = units(query)
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
             query_units = [fixed_units.get(u, u) for u in query_units]
         hits = [h for h in self.aliases.find(query_units) if not _only_stopwords(h.phrase)]
-        masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
         expansions: list[Expansion] = []
         for hit in hits:
             side = 1 if has_cjk(hit.phrase) else 0  # a Chinese name expands to the English ones
@@ -398,13 +408,22 @@ class Index:
         if len(expansions) > 1:
             for exp in expansions:
                 expansion.update(exp.terms)
-        content = sum(qt.weight * qt.idf for qt in query_terms)
+        content = sum(masses.values())
         straddling = _straddling(query_units, hits, self.domain_terms)
         loose = sum(qt.weight * qt.idf for qt in query_terms if qt.term in straddling) if straddling else 0.0
         return QueryPlan(
             query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
-            loose=loose,
+            loose=loose, wanted=wanted,
         )
+
+    def _term_entry(self, term: str, weight: float, surface: str) -> _TermEntry:
+        """What :meth:`plan` needs of one query term (memoised there: a pure function of the index)."""
+        alternatives, idf, fixed = self._analysed(term, surface)
+        weighted: list[tuple[str, float, float]] = []
+        for alt, factor in alternatives:
+            value = weight * factor
+            weighted.append((alt, value, value * self.idf.get(alt, 0.0)))
+        return QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives), weight * idf, tuple(weighted)
 
     def _unmatched_idf(self, term: str) -> float:
         """How much a query term weighs in coverage. Unknown terms weigh the most, except a

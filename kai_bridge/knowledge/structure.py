@@ -103,6 +103,7 @@ class ArticleText:
     totals: tuple[int, ...]  # duration sentences (as by_kind says) giving a whole time (TOTAL_TIME)
     norms: tuple[int, ...]  # sentences giving an ideal / recommended value (NORM_VALUE)
     paragraph: tuple[int, ...]  # sentences of plain paragraphs (not list intros or items)
+    block_texts: tuple[str, ...]  # each block's sentences joined (as an answer shows a whole block)
 
     def list_blocks(self, list_id: int) -> tuple[int | None, list[int]]:
         """(intro block, item blocks) of a list."""
@@ -231,10 +232,12 @@ def parse_body(body: str, *, language: str, places: PlaceNames) -> ArticleText:
                     for sentence in sentences[other.first : other.end]:
                         carried |= sentence.kinds
             blocks[b] = Block(block.role, block.first, block.end, block.list_id, block.heads, block.steps, carried)
-    return _text_of(tuple(sentences), tuple(blocks), sentence_terms)
+    return _text_of(tuple(sentences), tuple(blocks), sentence_terms, language)
 
 
-def _text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentence_terms: list[list[str]]) -> ArticleText:
+def _text_of(
+    sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentence_terms: list[list[str]], language: str
+) -> ArticleText:
     """An :class:`ArticleText` with its scoring indexes derived from its sentences and blocks."""
     postings: dict[str, list[int]] = {}
     by_kind: dict[int, list[int]] = {}
@@ -279,6 +282,10 @@ def _text_of(sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], sentenc
         tuple(i for i in by_kind.get(DURATION, ()) if TOTAL_TIME.search(sentences[i].text) is not None),
         tuple(i for i, s in enumerate(sentences) if NORM_VALUE.search(s.text) is not None),
         tuple(i for i, s in enumerate(sentences) if blocks[s.block].role == PARA),
+        tuple(
+            ("" if language == "zh" else " ").join(s.text for s in sentences[b.first : b.end])
+            for b in blocks
+        ),
     )
 
 
@@ -302,14 +309,14 @@ def text_state(text: ArticleText) -> TextState:
         text.totals,
         text.norms,
         text.paragraph,
+        text.block_texts,
     )
 
 
 def text_from_state(state: TextState) -> ArticleText:
     """The inverse of :func:`text_state`."""
-    sentences, blocks, postings, by_kind, heads, items, intros, multi, stripped, openings, totals, norms, paragraph = (
-        state
-    )
+    (sentences, blocks, postings, by_kind, heads, items, intros, multi, stripped, openings, totals, norms, paragraph,
+     block_texts) = state
     return ArticleText(
         tuple(Sentence(*row) for row in sentences),  # type: ignore[attr-defined]
         tuple(Block(*row) for row in blocks),  # type: ignore[attr-defined]
@@ -324,4 +331,5 @@ def text_from_state(state: TextState) -> ArticleText:
         totals,  # type: ignore[arg-type]
         norms,  # type: ignore[arg-type]
         paragraph,  # type: ignore[arg-type]
+        block_texts,  # type: ignore[arg-type]
     )
