@@ -833,16 +833,19 @@ def _alias_strength(plan: QueryPlan) -> dict[int, tuple[float, bool]]:
         return {}
     total = plan.content_weight or 1.0
     strength: dict[int, tuple[float, bool]] = {}
-    for hit in plan.alias_hits:
+    hits = plan.alias_hits
+    several = len(hits) > 1
+    masses = plan.masses  # (as plan.mass() reads them: empty only when the query has no terms)
+    for hit in hits:
         length = hit.end - hit.start
-        shadowed = any(
+        shadowed = several and any(
             other.start <= hit.start
             and hit.end <= other.end
             and (other.end - other.start) > length
             and not (other.payloads & hit.payloads)
-            for other in plan.alias_hits
+            for other in hits
         )
-        mass = sum(plan.mass(t) for t in set(span_terms(plan.units[hit.start : hit.end])))
+        mass = sum([masses.get(t, 0.0) for t in set(span_terms(plan.units[hit.start : hit.end]))])
         share = min(1.0, mass / total) / len(hit.payloads)
         value = (0.5 + 0.5 * share, True) if not shadowed else (0.2 * share, False)
         for doc in hit.payloads:

@@ -183,9 +183,8 @@ def _latin_words(segment: str) -> list[str]:
 def tokens(text: str) -> list[Token]:
     """Analyse ``text`` into index terms (see the module docstring)."""
     out: list[Token] = []
-    for match in _SEGMENT_RE.finditer(normalize(text)):
-        segment = match.group()
-        if _CJK_RE.match(segment):
+    for segment in _SEGMENT_RE.findall(normalize(text)):
+        if segment[0] > "\u2fff":  # a CJK run (every CJK character is above U+2FFF, Latin ones below)
             _cjk_tokens(segment, out)
         else:
             out.extend([(stem(word), 1.0, word) for word in _latin_words(segment)])
