@@ -646,7 +646,7 @@ def _extra_anchor(
     *,
     missing: bool,
     kept: list[tuple[Hit, Article]],
-    renderer_for: Callable[[int], _Renderer],
+    rendered: Callable[[int, int], str],
     index: Index,
     wanted: _Wanted,
     language: Language,
@@ -671,7 +671,7 @@ def _extra_anchor(
             continue
         if text.stripped[i] in said:
             continue  # said already (a list item joined into a sentence has lost its end mark)
-        extra = renderer_for(rank).render(i, kinds=kinds)
+        extra = rendered(rank, i)
         tries -= 1
         if len(said) + len(extra) > ANSWER_CHARS[language]:
             # Its list or paragraph does not fit: the sentence alone may.
@@ -775,25 +775,29 @@ def compose(
         article = kept[rank][1]
 
         renderers: dict[int, _Renderer] = {}
+        renderings: dict[tuple[int, int], str] = {}
 
-        def renderer_for(rank: int) -> _Renderer:
-            """The renderer of the sentences of the article kept at ``rank`` (one per article)."""
-            found = renderers.get(rank)
-            if found is not None:
-                return found
-            doc = kept[rank][0].doc
-            found = renderers[rank] = _Renderer(
-                index.texts[doc][language],
-                scored[rank],
-                language=language,
-                proper=index.proper_nouns,
-                strong=wanted.strong,
-                wanted=wanted,
-                implied=scored_by_doc[doc][2],
-            )
+        def rendered(rank: int, sentence: int) -> str:
+            """The answer text for ``sentence`` of the article kept at ``rank`` (one renderer per
+            article; each sentence rendered once, though a second extra anchor may try it again)."""
+            found = renderings.get((rank, sentence))
+            if found is None:
+                renderer = renderers.get(rank)
+                if renderer is None:
+                    doc = kept[rank][0].doc
+                    renderer = renderers[rank] = _Renderer(
+                        index.texts[doc][language],
+                        scored[rank],
+                        language=language,
+                        proper=index.proper_nouns,
+                        strong=wanted.strong,
+                        wanted=wanted,
+                        implied=scored_by_doc[doc][2],
+                    )
+                found = renderings[(rank, sentence)] = renderer.render(sentence, kinds=kinds)
             return found
 
-        said = renderer_for(rank).render(anchor, kinds=kinds)
+        said = rendered(rank, anchor)
         gap = "" if language == "zh" else " "
         segments = [(article.title(language), said)]  # (source title, text), in the order said
         low = min(SECOND_SHARE, KIND_SHARE) * best[0]
@@ -811,7 +815,7 @@ def compose(
                 candidates,
                 missing=missing,
                 kept=kept,
-                renderer_for=renderer_for,
+                rendered=rendered,
                 index=index,
                 wanted=wanted,
                 language=language,
