@@ -78,6 +78,7 @@ MIN_COVERAGE_ALIAS = 0.3
 MIN_COVERAGE_NAMED = 0.5
 MIN_COVERAGE_BODY = 0.8
 MIN_SCORE = 3.0
+MIN_COVERAGE_SHORT = 0.95  # below MIN_SCORE: a coffee question whose words an article all matches
 COVERAGE_FLOOR = 0.4
 NEGLIGIBLE = 0.01  # query terms weighing less than this (咖 in every article) are skipped
 DOMAIN_RELIEF = 0.6  # coverage thresholds x this when the query says "coffee"
@@ -622,7 +623,9 @@ class Index:
         if hit.alias and coverage >= MIN_COVERAGE_ALIAS:
             return True
         if hit.raw < MIN_SCORE:
-            return False
+            # A short question that says "coffee" and whose every word this article names or
+            # tags ("coffee too bitter", 咖啡太苦怎么办) is on topic, however little it scores.
+            return about_coffee and hit.named and coverage >= MIN_COVERAGE_SHORT
         need = MIN_COVERAGE_NAMED if hit.named else MIN_COVERAGE_BODY
         return coverage >= (need * DOMAIN_RELIEF if about_coffee else need)
 

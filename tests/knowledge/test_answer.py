@@ -67,6 +67,22 @@ def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase
     assert query[:10] in answer.answer
 
 
+@pytest.mark.parametrize(
+    ("query", "article"),
+    [
+        pytest.param("coffee too bitter", "extract-dialing-in-espresso", id="bitter-en"),
+        pytest.param("咖啡太苦怎么办", "extract-dialing-in-espresso", id="bitter-zh"),
+    ],
+)
+def test_a_short_coffee_question_whose_words_an_article_all_matches_is_answered(
+    kb: KnowledgeBase, query: str, article: str
+) -> None:
+    # Two content words score below the gate's floor; saying "coffee" and matching both keeps it on topic.
+    answer = kb.query(query)
+    assert answer.found
+    assert answer.passages[0].article_id == article
+
+
 def test_process_question_carries_the_process_figures(kb: KnowledgeBase) -> None:
     answer = kb.query("日晒处理法是什么")
     assert answer.passages[0].article_id == "process-natural"
