@@ -203,8 +203,14 @@ class _Wanted:
         if not count:
             return [], 0.0, 0.0
         subject = named or frozenset()
-        # Within an article the question names, its subject is what the question adds to the name.
-        focus = (self.focus - subject) or self.focus
+        # Within an article the question names, its subject is what the question adds to the name:
+        # its most specific words but the name, else its other words ("south indian filter coffee"
+        # in the India article), a lone Chinese character aside (干 of 干什么用).
+        focus = (
+            (self.focus - subject)
+            or frozenset(t for t in self.strong - subject if len(t) > 1 or not has_cjk(t))
+            or self.focus
+        )
         words = [0.0] * count
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
         focused: set[int] = set()

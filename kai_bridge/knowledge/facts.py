@@ -394,8 +394,10 @@ _SCAFFOLD_ZH = re.compile(
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"
     "(?<![主重需只])要|才|吗|呢|是否|又|太|几比几|的时候|"
     # Colloquial fillers a stranger's question carries around its topic ("到底是啥", "谁搞出来的",
-    # "一般几分钟", "有股...味"): no article says them, so they only dilute the question's coverage.
-    "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])"
+    # "一般几分钟", "有股...味", "比较好", "会有", "有几个"): no article says them, so they only
+    # dilute the question's coverage.
+    "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])|"
+    "比较|会有|有几"
 )
 
 

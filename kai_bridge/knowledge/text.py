@@ -109,6 +109,10 @@ _IRREGULAR = {
 }
 
 
+# Words whose suffix makes another word: cupping (the tasting protocol) is not a form of cup.
+_KEEP = frozenset(["cupping", "cupper", "cuppers"])
+
+
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A deliberately small suffix stripper (plural, -ing, -ed, final -e), plus irregular verbs.
@@ -117,6 +121,8 @@ def stem(word: str) -> str:
     """
     if word in _IRREGULAR:
         return _IRREGULAR[word]
+    if word in _KEEP:
+        return word
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:

@@ -10,7 +10,7 @@ from kai_bridge.knowledge import KnowledgeBase
 from tests.knowledge.support import DATA, labelled_queries, recall_at
 
 RECALL_AT_3_FLOOR = 0.989  # recall@3 measured before the answer rework (issue 12): never below it
-RECALL_AT_1_FLOOR = 0.947  # likewise recall@1
+RECALL_AT_1_FLOOR = 0.955  # recall@1: the sixth round's (issue 12), rounded down
 
 
 def test_recall_at_3_over_all_labelled_queries(kb: KnowledgeBase) -> None:
