@@ -94,6 +94,8 @@ KIND_SHARE = 0.5
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
+_FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
+_INNER_END = re.compile(r"[.!?]\s")  # an item of more than one sentence
 _LAST_LATIN = "\u2fff"  # a term whose first character is above this is Chinese
 _NO_PLACES = PlaceNames(en=(), zh=())  # clause kinds at render time: the curated place names only
 
@@ -319,7 +321,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _lower_first(text: str, proper: frozenset[str]) -> str:
-    word = re.match(r"[A-Za-z][A-Za-z0-9'-]*", text)
+    word = _FIRST_WORD.match(text)
     if not word or not word.group()[0].isupper() or word.group().isupper():
         return text
     if word.group().lower() in proper or (len(word.group()) == 1 and text[1:2] == " " and word.group() != "A"):
@@ -436,7 +438,7 @@ class _Renderer:
         if self.zh:
             body = "；".join(_strip_end(item) for item in items) + "。"
             return f"{_strip_end(intro)}：{body}" if intro else body
-        single = all(not re.search(r"[.!?]\s", _strip_end(item)) for item in items)
+        single = all(not _INNER_END.search(_strip_end(item)) for item in items)
         if single:
             parts = [_strip_end(item) for item in items]
             if intro:
