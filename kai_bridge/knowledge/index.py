@@ -312,6 +312,8 @@ class Index:
         found += [term + x for x in NEIGHBOUR_SUFFIXES if term + x in self.idf]
         if term.endswith("e"):  # the stemmer keeps a final e only on short words
             found += [term[:-1] + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + x in self.idf]
+        if term.endswith("y"):  # hardy ~ hardiness
+            found += [term[:-1] + "i" + x for x in NEIGHBOUR_SUFFIXES if term[:-1] + "i" + x in self.idf]
         return [t for t in found if len(t) >= 4]
 
     def _analysed(self, term: str, surface: str) -> tuple[tuple[tuple[str, float], ...], float, str | None]:

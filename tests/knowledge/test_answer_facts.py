@@ -39,8 +39,8 @@ FACT_FLOOR = {
     "tuning": 0.965,
     "heldout": 0.96,
     "heldout2": 0.92,
-    "heldout3": 0.92,
-    "heldout4": 0.92,
+    "heldout3": 0.93,
+    "heldout4": 0.925,
     "heldout5": 0.94,
     "heldout6": 0.85,
 }
