@@ -140,6 +140,7 @@ class _Wanted:
     content: float  # the question's own words' weight (x idf), all of them
     strong: frozenset[str]  # whole words of the question and their alternatives
     focus: frozenset[str]  # the question's most specific words (its subject)
+    named_focus: frozenset[str]  # its strong words but lone Chinese characters (the subject of a named article)
     kinds: int
     primary: int
     norm: bool = False  # the question asks for the good / ideal / recommended value
@@ -177,7 +178,8 @@ class _Wanted:
                 for t, w in exp.terms.items():
                     if t not in wanted and not (english and t[0] > _LAST_LATIN):
                         wanted[t] = w * idf.get(t, 0.0)
-        strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in index.domain_terms]
+        domain = index.domain_terms
+        strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in domain]
         strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
         top = max((qt.idf for qt in strong_terms), default=0.0)
         focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
@@ -188,6 +190,7 @@ class _Wanted:
             sum(own.values()),
             strong,
             focus,
+            frozenset(t for t in strong if len(t) > 1 or not has_cjk(t)),
             kinds,
             primary,
             norm,
@@ -209,9 +212,9 @@ class _Wanted:
         # its most specific words but the name, else its other words ("south indian filter coffee"
         # in the India article), a lone Chinese character aside (干 of 干什么用).
         focus = (
-            (self.focus - subject)
-            or frozenset(t for t in self.strong - subject if len(t) > 1 or not has_cjk(t))
-            or self.focus
+            ((self.focus - subject) or (self.named_focus - subject) or self.focus)
+            if named
+            else (self.focus or self.named_focus or self.focus)
         )
         words = [0.0] * count
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
