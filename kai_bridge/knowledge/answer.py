@@ -686,6 +686,19 @@ def _extra_anchor(
     return None
 
 
+def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, language: Language) -> bool:
+    """The question names article ``doc`` by its subject (one of its most specific words is in
+    the alias), or the article says the subject. Not so when a modifier names it: "roasted" of
+    "how long do roasted beans stay fresh" names the roasting article, which never says "fresh"."""
+    focus = wanted.focus
+    if not focus.isdisjoint(index.texts[doc][language].postings):
+        return True
+    return any(
+        doc in alias_hit.payloads and not focus.isdisjoint(span_terms(plan.units[alias_hit.start : alias_hit.end]))
+        for alias_hit in plan.alias_hits
+    )
+
+
 def _attributed(text: str, title: str, language: str) -> str:
     if language == "zh":
         return f"{text}（出自《{title}》）"
@@ -738,7 +751,7 @@ def compose(
     for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
         scores = scored[rank]
         bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
-        bonus += NAMED_BONUS if hit.alias else 0.0
+        bonus += NAMED_BONUS if hit.alias and _named_by_subject(hit.doc, plan, wanted, index, language) else 0.0
         bonuses.append(bonus)
         if scores:
             i = max(range(len(scores)), key=scores.__getitem__)

@@ -171,3 +171,10 @@ def test_a_named_article_answers_from_its_own_sentence_about_the_name(kb: Knowle
     answer = kb.query("波旁这个名字是怎么来的")
     assert "以岛名命名" in answer.answer
     assert answer.answer.endswith("（出自《波旁（Bourbon）》）")
+
+
+def test_an_article_named_by_a_modifier_of_the_question_gets_no_naming_bonus(kb: KnowledgeBase) -> None:
+    # "roasted" names the roasting article, which never says "fresh": the storage article answers.
+    answer = kb.query("how long do roasted beans stay fresh")
+    assert "two to six weeks" in answer.answer
+    assert answer.passages[0].article_id == "storage-freshness"
