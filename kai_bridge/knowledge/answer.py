@@ -91,6 +91,7 @@ EXTRA_TRIES = 3  # candidates rendered for each extra anchor, at most (query cos
 # ... and when the question asks for a value the answer lacks, the best sentence carrying one
 # joins it when it scores at least KIND_SHARE of the anchor.
 KIND_SHARE = 0.5
+UNKNOWN_SHARE = 0.6  # a question not saying coffee, this much of it in words no article uses: off topic
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
@@ -699,6 +700,22 @@ def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, 
     )
 
 
+def _unknown_share(plan: QueryPlan) -> float:
+    """The share of the question's words (by idf) that no article uses, nor any spelling or
+    word-form neighbour of them (kombucha). A Chinese bigram of two known characters (会苦) is
+    a pairing, not an unknown word."""
+    total = unknown = 0.0
+    for qt in plan.terms:
+        if qt.weight < 1.0:
+            continue
+        total += qt.idf
+        if has_cjk(qt.term):
+            continue
+        if not qt.alternatives:
+            unknown += qt.idf
+    return unknown / total if total > 0 else 0.0
+
+
 def _attributed(text: str, title: str, language: str) -> str:
     if language == "zh":
         return f"{text}（出自《{title}》）"
@@ -725,7 +742,7 @@ def compose(
         and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
     )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    foreign = index.foreign(plan)
+    foreign = index.foreign(plan) or (not about_coffee and _unknown_share(plan) >= UNKNOWN_SHARE)
     if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.

@@ -53,6 +53,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
     [
         pytest.param("今天北京天气怎么样", "zh", id="weather-zh"),
         pytest.param("How to bake sourdough bread at home", "en", id="bread-en"),
+        # Most of it in a word no article uses, nor anything spelled like it.
+        pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
