@@ -371,6 +371,10 @@ class Index:
                 corrections[surface] = fixed
             query_terms.append(query_term)
             term_docs[term] = docs
+        if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
+            qt.term in self.domain_terms for qt in query_terms
+        ):
+            query_terms = self._unseen_pairs_as_words(query_terms)
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -409,6 +413,27 @@ class Index:
             query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
             loose=loose,
         )
+
+    def _unseen_pairs_as_words(self, query_terms: list[QueryTerm]) -> list[QueryTerm]:
+        """In a question that says 咖啡, a pair of known Chinese characters no article holds (会苦
+        of 咖啡为什么会苦) standing alone (its characters in no other pair of the question) is
+        not a word: it drops out, and its characters are read as words (苦, as in 咖啡太苦)."""
+        unseen = {
+            qt.term
+            for qt in query_terms
+            if not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) and all(ch in self.idf for ch in qt.term)
+        }
+        # Only a pair standing alone: both its characters in no other pair of the question.
+        pairs = [qt.term for qt in query_terms if len(qt.term) == 2 and has_cjk(qt.term)]
+        unseen = {pair for pair in unseen if not any(other != pair and set(other) & set(pair) for other in pairs)}
+        if not unseen:
+            return query_terms
+        alone = {ch for pair in unseen for ch in pair}
+        return [
+            QueryTerm(qt.term, 1.0, qt.idf, qt.alternatives) if qt.term in alone and qt.weight < 1.0 else qt
+            for qt in query_terms
+            if qt.term not in unseen
+        ]
 
     def _unmatched_idf(self, term: str) -> float:
         """How much a query term weighs in coverage. Unknown terms weigh the most, except a
