@@ -91,6 +91,7 @@ EXTRA_TRIES = 3  # candidates rendered for each extra anchor, at most (query cos
 # ... and when the question asks for a value the answer lacks, the best sentence carrying one
 # joins it when it scores at least KIND_SHARE of the anchor.
 KIND_SHARE = 0.5
+LONG_LIST = 3  # a list of more items than this, one of them named by the question, is trimmed harder
 UNKNOWN_SHARE = 0.6  # a question not saying coffee, this much of it in words no article uses: off topic
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
@@ -458,12 +459,17 @@ class _Renderer:
             budget -= len(self.shown(anchor_block, whole=whole))
         ranked = sorted(items, key=lambda i: (-self.block_score(i), i))
         best = self.block_score(ranked[0]) if ranked else 0.0
+        # In a long list the question names an item of, what every item scores (each carries a
+        # time, say) tells none of them apart: an item is relevant by what it scores above the
+        # least relevant one ("espresso extraction time": not the nine other brew methods).
+        trim = len(ranked) > LONG_LIST and self._names_an_item(items)
+        least = self.block_score(ranked[-1]) if trim else 0.0
         ordered = items if whole else ranked
         for item in ordered:
             if item in chosen:
                 continue
             size = len(self.shown(item, whole=whole))
-            if not whole and chosen and self.block_score(item) < CONTEXT_SHARE * best:
+            if not whole and chosen and self.block_score(item) - least < CONTEXT_SHARE * (best - least):
                 continue
             if size > budget and chosen:
                 continue
@@ -471,6 +477,18 @@ class _Renderer:
             budget -= size
         chosen.sort()
         return chosen
+
+    def _names_an_item(self, items: list[int]) -> bool:
+        """One of the question's most specific words is in one of ``items`` ("espresso" of
+        "espresso extraction time" in "Espresso: 25-30 seconds")."""
+        if self.wanted is None:
+            return False
+        blocks = self.text.blocks
+        for term in self.wanted.focus:
+            for i in self.text.postings.get(term, ()):
+                if self.text.sentences[i].block in items and blocks[self.text.sentences[i].block].role == ITEM:
+                    return True
+        return False
 
     def _labelled_item(self, block_index: int, *, kinds: int) -> str:
         text = _clip(self.block_text(block_index), self.budget)

@@ -182,3 +182,11 @@ def test_an_article_named_by_a_modifier_of_the_question_gets_no_naming_bonus(kb:
     answer = kb.query("how long do roasted beans stay fresh")
     assert "two to six weeks" in answer.answer
     assert answer.passages[0].article_id == "storage-freshness"
+
+
+def test_a_long_list_naming_the_asked_item_is_trimmed_to_it(kb: KnowledgeBase) -> None:
+    # Every item of "Typical times: ..." carries a time: what tells them apart is "espresso".
+    answer = kb.query("espresso extraction time")
+    assert "25-30 seconds" in answer.answer
+    assert "Turkish" not in answer.answer
+    assert "siphon" not in answer.answer
