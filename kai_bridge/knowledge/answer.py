@@ -734,6 +734,22 @@ def _unknown_share(plan: QueryPlan) -> float:
     return unknown / total if total > 0 else 0.0
 
 
+def _tie_break(best: int, scores: list[float], text: ArticleText, wanted: _Wanted) -> int:
+    """Among the sentences scoring exactly as much as ``best`` (an item's inherited share and
+    a kind bonus can make a whole list tie), the one holding the most of the question's words
+    and their alternatives; then the first."""
+    top = scores[best]
+    tied = [j for j in range(best, len(scores)) if scores[j] == top]
+    if len(tied) < 2:
+        return best
+    said = dict.fromkeys(tied, 0)
+    for term in wanted.strong:
+        for j in text.postings.get(term, ()):
+            if j in said:
+                said[j] += 1
+    return max(tied, key=lambda j: (said[j], -j))
+
+
 def _attributed(text: str, title: str, language: str) -> str:
     if language == "zh":
         return f"{text}（出自《{title}》）"
@@ -790,6 +806,7 @@ def compose(
         bonuses.append(bonus)
         if scores:
             i = max(range(len(scores)), key=scores.__getitem__)
+            i = _tie_break(i, scores, index.texts[hit.doc][language], wanted)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.

@@ -190,3 +190,9 @@ def test_a_long_list_naming_the_asked_item_is_trimmed_to_it(kb: KnowledgeBase) -
     assert "25-30 seconds" in answer.answer
     assert "Turkish" not in answer.answer
     assert "siphon" not in answer.answer
+
+
+def test_an_exact_tie_between_sentences_goes_to_the_one_with_more_of_the_question(kb: KnowledgeBase) -> None:
+    # Four sentences of one item tie (a time each, the item's share); one of them says "caffeine".
+    answer = kb.query("how long does caffeine withdrawal last")
+    assert "lasting a few days" in answer.answer
