@@ -120,6 +120,12 @@ _TOTAL_TIME = re.compile(r"\b[Tt]otal\b|总时间|总共|总时长|全程")
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
 )
+# A sentence that continues the one before it ("Roasters also watch...", "The second, led by
+# Peet's..."): a reader needs that one first.
+_CONTINUES = re.compile(
+    r"^(?:\S+\s+){0,3}(?:also|too|then)\b|^(?:The|A) (?:second|third|fourth|other|latter|former|next)\b"
+    r"|^(?:Another|Other|Then|Later|Next|Still|Yet|Also|Instead|Otherwise)\b|^(?:[^，。]{0,6}(?:也|还|又))|^(?:另外|此外|其次|后来|随后|同时|第二|第三)"
+)
 # Words that say a question is about coffee as surely as "coffee" does (the off-topic gate
 # then asks less of the wording: "刚烘的豆子放几天再冲" is on topic, only phrased loosely).
 _BREW_WORDS = frozenset(
@@ -538,7 +544,12 @@ class _Renderer:
                 continue
             picked.add(i)
             used += len(sentences[i].text)
-        parts = [self.fit(sentences[i].text, self.budget) for i in sorted(picked)]
+        # The anchor leads (it carries the fact), the sentences before it follow; unless it leans
+        # on what comes before it ("It...", "The second, led by..."): then in the article's order.
+        order = sorted(picked)
+        if not (_LEANS_BACK.match(sentences[anchor].text) or _CONTINUES.search(sentences[anchor].text)):
+            order = [i for i in order if i >= anchor] + [i for i in order if i < anchor]
+        parts = [self.fit(sentences[i].text, self.budget) for i in order]
         text = ("" if self.zh else " ").join(parts)
         if text.endswith((":", "：")):
             text = text[:-1] + ("。" if self.zh else ".")

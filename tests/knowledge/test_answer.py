@@ -196,3 +196,17 @@ def test_an_exact_tie_between_sentences_goes_to_the_one_with_more_of_the_questio
     # Four sentences of one item tie (a time each, the item's share); one of them says "caffeine".
     answer = kb.query("how long does caffeine withdrawal last")
     assert "lasting a few days" in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("query", "lead"),
+    [
+        # The anchor leads; the sentences before it that it does not lean on follow it.
+        pytest.param("my pour over drains too slowly", "If the cup is sour and thin", id="prose-anchor-leads"),
+        pytest.param("what does SHB mean on Costa Rican coffee", "Export coffee is mostly high-grown SHB", id="shb"),
+        # ... but a sentence continuing the one before it ("The second, led by...") keeps it first.
+        pytest.param("what year was Starbucks founded", "Twentieth-century coffee culture", id="continues"),
+    ],
+)
+def test_the_sentence_carrying_the_fact_leads_the_answer(kb: KnowledgeBase, query: str, lead: str) -> None:
+    assert kb.query(query).answer.startswith(lead)
