@@ -210,3 +210,9 @@ def test_an_exact_tie_between_sentences_goes_to_the_one_with_more_of_the_questio
 )
 def test_the_sentence_carrying_the_fact_leads_the_answer(kb: KnowledgeBase, query: str, lead: str) -> None:
     assert kb.query(query).answer.startswith(lead)
+
+
+def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: KnowledgeBase) -> None:
+    answer = kb.query("咖啡太苦怎么办")
+    assert "调粗" in answer.answer
+    assert "固定粉量" not in answer.answer  # the first step of the dialing-in procedure
