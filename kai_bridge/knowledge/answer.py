@@ -444,6 +444,8 @@ class _Renderer:
     def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
         intro_block, items = self.text.list_blocks(list_id)
         intro = self.block_text(intro_block) if intro_block is not None else None
+        if intro_block is not None and anchor_block is not None:
+            intro = self._intro_for(intro_block, anchor_block)
         # Steps and recipes come whole (as far as they fit); other lists keep their relevant items.
         whole = bool(kinds & STEPS) and any(self.text.blocks[i].steps for i in items)
         chosen = self._pick_items(items, intro, anchor_block=anchor_block, whole=whole)
@@ -453,6 +455,20 @@ class _Renderer:
             return _strip_end(intro or "") + ("。" if self.zh else ".")
         texts = [self.shown(i, whole=whole) for i in chosen]
         return self._join_items(intro, [self.fit(t, self.budget) for t in texts])
+
+    def _intro_for(self, intro_block: int, anchor_block: int) -> str:
+        """The intro of a list anchored on one of its items: the sentence announcing the list
+        and those of the intro holding a word of the question, not the whole paragraph before it
+        (a definition of what the list is about delays the item that answers)."""
+        block = self.text.blocks[intro_block]
+        if block.end - block.first <= 1:
+            return self.block_text(intro_block)
+        if self.wanted is None:
+            return self.block_text(intro_block)
+        said = {i for term in self.wanted.strong for i in self.text.postings.get(term, ())}
+        keep = [i for i in range(block.first, block.end - 1) if i in said]
+        parts = [self.text.sentences[i].text for i in (*keep, block.end - 1)]
+        return ("" if self.zh else " ").join(parts)
 
     def shown(self, block_index: int, *, whole: bool) -> str:
         return self.block_text(block_index) if whole else self.item_text(block_index)

@@ -216,3 +216,5 @@ def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: Kno
     answer = kb.query("咖啡太苦怎么办")
     assert "调粗" in answer.answer
     assert "固定粉量" not in answer.answer  # the first step of the dialing-in procedure
+    # The list's intro keeps the sentence announcing it, not the definition of dialing in before it.
+    assert "是指" not in answer.answer.split("（出自")[0]
