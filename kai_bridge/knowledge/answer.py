@@ -201,6 +201,14 @@ class _Wanted:
             total,
         )
 
+    def _counts_focus(self, sentence: str) -> bool:
+        """A number in ``sentence`` is followed (within three words) by one of the question's
+        most specific words: it counts that thing."""
+        for match in _COUNT.finditer(sentence):
+            if not self.focus.isdisjoint(terms(match.group(1) or match.group(2))):
+                return True
+        return False
+
     def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
         """Each sentence's relevance (module docstring, step 2), and the largest word score of
         one sentence (how much of the question one sentence says), and what every sentence was
@@ -271,6 +279,13 @@ class _Wanted:
                     if bit == PROFILE:  # the more tasting notes, the better the taste answer
                         scores[i] += FLAVOUR_BONUS * min(4, sentences[i].flavour)
             bit <<= 1
+        if primary == QUANTITY:
+            # "how many folds does a Kalita Wave filter have": a number counting the thing asked
+            # about ("20 wave-shaped pleats") is the quantity, though it has no unit.
+            quantity = text.by_kind.get(QUANTITY, ())
+            for i in {i for t in self.focus for i in postings.get(t, ())}:
+                if i not in quantity and self._counts_focus(sentences[i].text):
+                    scores[i] += PRIMARY_BONUS
         if self.total:  # "Chemex要冲多久": the whole brew's time, not the bloom's
             for i, sentence in enumerate(sentences):
                 if i in text.by_kind.get(DURATION, ()) and _TOTAL_TIME.search(sentence.text) is not None:
@@ -296,6 +311,9 @@ class _Wanted:
                 if not asked.isdisjoint(terms(head)):
                     scores[i] += SUBJECT_BONUS
         return scores, together, implied
+
+
+_COUNT = re.compile(r"(?<![\w.,:])\d+\s+((?:[A-Za-z][\w-]*\s+){0,2}[A-Za-z][\w-]*)|(?<![\w.,:])\d+(?:个|种|颗|层|道|条)?([\u4e00-\u9fff]{2})")
 
 
 def _clip(text: str, limit: int) -> str:

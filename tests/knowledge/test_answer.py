@@ -218,3 +218,9 @@ def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: Kno
     assert "固定粉量" not in answer.answer  # the first step of the dialing-in procedure
     # The list's intro keeps the sentence announcing it, not the definition of dialing in before it.
     assert "是指" not in answer.answer.split("（出自")[0]
+
+
+def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeBase) -> None:
+    # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
+    assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
+    assert kb.query("how much more do F1 hybrids yield").answer.startswith("Hybrid vigour can lift yields by 30%")
