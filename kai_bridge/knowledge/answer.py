@@ -91,6 +91,8 @@ EXTRA_TRIES = 3  # candidates rendered for each extra anchor, at most (query cos
 # ... and when the question asks for a value the answer lacks, the best sentence carrying one
 # joins it when it scores at least KIND_SHARE of the anchor.
 KIND_SHARE = 0.5
+LONG_LIST = 3  # a list of more items than this, one of them named by the question, is trimmed harder
+UNKNOWN_SHARE = 0.6  # a question not saying coffee, this much of it in words no article uses: off topic
 TYPED = DURATION | TEMPERATURE | RATIO | QUANTITY | DATE | PERSON | ALTITUDE
 ITEM_SHARE = 0.8  # a long list item shows its sentences scoring this share of its best one  # a prose anchor shorter than this brings its next sentence
 
@@ -116,6 +118,12 @@ _ASKED_NOUN = re.compile("什么([\u4e00-\u9fff]{2,3})[的呢吗啊？?]*$")
 # Prose that leans on the sentence before it.
 _LEANS_BACK = re.compile(
     r"^(?:It|Its|This|These|That|Those|They|Their|So|Because|But|However|Both|Such|The result)\b|^(?:它|这|该|此|因此|所以|但|不过|两者|其)"
+)
+# A sentence that continues the one before it ("Roasters also watch...", "The second, led by
+# Peet's..."): a reader needs that one first.
+_CONTINUES = re.compile(
+    r"^(?:\S+\s+){0,3}(?:also|too|then)\b|^(?:The|A) (?:second|third|fourth|other|latter|former|next)\b"
+    r"|^(?:Another|Other|Then|Later|Next|Still|Yet|Also|Instead|Otherwise)\b|^(?:[^，。]{0,6}(?:也|还|又))|^(?:另外|此外|其次|后来|随后|同时|第二|第三)"
 )
 # Words that say a question is about coffee as surely as "coffee" does (the off-topic gate
 # then asks less of the wording: "刚烘的豆子放几天再冲" is on topic, only phrased loosely).
@@ -196,6 +204,14 @@ class _Wanted:
             norm,
             total,
         )
+
+    def _counts_focus(self, sentence: str) -> bool:
+        """A number in ``sentence`` is followed (within three words) by one of the question's
+        most specific words: it counts that thing."""
+        for match in _COUNT.finditer(sentence):
+            if not self.focus.isdisjoint(terms(match.group(1) or match.group(2))):
+                return True
+        return False
 
     def scores(self, text: ArticleText, *, named: frozenset[str] | None) -> tuple[list[float], float, float]:
         """Each sentence's relevance (module docstring, step 2), and the largest word score of
@@ -293,6 +309,13 @@ class _Wanted:
             else:
                 for i in carrying:
                     scores[i] += bonus
+        if primary == QUANTITY:
+            # "how many folds does a Kalita Wave filter have": a number counting the thing asked
+            # about ("20 wave-shaped pleats") is the quantity, though it has no unit.
+            quantity = text.by_kind.get(QUANTITY, ())
+            for i in {i for t in self.focus for i in postings.get(t, ())}:
+                if i not in quantity and self._counts_focus(sentences[i].text):
+                    scores[i] += PRIMARY_BONUS
         if self.total:  # "Chemex要冲多久": the whole brew's time, not the bloom's
             for i in text.totals:
                 scores[i] += TOTAL_BONUS
@@ -308,6 +331,9 @@ class _Wanted:
             for i in candidates.intersection([i for t in asked for i in openings.get(t, ())]):
                 scores[i] += SUBJECT_BONUS
         return scores, together, implied
+
+
+_COUNT = re.compile(r"(?<![\w.,:])\d+\s+((?:[A-Za-z][\w-]*\s+){0,2}[A-Za-z][\w-]*)|(?<![\w.,:])\d+(?:个|种|颗|层|道|条)?([\u4e00-\u9fff]{2})")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -454,6 +480,8 @@ class _Renderer:
     def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
         intro_block, items = self.text.list_blocks(list_id)
         intro = self.block_text(intro_block) if intro_block is not None else None
+        if intro_block is not None and anchor_block is not None:
+            intro = self._intro_for(intro_block, anchor_block)
         # Steps and recipes come whole (as far as they fit); other lists keep their relevant items.
         whole = bool(kinds & STEPS) and any(self.text.blocks[i].steps for i in items)
         chosen = self._pick_items(items, intro, anchor_block=anchor_block, whole=whole)
@@ -463,6 +491,20 @@ class _Renderer:
             return _strip_end(intro or "") + ("。" if self.zh else ".")
         texts = [self.shown(i, whole=whole) for i in chosen]
         return self._join_items(intro, [self.fit(t, self.budget) for t in texts])
+
+    def _intro_for(self, intro_block: int, anchor_block: int) -> str:
+        """The intro of a list anchored on one of its items: the sentence announcing the list
+        and those of the intro holding a word of the question, not the whole paragraph before it
+        (a definition of what the list is about delays the item that answers)."""
+        block = self.text.blocks[intro_block]
+        if block.end - block.first <= 1:
+            return self.block_text(intro_block)
+        if self.wanted is None:
+            return self.block_text(intro_block)
+        said = {i for term in self.wanted.strong for i in self.text.postings.get(term, ())}
+        keep = [i for i in range(block.first, block.end - 1) if i in said]
+        parts = [self.text.sentences[i].text for i in (*keep, block.end - 1)]
+        return ("" if self.zh else " ").join(parts)
 
     def shown(self, block_index: int, *, whole: bool) -> str:
         return self.block_text(block_index) if whole else self.item_text(block_index)
@@ -475,12 +517,17 @@ class _Renderer:
             budget -= len(self.shown(anchor_block, whole=whole))
         ranked = sorted(items, key=self.block_score, reverse=True)  # best first, ties in block order (stable)
         best = self.block_score(ranked[0]) if ranked else 0.0
+        # In a long list the question names an item of, what every item scores (each carries a
+        # time, say) tells none of them apart: an item is relevant by what it scores above the
+        # least relevant one ("espresso extraction time": not the nine other brew methods).
+        trim = len(ranked) > LONG_LIST and self._names_an_item(items)
+        least = self.block_score(ranked[-1]) if trim else 0.0
         ordered = items if whole else ranked
         for item in ordered:
             if item in chosen:
                 continue
             size = len(self.shown(item, whole=whole))
-            if not whole and chosen and self.block_score(item) < CONTEXT_SHARE * best:
+            if not whole and chosen and self.block_score(item) - least < CONTEXT_SHARE * (best - least):
                 continue
             if size > budget and chosen:
                 continue
@@ -488,6 +535,18 @@ class _Renderer:
             budget -= size
         chosen.sort()
         return chosen
+
+    def _names_an_item(self, items: list[int]) -> bool:
+        """One of the question's most specific words is in one of ``items`` ("espresso" of
+        "espresso extraction time" in "Espresso: 25-30 seconds")."""
+        if self.wanted is None:
+            return False
+        blocks = self.text.blocks
+        for term in self.wanted.focus:
+            for i in self.text.postings.get(term, ()):
+                if self.text.sentences[i].block in items and blocks[self.text.sentences[i].block].role == ITEM:
+                    return True
+        return False
 
     def _labelled_item(self, block_index: int, *, kinds: int) -> str:
         text = _clip(self.block_text(block_index), self.budget)
@@ -533,7 +592,12 @@ class _Renderer:
                     continue
                 picked.add(i)
                 used += len(sentences[i].text)
-        parts = [self.fit(sentences[i].text, self.budget) for i in sorted(picked)]
+        # The anchor leads (it carries the fact), the sentences before it follow; unless it leans
+        # on what comes before it ("It...", "The second, led by..."): then in the article's order.
+        order = sorted(picked)
+        if not (_LEANS_BACK.match(sentences[anchor].text) or _CONTINUES.search(sentences[anchor].text)):
+            order = [i for i in order if i >= anchor] + [i for i in order if i < anchor]
+        parts = [self.fit(sentences[i].text, self.budget) for i in order]
         text = ("" if self.zh else " ").join(parts)
         if text.endswith((":", "：")):
             text = text[:-1] + ("。" if self.zh else ".")
@@ -699,6 +763,51 @@ def _extra_anchor(
     return None
 
 
+def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, language: Language) -> bool:
+    """The question names article ``doc`` by its subject (one of its most specific words is in
+    the alias), or the article says the subject. Not so when a modifier names it: "roasted" of
+    "how long do roasted beans stay fresh" names the roasting article, which never says "fresh"."""
+    focus = wanted.focus
+    if not focus.isdisjoint(index.texts[doc][language].postings):
+        return True
+    return any(
+        doc in alias_hit.payloads and not focus.isdisjoint(span_terms(plan.units[alias_hit.start : alias_hit.end]))
+        for alias_hit in plan.alias_hits
+    )
+
+
+def _unknown_share(plan: QueryPlan) -> float:
+    """The share of the question's words (by idf) that no article uses, nor any spelling or
+    word-form neighbour of them (kombucha). A Chinese bigram of two known characters (会苦) is
+    a pairing, not an unknown word."""
+    total = unknown = 0.0
+    for qt in plan.terms:
+        if qt.weight < 1.0:
+            continue
+        total += qt.idf
+        if has_cjk(qt.term):
+            continue
+        if not qt.alternatives:
+            unknown += qt.idf
+    return unknown / total if total > 0 else 0.0
+
+
+def _tie_break(best: int, scores: list[float], text: ArticleText, wanted: _Wanted) -> int:
+    """Among the sentences scoring exactly as much as ``best`` (an item's inherited share and
+    a kind bonus can make a whole list tie), the one holding the most of the question's words
+    and their alternatives; then the first."""
+    top = scores[best]
+    tied = [j for j in range(best, len(scores)) if scores[j] == top]
+    if len(tied) < 2:
+        return best
+    said = dict.fromkeys(tied, 0)
+    for term in wanted.strong:
+        for j in text.postings.get(term, ()):
+            if j in said:
+                said[j] += 1
+    return max(tied, key=lambda j: (said[j], -j))
+
+
 def _attributed(text: str, title: str, language: str) -> str:
     if language == "zh":
         return f"{text}（出自《{title}》）"
@@ -725,7 +834,7 @@ def compose(
         and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
     )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    foreign = index.foreign(plan)
+    foreign = index.foreign(plan) or (not about_coffee and _unknown_share(plan) >= UNKNOWN_SHARE)
     if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
@@ -751,10 +860,11 @@ def compose(
     for rank, (hit, _article) in enumerate(kept[:ANSWER_ARTICLES]):
         scores = scored[rank]
         bonus = ARTICLE_BONUS * min(1.0, hit.score / top_score if top_score > 0 else 1.0)
-        bonus += NAMED_BONUS if hit.alias else 0.0
+        bonus += NAMED_BONUS if hit.alias and _named_by_subject(hit.doc, plan, wanted, index, language) else 0.0
         bonuses.append(bonus)
         if scores:
             i = scores.index(max(scores))  # the first of the best
+            i = _tie_break(i, scores, index.texts[hit.doc][language], wanted)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.

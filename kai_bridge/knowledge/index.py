@@ -384,6 +384,21 @@ class Index:
                 if before is None or value > before:
                     weights[alt] = value
                     wanted[alt] = idf_value
+        if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
+            qt.term in self.domain_terms for qt in query_terms
+        ):
+            rewritten = self._unseen_pairs_as_words(query_terms)
+            if rewritten is not query_terms:  # (rare) the weights again, from the terms as rewritten
+                query_terms = rewritten
+                masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
+                weights, wanted = {}, {}
+                for qt in query_terms:
+                    for alt, factor in qt.alternatives:
+                        value = qt.weight * factor
+                        before = weights.get(alt)
+                        if before is None or value > before:
+                            weights[alt] = value
+                            wanted[alt] = value * self.idf.get(alt, 0.0)
         query_units = units(query)
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
@@ -426,6 +441,27 @@ class Index:
             value = weight * factor
             weighted.append((alt, value, value * self.idf.get(alt, 0.0)))
         return QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives), weight * idf, tuple(weighted)
+
+    def _unseen_pairs_as_words(self, query_terms: list[QueryTerm]) -> list[QueryTerm]:
+        """In a question that says 咖啡, a pair of known Chinese characters no article holds (会苦
+        of 咖啡为什么会苦) standing alone (its characters in no other pair of the question) is
+        not a word: it drops out, and its characters are read as words (苦, as in 咖啡太苦)."""
+        unseen = {
+            qt.term
+            for qt in query_terms
+            if not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) and all(ch in self.idf for ch in qt.term)
+        }
+        # Only a pair standing alone: both its characters in no other pair of the question.
+        pairs = [qt.term for qt in query_terms if len(qt.term) == 2 and has_cjk(qt.term)]
+        unseen = {pair for pair in unseen if not any(other != pair and set(other) & set(pair) for other in pairs)}
+        if not unseen:
+            return query_terms
+        alone = {ch for pair in unseen for ch in pair}
+        return [
+            QueryTerm(qt.term, 1.0, qt.idf, qt.alternatives) if qt.term in alone and qt.weight < 1.0 else qt
+            for qt in query_terms
+            if qt.term not in unseen
+        ]
 
     def _unmatched_idf(self, term: str) -> float:
         """How much a query term weighs in coverage. Unknown terms weigh the most, except a

@@ -8,7 +8,8 @@
 
 - Answers: the share of answers that carry the fact asked for (tests/data/knowledge_answers_
   {tuning,heldout,heldout2,heldout3,heldout4,heldout5}.jsonl), per language and per kind of question, and
-  how many end on a colon or show a list marker. Held-out misses are never printed: the set
+  how many end on a colon or show a list marker; the "first sentence" row: the share whose
+  first sentence carries the fact (the answer leads with it). Held-out misses are never printed: the set
   is not for tuning.
 - Retrieval: recall@1, recall@3 and MRR against tests/data/knowledge_queries_*.jsonl; an
   off-topic query counts as a hit when nothing is found.
@@ -69,6 +70,7 @@ from tests.knowledge.support import (  # noqa: E402
     ends_on_colon,
     has_list_marker,
     labelled_queries,
+    leads_with_fact,
     offtopic_questions,
     recall_at,
     reciprocal_rank,
@@ -284,6 +286,9 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
         for case in answer_cases(split):
             answer = kb.query(case.query, language=case.lang)
             good = carries_fact(answer, case)
+            first = rows.setdefault((split, "first sentence"), [0, 0])
+            first[0] += leads_with_fact(answer, case)
+            first[1] += 1
             colon += ends_on_colon(answer)
             marker += has_list_marker(answer)
             for key in ("all", case.lang, case.kind):
@@ -299,7 +304,7 @@ def _answer_tables(kb: KnowledgeBase, *, show_misses: bool) -> list[str]:
 
     out += ["| questions | " + " | ".join(SPLIT_TITLES[s] for s in ANSWER_SPLITS) + " |"]
     out += ["|---|" + "---:|" * len(ANSWER_SPLITS)]
-    for key in ("all", "zh", "en", *ANSWER_KINDS):
+    for key in ("all", "zh", "en", *ANSWER_KINDS, "first sentence"):
         out.append(f"| {key} | " + " | ".join(cell(s, key) for s in ANSWER_SPLITS) + " |")
     out += ["", f"- answers ending on a colon: {colon}; with a list marker: {marker} (all sets)"]
     offtopic = offtopic_questions()

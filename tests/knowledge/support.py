@@ -155,6 +155,18 @@ def carries_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> 
     return any(fact_text(fact) in text for fact in case.facts)
 
 
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
+
+
+def leads_with_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
+    """The answer's first sentence (titles of its sources taken out) contains one of the case's facts."""
+    first = _FIRST_SENTENCE.split(answer.answer.split("\n")[0], maxsplit=1)[0]
+    for passage in answer.passages:
+        first = first.replace(passage.title, " ")
+    text = fact_text(first)
+    return any(fact_text(fact) in text for fact in case.facts)
+
+
 def ends_on_colon(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
     return any(line.rstrip().endswith((":", "：")) for line in answer.answer.splitlines() if line.strip())
 

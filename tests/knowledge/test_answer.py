@@ -53,6 +53,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
     [
         pytest.param("今天北京天气怎么样", "zh", id="weather-zh"),
         pytest.param("How to bake sourdough bread at home", "en", id="bread-en"),
+        # Most of it in a word no article uses, nor anything spelled like it.
+        pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
@@ -72,6 +74,8 @@ def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase
     [
         pytest.param("coffee too bitter", "extract-dialing-in-espresso", id="bitter-en"),
         pytest.param("咖啡太苦怎么办", "extract-dialing-in-espresso", id="bitter-zh"),
+        # 会苦 is a pair no article holds, standing alone: read as 会 and 苦, not as a rare topic word.
+        pytest.param("咖啡为什么会苦", "extract-dialing-in-espresso", id="why-bitter-zh"),
     ],
 )
 def test_a_short_coffee_question_whose_words_an_article_all_matches_is_answered(
@@ -171,3 +175,52 @@ def test_a_named_article_answers_from_its_own_sentence_about_the_name(kb: Knowle
     answer = kb.query("波旁这个名字是怎么来的")
     assert "以岛名命名" in answer.answer
     assert answer.answer.endswith("（出自《波旁（Bourbon）》）")
+
+
+def test_an_article_named_by_a_modifier_of_the_question_gets_no_naming_bonus(kb: KnowledgeBase) -> None:
+    # "roasted" names the roasting article, which never says "fresh": the storage article answers.
+    answer = kb.query("how long do roasted beans stay fresh")
+    assert "two to six weeks" in answer.answer
+    assert answer.passages[0].article_id == "storage-freshness"
+
+
+def test_a_long_list_naming_the_asked_item_is_trimmed_to_it(kb: KnowledgeBase) -> None:
+    # Every item of "Typical times: ..." carries a time: what tells them apart is "espresso".
+    answer = kb.query("espresso extraction time")
+    assert "25-30 seconds" in answer.answer
+    assert "Turkish" not in answer.answer
+    assert "siphon" not in answer.answer
+
+
+def test_an_exact_tie_between_sentences_goes_to_the_one_with_more_of_the_question(kb: KnowledgeBase) -> None:
+    # Four sentences of one item tie (a time each, the item's share); one of them says "caffeine".
+    answer = kb.query("how long does caffeine withdrawal last")
+    assert "lasting a few days" in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("query", "lead"),
+    [
+        # The anchor leads; the sentences before it that it does not lean on follow it.
+        pytest.param("my pour over drains too slowly", "If the cup is sour and thin", id="prose-anchor-leads"),
+        pytest.param("what does SHB mean on Costa Rican coffee", "Export coffee is mostly high-grown SHB", id="shb"),
+        # ... but a sentence continuing the one before it ("The second, led by...") keeps it first.
+        pytest.param("what year was Starbucks founded", "Twentieth-century coffee culture", id="continues"),
+    ],
+)
+def test_the_sentence_carrying_the_fact_leads_the_answer(kb: KnowledgeBase, query: str, lead: str) -> None:
+    assert kb.query(query).answer.startswith(lead)
+
+
+def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: KnowledgeBase) -> None:
+    answer = kb.query("咖啡太苦怎么办")
+    assert "调粗" in answer.answer
+    assert "固定粉量" not in answer.answer  # the first step of the dialing-in procedure
+    # The list's intro keeps the sentence announcing it, not the definition of dialing in before it.
+    assert "是指" not in answer.answer.split("（出自")[0]
+
+
+def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeBase) -> None:
+    # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
+    assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
+    assert kb.query("how much more do F1 hybrids yield").answer.startswith("Hybrid vigour can lift yields by 30%")

@@ -51,6 +51,8 @@ from kai_bridge.knowledge.facts import (
         pytest.param("latte vs cappuccino", COMPARISON, id="comparison"),
         pytest.param("why is my espresso bitter", CAUSE, id="cause"),
         pytest.param("咖啡豆能放冰箱冷藏吗", CAUSE, id="zh-can-i"),
+        pytest.param("咖啡太苦怎么办", CAUSE, id="zh-what-to-do-is-a-fix-not-steps"),
+        pytest.param("法压壶压杆压不下去怎么回事", CAUSE, id="zh-what-is-wrong-is-a-cause"),
         pytest.param("what does Kenyan coffee taste like", PROFILE, id="profile-not-definition"),
         pytest.param("what is a good extraction yield", QUANTITY, id="a-good-value-not-definition"),
         pytest.param("how fine should I grind for a moka pot", GRIND, id="grind"),
