@@ -375,6 +375,8 @@ class Index:
             qt.term in self.domain_terms for qt in query_terms
         ):
             query_terms = self._unseen_pairs_as_words(query_terms)
+        if len(query_terms) > 1:
+            query_terms = self._said_once(query_terms, term_docs)
         weights: dict[str, float] = {}
         for qt in query_terms:
             for alt, factor in qt.alternatives:
@@ -413,6 +415,21 @@ class Index:
             query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
             loose=loose,
         )
+
+    def _said_once(self, query_terms: list[QueryTerm], term_docs: dict[str, frozenset[int]]) -> list[QueryTerm]:
+        """An unknown word known only through a neighbour or typo fix that is another word of
+        the question (cooker ~ cook in "how to cook rice in a pressure cooker") explains nothing
+        the question does not say already: it stays unknown."""
+        own = {qt.term for qt in query_terms if qt.alternatives and qt.alternatives[0][0] == qt.term}
+        if not own:
+            return query_terms
+        out: list[QueryTerm] = []
+        for qt in query_terms:
+            if qt.alternatives and qt.term not in own and all(alt in own for alt, _ in qt.alternatives):
+                qt = QueryTerm(qt.term, qt.weight, self._unmatched_idf(qt.term), ())
+                term_docs[qt.term] = frozenset()
+            out.append(qt)
+        return out
 
     def _unseen_pairs_as_words(self, query_terms: list[QueryTerm]) -> list[QueryTerm]:
         """In a question that says 咖啡, a pair of known Chinese characters no article holds (会苦

@@ -55,6 +55,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
         pytest.param("How to bake sourdough bread at home", "en", id="bread-en"),
         # Most of it in a word no article uses, nor anything spelled like it.
         pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
+        # cooker is known only as cook, which the question says already: it explains nothing more.
+        pytest.param("how to cook rice in a pressure cooker", "en", id="pressure-cooker-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
