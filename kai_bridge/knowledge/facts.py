@@ -359,7 +359,7 @@ _SCAFFOLD_ZH = re.compile(
     # "一般几分钟", "有股...味", "比较好", "会有", "有几个"): no article says them, so they only
     # dilute the question's coverage.
     "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])|"
-    "比较|会有|有几"
+    "比较|会有|有几|有点|有些"
 )
 
 

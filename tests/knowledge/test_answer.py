@@ -78,6 +78,8 @@ def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase
         pytest.param("咖啡太苦怎么办", "extract-dialing-in-espresso", id="bitter-zh"),
         # 会苦 is a pair no article holds, standing alone: read as 会 and 苦, not as a rare topic word.
         pytest.param("咖啡为什么会苦", "extract-dialing-in-espresso", id="why-bitter-zh"),
+        # 有点 (a bit) is a filler: 咖啡有点涩 asks about 涩, not about the pair 啡有 of another article.
+        pytest.param("咖啡有点涩", "extract-contact-time", id="a-bit-astringent-zh"),
     ],
 )
 def test_a_short_coffee_question_whose_words_an_article_all_matches_is_answered(
