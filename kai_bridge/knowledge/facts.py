@@ -202,7 +202,7 @@ _CUES: tuple[_Cue, ...] = (
         "is it ok, is it okay, is it bad, "
         + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",
-        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
+        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 太涩 发涩 有点苦 有点酸 有点涩 解决 问题 会不会 健康 致癌 安全",
     ),
     _cue(
         PROFILE,

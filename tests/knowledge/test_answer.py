@@ -224,6 +224,13 @@ def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: Kno
     assert "是指" not in answer.answer.split("（出自")[0]
 
 
+def test_a_taste_complaint_is_a_question_about_its_cause(kb: KnowledgeBase) -> None:
+    # 咖啡有点涩 asks nothing outright: "a bit astringent" is a complaint, answered with its fix.
+    answer = kb.query("咖啡有点涩").answer
+    assert "磨粗" in answer or "调粗" in answer
+    assert "接触时间指" not in answer  # the definition of contact time says no cause
+
+
 def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeBase) -> None:
     # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
     assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
