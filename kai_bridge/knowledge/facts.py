@@ -198,7 +198,7 @@ _CUES: tuple[_Cue, ...] = (
     ),
     _cue(
         CAUSE,
-        "why, cause, causes, fix, bitter, sour, muddy, what should i, should i, bad for, safe, healthy, can i, "
+        "why, cause, causes, fix, bitter, sour, muddy, burnt, burned, astringent, watery, what should i, should i, bad for, safe, healthy, can i, "
         "is it ok, is it okay, is it bad, "
         + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",

@@ -231,6 +231,18 @@ def test_a_taste_complaint_is_a_question_about_its_cause(kb: KnowledgeBase) -> N
     assert "接触时间指" not in answer  # the definition of contact time says no cause
 
 
+@pytest.mark.parametrize(
+    ("query", "lead"),
+    [
+        pytest.param("espresso tastes astringent", "Sour, thin, fast shots are usually under-extracted", id="astringent"),
+        pytest.param("my pour over tastes astringent", "If the cup is sour and thin and drains fast", id="pour-over"),
+    ],
+)
+def test_an_english_taste_complaint_gets_the_fix(kb: KnowledgeBase, query: str, lead: str) -> None:
+    # astringent, burnt, watery are complaints, as bitter and sour: the question wants their cause.
+    assert kb.query(query).answer.startswith(lead)
+
+
 def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeBase) -> None:
     # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
     assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
