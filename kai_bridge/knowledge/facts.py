@@ -202,11 +202,11 @@ _CUES: tuple[_Cue, ...] = (
     ),
     _cue(
         CAUSE,
-        "why, cause, causes, fix, bitter, sour, muddy, what should i, should i, bad for, safe, healthy, can i, "
+        "why, cause, causes, fix, bitter, sour, muddy, burnt, burned, astringent, watery, what should i, should i, bad for, safe, healthy, can i, "
         "is it ok, is it okay, is it bad, "
         + ", ".join(f"too {w}" for w in ["slow", "slowly", "fast", "quickly", "bitter", "sour", "weak", "strong", "fine", "coarse"]),
         "problem",
-        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 解决 问题 会不会 健康 致癌 安全",
+        "为什么 为何 为啥 咋办 咋回事 怎么回事 原因 怎么办 太苦 太酸 太淡 太慢 太快 发苦 发酸 苦涩 太涩 发涩 有点苦 有点酸 有点涩 解决 问题 会不会 健康 致癌 安全",
     ),
     _cue(
         PROFILE,
@@ -405,7 +405,7 @@ _SCAFFOLD_ZH = re.compile(
     # "一般几分钟", "有股...味", "比较好", "会有", "有几个"): no article says them, so they only
     # dilute the question's coverage.
     "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])|"
-    "比较|会有|有几"
+    "比较|会有|有几|有点|有些"
 )
 
 

@@ -384,21 +384,26 @@ class Index:
                 if before is None or value > before:
                     weights[alt] = value
                     wanted[alt] = idf_value
+        firsts = query_terms
         if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
             qt.term in self.domain_terms for qt in query_terms
         ):
-            rewritten = self._unseen_pairs_as_words(query_terms)
-            if rewritten is not query_terms:  # (rare) the weights again, from the terms as rewritten
-                query_terms = rewritten
-                masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
-                weights, wanted = {}, {}
-                for qt in query_terms:
-                    for alt, factor in qt.alternatives:
-                        value = qt.weight * factor
-                        before = weights.get(alt)
-                        if before is None or value > before:
-                            weights[alt] = value
-                            wanted[alt] = value * self.idf.get(alt, 0.0)
+            query_terms = self._unseen_pairs_as_words(query_terms)
+        if len(query_terms) > 1:
+            query_terms = self._said_once(query_terms, term_docs)
+        if query_terms is not firsts and (
+            len(query_terms) != len(firsts) or any(qt is not first for qt, first in zip(query_terms, firsts, strict=True))
+        ):
+            # (rare) a rule above rewrote the terms: their masses and weights again, from the terms as rewritten
+            masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
+            weights, wanted = {}, {}
+            for qt in query_terms:
+                for alt, factor in qt.alternatives:
+                    value = qt.weight * factor
+                    before = weights.get(alt)
+                    if before is None or value > before:
+                        weights[alt] = value
+                        wanted[alt] = value * self.idf.get(alt, 0.0)
         query_units = units(query)
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
@@ -441,6 +446,21 @@ class Index:
             value = weight * factor
             weighted.append((alt, value, value * self.idf.get(alt, 0.0)))
         return QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives), weight * idf, tuple(weighted)
+
+    def _said_once(self, query_terms: list[QueryTerm], term_docs: dict[str, frozenset[int]]) -> list[QueryTerm]:
+        """An unknown word known only through a neighbour or typo fix that is another word of
+        the question (cooker ~ cook in "how to cook rice in a pressure cooker") explains nothing
+        the question does not say already: it stays unknown."""
+        own = {qt.term for qt in query_terms if qt.alternatives and qt.alternatives[0][0] == qt.term}
+        if not own:
+            return query_terms
+        out: list[QueryTerm] = []
+        for qt in query_terms:
+            if qt.alternatives and qt.term not in own and all(alt in own for alt, _ in qt.alternatives):
+                qt = QueryTerm(qt.term, qt.weight, self._unmatched_idf(qt.term), ())
+                term_docs[qt.term] = frozenset()
+            out.append(qt)
+        return out
 
     def _unseen_pairs_as_words(self, query_terms: list[QueryTerm]) -> list[QueryTerm]:
         """In a question that says 咖啡, a pair of known Chinese characters no article holds (会苦

@@ -55,6 +55,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
         pytest.param("How to bake sourdough bread at home", "en", id="bread-en"),
         # Most of it in a word no article uses, nor anything spelled like it.
         pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
+        # cooker is known only as cook, which the question says already: it explains nothing more.
+        pytest.param("how to cook rice in a pressure cooker", "en", id="pressure-cooker-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
@@ -76,6 +78,8 @@ def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase
         pytest.param("咖啡太苦怎么办", "extract-dialing-in-espresso", id="bitter-zh"),
         # 会苦 is a pair no article holds, standing alone: read as 会 and 苦, not as a rare topic word.
         pytest.param("咖啡为什么会苦", "extract-dialing-in-espresso", id="why-bitter-zh"),
+        # 有点 (a bit) is a filler: 咖啡有点涩 asks about 涩, not about the pair 啡有 of another article.
+        pytest.param("咖啡有点涩", "extract-contact-time", id="a-bit-astringent-zh"),
     ],
 )
 def test_a_short_coffee_question_whose_words_an_article_all_matches_is_answered(
@@ -218,6 +222,25 @@ def test_what_to_do_about_a_problem_gets_the_fix_not_the_whole_procedure(kb: Kno
     assert "固定粉量" not in answer.answer  # the first step of the dialing-in procedure
     # The list's intro keeps the sentence announcing it, not the definition of dialing in before it.
     assert "是指" not in answer.answer.split("（出自")[0]
+
+
+def test_a_taste_complaint_is_a_question_about_its_cause(kb: KnowledgeBase) -> None:
+    # 咖啡有点涩 asks nothing outright: "a bit astringent" is a complaint, answered with its fix.
+    answer = kb.query("咖啡有点涩").answer
+    assert "磨粗" in answer or "调粗" in answer
+    assert "接触时间指" not in answer  # the definition of contact time says no cause
+
+
+@pytest.mark.parametrize(
+    ("query", "lead"),
+    [
+        pytest.param("espresso tastes astringent", "Sour, thin, fast shots are usually under-extracted", id="astringent"),
+        pytest.param("my pour over tastes astringent", "If the cup is sour and thin and drains fast", id="pour-over"),
+    ],
+)
+def test_an_english_taste_complaint_gets_the_fix(kb: KnowledgeBase, query: str, lead: str) -> None:
+    # astringent, burnt, watery are complaints, as bitter and sour: the question wants their cause.
+    assert kb.query(query).answer.startswith(lead)
 
 
 def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeBase) -> None:
