@@ -18,6 +18,9 @@ questions written blind from the corpus text during the sixth round (with 21 off
 knowledge_offtopic_heldout6.jsonl), is tuning material from then on; its floors are the sixth
 round's rates, rounded down, as are the raised floors of held-out 3 and 4. The seventh round raised
 the floors to its rates, rounded down, and added the first-sentence floors (``LEAD_FLOOR``).
+``heldout7``, 164 plain factual questions written blind at the start of the sixth round and kept
+from the tuning sessions, was first run on the eighth round's final engine (0.939, zh 0.942, en
+0.936, first sentence 0.707); its floors are those rates, rounded down, and it is never tuned on.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ FACT_FLOOR = {
     "heldout4": 0.935,
     "heldout5": 0.94,
     "heldout6": 0.86,
+    "heldout7": 0.93,
 }
 LANGUAGE_FLOOR = {
     "tuning": 0.96,
@@ -54,6 +58,7 @@ LANGUAGE_FLOOR = {
     "heldout4": 0.925,
     "heldout5": 0.92,
     "heldout6": 0.82,
+    "heldout7": 0.93,
 }
 # The share of answers whose first sentence carries the fact (the answer leads with it), from
 # the seventh round on, rounded down from its rates.
@@ -65,6 +70,7 @@ LEAD_FLOOR = {
     "heldout4": 0.67,
     "heldout5": 0.69,
     "heldout6": 0.55,
+    "heldout7": 0.70,
 }
 
 
