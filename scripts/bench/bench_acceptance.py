@@ -66,6 +66,9 @@ from mcp.types import CallToolResult, TextContent
 from kai_bridge.keys import KeyPair, generate_key_pair
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # one way of stopping a child process, shared with the tests
+from tests.bridge import stop_process  # noqa: E402
+
 PY = sys.executable
 CLI = [PY, "-m", "kai_bridge.cli"]
 BARE = [PY, str(REPO / "scripts" / "bench" / "bare_mcp_server.py")]
@@ -230,19 +233,6 @@ def child_env(tmp: Path, name: str, **extra: str) -> dict[str, str]:
     env.update({"KAI_BRIDGE_DATA_DIR": str(tmp / f"{name}-data"), "KAI_BRIDGE_LOG_DIR": str(tmp / f"{name}-logs"),
                 "PYTHONPATH": str(REPO), **extra})
     return env
-
-
-async def stop_process(process: anyio.abc.Process, *, grace: float = 15) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; wait for the end (even when cancelled) and close the pipes."""
-    if process.returncode is None:
-        process.terminate()
-        with anyio.move_on_after(grace):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-    with anyio.CancelScope(shield=True):
-        await process.wait()
-    await process.aclose()
 
 
 @contextlib.asynccontextmanager
