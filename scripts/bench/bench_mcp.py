@@ -49,7 +49,6 @@ import anyio
 import anyio.abc
 import httpx
 import httpx2
-from bench_acceptance import stop_process
 from cozepy import AsyncCoze, AsyncJWTAuth, ChatEventType, Message
 from mcp import ClientSession, StdioServerParameters
 from mcp.client import Client
@@ -68,6 +67,7 @@ from kai_bridge.tools import RegistryPluginRunner, ToolRegistry, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # the labelled answer sets and their checks live with the tests
+from tests.bridge import stop_process  # noqa: E402
 from tests.knowledge.support import ANSWER_SPLITS, SPLIT_TITLES, answer_cases, carries_fact, ends_on_colon  # noqa: E402
 
 PY = sys.executable

@@ -28,10 +28,10 @@ import anyio.abc
 import httpx
 import psycopg
 from bench_acceptance import mcp_sessions as acceptance_sessions
-from bench_acceptance import stop_process
 from mcp import ClientSession
 
 from kai_bridge.keys import KeyPair
+from tests.bridge import stop_process  # (on the path: bench_acceptance puts the repository there)
 
 REPO = Path(__file__).resolve().parents[2]
 PG_HOST = "127.0.0.1:5432"
