@@ -361,8 +361,7 @@ class Index:
         query_terms: list[QueryTerm] = []
         term_docs: dict[str, frozenset[int]] = {}
         masses: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        wanted: dict[str, float] = {}
+        weighings: list[tuple[tuple[str, float, float], ...]] = []  # per query term, as _weighted gives it
         memo = self._query_term_memo
         for term, (weight, surface) in raw.items():
             found = memo.get((term, weight, surface))
@@ -377,13 +376,7 @@ class Index:
             query_terms.append(query_term)
             term_docs[term] = docs
             masses[term] = mass
-            # Each index term at the largest weight any query term gives it (x its idf: the same
-            # maximum, multiplying by a non-negative number keeps the order).
-            for alt, value, idf_value in weighted:
-                before = weights.get(alt)
-                if before is None or value > before:
-                    weights[alt] = value
-                    wanted[alt] = idf_value
+            weighings.append(weighted)
         firsts = query_terms
         if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
             qt.term in self.domain_terms for qt in query_terms
@@ -391,19 +384,19 @@ class Index:
             query_terms = self._unseen_pairs_as_words(query_terms)
         if len(query_terms) > 1:
             query_terms = self._said_once(query_terms, term_docs)
-        if query_terms is not firsts and (
-            len(query_terms) != len(firsts) or any(qt is not first for qt, first in zip(query_terms, firsts, strict=True))
-        ):
-            # (rare) a rule above rewrote the terms: their masses and weights again, from the terms as rewritten
+        if query_terms is not firsts:  # (rare) a rule above rewrote the terms: weigh them as rewritten
             masses = {qt.term: qt.weight * qt.idf for qt in query_terms}
-            weights, wanted = {}, {}
-            for qt in query_terms:
-                for alt, factor in qt.alternatives:
-                    value = qt.weight * factor
-                    before = weights.get(alt)
-                    if before is None or value > before:
-                        weights[alt] = value
-                        wanted[alt] = value * self.idf.get(alt, 0.0)
+            weighings = [self._weighted(qt.weight, qt.alternatives) for qt in query_terms]
+        # Each index term at the largest weight any query term gives it (x its idf: the same
+        # maximum, multiplying by a non-negative number keeps the order).
+        weights: dict[str, float] = {}
+        wanted: dict[str, float] = {}
+        for weighted in weighings:
+            for alt, value, idf_value in weighted:
+                before = weights.get(alt)
+                if before is None or value > before:
+                    weights[alt] = value
+                    wanted[alt] = idf_value
         query_units = units(query)
         if corrections:
             fixed_units = {stem(w): stem(c) for w, c in corrections.items()}
@@ -441,11 +434,18 @@ class Index:
     def _term_entry(self, term: str, weight: float, surface: str) -> _TermEntry:
         """What :meth:`plan` needs of one query term (memoised there: a pure function of the index)."""
         alternatives, idf, fixed = self._analysed(term, surface)
-        weighted: list[tuple[str, float, float]] = []
+        weighted = self._weighted(weight, alternatives)
+        return QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives), weight * idf, weighted
+
+    def _weighted(
+        self, weight: float, alternatives: tuple[tuple[str, float], ...]
+    ) -> tuple[tuple[str, float, float], ...]:
+        """(alternative, weight x factor, that x the alternative's idf) of a query term."""
+        out: list[tuple[str, float, float]] = []
         for alt, factor in alternatives:
             value = weight * factor
-            weighted.append((alt, value, value * self.idf.get(alt, 0.0)))
-        return QueryTerm(term, weight, idf, alternatives), fixed, self._docs_of(alternatives), weight * idf, tuple(weighted)
+            out.append((alt, value, value * self.idf.get(alt, 0.0)))
+        return tuple(out)
 
     def _said_once(self, query_terms: list[QueryTerm], term_docs: dict[str, frozenset[int]]) -> list[QueryTerm]:
         """An unknown word known only through a neighbour or typo fix that is another word of
@@ -454,13 +454,18 @@ class Index:
         own = {qt.term for qt in query_terms if qt.alternatives and qt.alternatives[0][0] == qt.term}
         if not own:
             return query_terms
-        out: list[QueryTerm] = []
-        for qt in query_terms:
-            if qt.alternatives and qt.term not in own and all(alt in own for alt, _ in qt.alternatives):
-                qt = QueryTerm(qt.term, qt.weight, self._unmatched_idf(qt.term), ())
-                term_docs[qt.term] = frozenset()
-            out.append(qt)
-        return out
+        echoes = [
+            qt for qt in query_terms
+            if qt.alternatives and qt.term not in own and all(alt in own for alt, _ in qt.alternatives)
+        ]
+        if not echoes:
+            return query_terms
+        for qt in echoes:
+            term_docs[qt.term] = frozenset()
+        return [
+            QueryTerm(qt.term, qt.weight, self._unmatched_idf(qt.term), ()) if qt in echoes else qt
+            for qt in query_terms
+        ]
 
     def _unseen_pairs_as_words(self, query_terms: list[QueryTerm]) -> list[QueryTerm]:
         """In a question that says 咖啡, a pair of known Chinese characters no article holds (会苦
@@ -686,7 +691,7 @@ class Index:
         """The query says "coffee" (咖啡, coffee: words in the names of most articles)."""
         return any(qt.term in self.domain_terms for qt in plan.terms)
 
-    def credible(self, hit: Hit, *, about_coffee: bool, plan: QueryPlan | None = None) -> bool:
+    def credible(self, hit: Hit, *, about_coffee: bool, plan: QueryPlan) -> bool:
         """Whether a hit is good enough to answer from (the off-topic gate).
 
         Named in the query (alias) and explaining some of it; or matching it in its names or
@@ -695,7 +700,7 @@ class Index:
         the question's; its bigrams straddling a known word's edge are not asked for.
         """
         coverage = hit.coverage
-        if plan is not None and plan.loose and plan.content_weight > plan.loose:
+        if plan.loose and plan.content_weight > plan.loose:
             coverage = min(1.0, coverage * plan.content_weight / (plan.content_weight - plan.loose))
         if hit.alias and coverage >= MIN_COVERAGE_ALIAS:
             return True
