@@ -247,7 +247,6 @@ _ZH_KIND_NOUN = re.compile(
 )
 _ZH_WHY_CALLED = re.compile("(?:为什么|为啥|为何).{0,8}?(?:叫|称为|称作|被称)")
 _ZH_FIX = re.compile("怎么办|咋办|怎么回事|咋回事")
-_ZH_STEPS_CUE = re.compile("|".join(re.escape(z) for z in next(c.zh for c in _CUES if c.kind == STEPS)))  # 怎么...
 _ZH_WHAT_HAPPENS = re.compile("会怎样|会怎么样|会发生什么|会有什么影响|有什么影响|有什么后果")
 
 # The cues as tables: each English phrase -> the kinds listing it; the prefixes of each kind;
@@ -359,7 +358,7 @@ def question_kinds(question: str) -> tuple[int, int]:
     # 怎么办 / 怎么回事 ask for the fix or the cause of a problem (咖啡太苦怎么办), not for a
     # procedure: the 怎么 inside them is not a steps cue.
     if cjk and primary == STEPS and kinds & CAUSE and _ZH_FIX.search(question) is not None:
-        if not _ZH_STEPS_CUE.search(_ZH_FIX.sub("", question)):
+        if not _zh_cues(_ZH_FIX.sub("", question)) & STEPS:  # (怎么... elsewhere in it)
             kinds &= ~STEPS
         primary = CAUSE
     # A question about taste is not a definition question ("what does Kenyan coffee taste like").
