@@ -106,11 +106,9 @@ _IRREGULAR = {
     "rose": "rise", "risen": "rise", "fell": "fall", "fallen": "fall", "froze": "freeze",
     "frozen": "freeze", "chose": "choose", "chosen": "choose", "spoke": "speak", "written": "write",
     "wrote": "write", "drove": "drive", "driven": "drive", "stood": "stand", "thought": "think",
+    # Words whose suffix makes another word: cupping (the tasting protocol) is not a form of cup.
+    "cupping": "cupping", "cupper": "cupper", "cuppers": "cuppers",
 }
-
-
-# Words whose suffix makes another word: cupping (the tasting protocol) is not a form of cup.
-_KEEP = frozenset(["cupping", "cupper", "cuppers"])
 
 
 @functools.lru_cache(maxsize=65536)
@@ -121,8 +119,6 @@ def stem(word: str) -> str:
     """
     if word in _IRREGULAR:
         return _IRREGULAR[word]
-    if word in _KEEP:
-        return word
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
