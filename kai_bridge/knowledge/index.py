@@ -240,7 +240,7 @@ class Index:
         self.synonyms: dict[str, tuple[str, ...]] = g("synonyms")  # type: ignore[assignment]
         texts: list[tuple[TextState, TextState]] = g("texts")  # type: ignore[assignment]
         self.texts: list[dict[str, ArticleText]] = [
-            {"zh": text_from_state(zh), "en": text_from_state(en)} for zh, en in texts
+            {"zh": text_from_state(zh, language="zh"), "en": text_from_state(en, language="en")} for zh, en in texts
         ]
         self.proper_nouns: frozenset[str] = g("proper_nouns")  # type: ignore[assignment]
         # What each article is about as a whole: the terms of its titles before any colon.

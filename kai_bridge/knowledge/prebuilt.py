@@ -46,7 +46,7 @@ __all__ = ["FORMAT", "index_key", "load_index"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the state's layout changes in a way the source hash would not show
+FORMAT = 3  # bump when the state's layout changes in a way the source hash would not show
 _MAGIC = b"KBIX"
 _PREFIX = "knowledge-index-"
 _SUFFIX = ".marshal"

@@ -98,10 +98,10 @@ class ArticleText:
     intros: tuple[tuple[int, int, int], ...]  # (list id, first, end) sentences of each list intro
     multi: tuple[tuple[int, int], ...]  # (first, end) of blocks of more than one sentence
     # What the answer composer tests per sentence, computed here once instead of per question:
-    stripped: tuple[str, ...]  # each sentence's text without its end mark (strip_end)
     openings: dict[str, tuple[int, ...]]  # term -> sentences whose opening (see opening()) holds it
     totals: tuple[int, ...]  # duration sentences (as by_kind says) giving a whole time (TOTAL_TIME)
     norms: tuple[int, ...]  # sentences giving an ideal / recommended value (NORM_VALUE)
+    stripped: tuple[str, ...]  # each sentence's text without its end mark (strip_end)
     paragraph: tuple[int, ...]  # sentences of plain paragraphs (not list intros or items)
     block_texts: tuple[str, ...]  # each block's sentences joined (as an answer shows a whole block)
 
@@ -277,15 +277,23 @@ def _text_of(
         tuple((i, lid) for i, lid in items if lid in listed),
         tuple(intros),
         tuple(multi),
-        tuple(strip_end(s.text) for s in sentences),
         {t: tuple(v) for t, v in openings.items()},
         tuple(i for i in by_kind.get(DURATION, ()) if TOTAL_TIME.search(sentences[i].text) is not None),
         tuple(i for i, s in enumerate(sentences) if NORM_VALUE.search(s.text) is not None),
+        *_plain_views(sentences, blocks, language),
+    )
+
+
+def _plain_views(
+    sentences: tuple[Sentence, ...], blocks: tuple[Block, ...], language: str
+) -> tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
+    """The views of the text that cost only string joins to derive (``stripped``, ``paragraph``,
+    ``block_texts``): derived again when a prebuilt index is loaded, not stored in it."""
+    gap = "" if language == "zh" else " "
+    return (
+        tuple(strip_end(s.text) for s in sentences),
         tuple(i for i, s in enumerate(sentences) if blocks[s.block].role == PARA),
-        tuple(
-            ("" if language == "zh" else " ").join(s.text for s in sentences[b.first : b.end])
-            for b in blocks
-        ),
+        tuple(gap.join(s.text for s in sentences[b.first : b.end]) for b in blocks),
     )
 
 
@@ -304,32 +312,28 @@ def text_state(text: ArticleText) -> TextState:
         text.items,
         text.intros,
         text.multi,
-        text.stripped,
         text.openings,
         text.totals,
         text.norms,
-        text.paragraph,
-        text.block_texts,
     )
 
 
-def text_from_state(state: TextState) -> ArticleText:
-    """The inverse of :func:`text_state`."""
-    (sentences, blocks, postings, by_kind, heads, items, intros, multi, stripped, openings, totals, norms, paragraph,
-     block_texts) = state
+def text_from_state(state: TextState, *, language: str) -> ArticleText:
+    """The inverse of :func:`text_state` (``language``: the body's, as :func:`parse_body` was given)."""
+    sentences_state, blocks_state, postings, by_kind, heads, items, intros, multi, openings, totals, norms = state
+    sentences = tuple(Sentence(*row) for row in sentences_state)  # type: ignore[attr-defined]
+    blocks = tuple(Block(*row) for row in blocks_state)  # type: ignore[attr-defined]
     return ArticleText(
-        tuple(Sentence(*row) for row in sentences),  # type: ignore[attr-defined]
-        tuple(Block(*row) for row in blocks),  # type: ignore[attr-defined]
+        sentences,
+        blocks,
         postings,  # type: ignore[arg-type]
         by_kind,  # type: ignore[arg-type]
         heads,  # type: ignore[arg-type]
         items,  # type: ignore[arg-type]
         intros,  # type: ignore[arg-type]
         multi,  # type: ignore[arg-type]
-        stripped,  # type: ignore[arg-type]
         openings,  # type: ignore[arg-type]
         totals,  # type: ignore[arg-type]
         norms,  # type: ignore[arg-type]
-        paragraph,  # type: ignore[arg-type]
-        block_texts,  # type: ignore[arg-type]
+        *_plain_views(sentences, blocks, language),
     )

@@ -63,4 +63,4 @@ def test_item_labels_name_what_the_item_is_about() -> None:
 def test_a_parsed_body_survives_the_prebuilt_state_round_trip(language: str) -> None:
     body = "Lead sentence. Second one.\n\nA recipe:\n- 18 g in\n- 36 g out" if language == "en" else "第一句。第二句。\n参考：\n粉量18克。"
     text = _parse(body, language)
-    assert text_from_state(text_state(text)) == text
+    assert text_from_state(text_state(text), language=language) == text
