@@ -230,7 +230,7 @@ class _Wanted:
         focus = (
             ((self.focus - subject) or (self.named_focus - subject) or self.focus)
             if named
-            else (self.focus or self.named_focus or self.focus)
+            else (self.focus or self.named_focus)
         )
         words = [0.0] * count
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
@@ -497,9 +497,7 @@ class _Renderer:
         and those of the intro holding a word of the question, not the whole paragraph before it
         (a definition of what the list is about delays the item that answers)."""
         block = self.text.blocks[intro_block]
-        if block.end - block.first <= 1:
-            return self.block_text(intro_block)
-        if self.wanted is None:
+        if block.end - block.first <= 1 or self.wanted is None:
             return self.block_text(intro_block)
         said = {i for term in self.wanted.strong for i in self.text.postings.get(term, ())}
         keep = [i for i in range(block.first, block.end - 1) if i in said]
@@ -541,12 +539,8 @@ class _Renderer:
         "espresso extraction time" in "Espresso: 25-30 seconds")."""
         if self.wanted is None:
             return False
-        blocks = self.text.blocks
-        for term in self.wanted.focus:
-            for i in self.text.postings.get(term, ()):
-                if self.text.sentences[i].block in items and blocks[self.text.sentences[i].block].role == ITEM:
-                    return True
-        return False
+        sentences, postings = self.text.sentences, self.text.postings
+        return any(sentences[i].block in items for term in self.wanted.focus for i in postings.get(term, ()))
 
     def _labelled_item(self, block_index: int, *, kinds: int) -> str:
         text = _clip(self.block_text(block_index), self.budget)
@@ -785,9 +779,7 @@ def _unknown_share(plan: QueryPlan) -> float:
         if qt.weight < 1.0:
             continue
         total += qt.idf
-        if has_cjk(qt.term):
-            continue
-        if not qt.alternatives:
+        if not qt.alternatives and not has_cjk(qt.term):
             unknown += qt.idf
     return unknown / total if total > 0 else 0.0
 
