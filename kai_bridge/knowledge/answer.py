@@ -236,37 +236,25 @@ class _Wanted:
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
         focused: set[int] = set()
         implied = 0.0
-        if named is None:
-            for term, weight, mine in self.weights:
-                found = postings.get(term)
-                if found is None:
-                    continue
-                if mine:
-                    for i in found:
-                        own[i] += weight
-                        words[i] += weight
-                else:
-                    for i in found:
-                        words[i] += weight
-                if term in focus:
-                    focused.update(found)
-        else:
-            for term, weight, mine in self.weights:
-                found = postings.get(term)
-                if found is None:
-                    continue
-                if mine:
-                    for i in found:
-                        own[i] += weight
-                # The subject's words, and the names the question brought in from the other
-                # language (V60 -> 手冲, 滤杯), are said by every sentence of it, not by some.
-                if term in subject or not mine:
-                    implied += NAMED_SHARE * weight
-                    weight -= NAMED_SHARE * weight
+        for term, weight, mine in self.weights:
+            found = postings.get(term)
+            if found is None:
+                continue
+            said = weight
+            # In a named article, the subject's words and the names the question brought in from
+            # the other language (V60 -> 手冲, 滤杯) are said by every sentence of it, not by some.
+            if named is not None and (term in subject or not mine):
+                implied += NAMED_SHARE * weight
+                said = weight - NAMED_SHARE * weight
+            if mine:
                 for i in found:
-                    words[i] += weight
-                if term in focus:
-                    focused.update(found)
+                    own[i] += weight
+                    words[i] += said
+            else:
+                for i in found:
+                    words[i] += said
+            if term in focus:
+                focused.update(found)
         together = max(own) / self.content if self.content > 0 else 0.0
         # What a sentence says itself; the words implied by a named article are added to every
         # sentence once (an item must not inherit them again through its intro).
