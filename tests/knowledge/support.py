@@ -85,8 +85,9 @@ ANSWER_SPLITS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldo
 # factual questions, zh and en, 5 in Traditional Chinese, 87 of the 88 articles, as an outside
 # evaluator would write them) was written blind from the corpus text at the start of the sixth
 # round and kept from the sessions that tuned: only its rates were read, by the lead, on the engine
-# before the sixth round (151/164 = 0.921) and after each round; it is never tuned on. One question its writer wrote word for
-# word as held-out 6's did (全世界一年产多少咖啡) was taken out of it: held-out 6 is tuning material.
+# before the sixth round (151/164 = 0.921) and after each round; it is never tuned on. One
+# question its writer wrote word for word as held-out 6's did (全世界一年产多少咖啡) was taken
+# out of it: held-out 6 is tuning material.
 # The splits whose misses may be read and tuned on (held-out 1 and 5: their rates only).
 TUNING_MATERIAL = ("tuning", "heldout2", "heldout3", "heldout4", "heldout6")
 SPLIT_TITLES = {
@@ -154,11 +155,16 @@ def fact_text(text: str) -> str:
 
 def carries_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
     """The answer text (titles of its sources taken out) contains one of the case's facts."""
-    text = answer.answer
+    return _says_fact(answer.answer, answer, case)
+
+
+def _says_fact(text: str, answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
+    """``text`` (part of ``answer``), the titles of the answer's sources taken out, contains one
+    of the case's facts."""
     for passage in answer.passages:
         text = text.replace(passage.title, " ")
-    text = fact_text(text)
-    return any(fact_text(fact) in text for fact in case.facts)
+    folded = fact_text(text)
+    return any(fact_text(fact) in folded for fact in case.facts)
 
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
@@ -166,11 +172,7 @@ _FIRST_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
 
 def leads_with_fact(answer: KnowledgeAnswer | KnowledgeBrief, case: AnswerCase) -> bool:
     """The answer's first sentence (titles of its sources taken out) contains one of the case's facts."""
-    first = _FIRST_SENTENCE.split(answer.answer.split("\n")[0], maxsplit=1)[0]
-    for passage in answer.passages:
-        first = first.replace(passage.title, " ")
-    text = fact_text(first)
-    return any(fact_text(fact) in text for fact in case.facts)
+    return _says_fact(_FIRST_SENTENCE.split(answer.answer.split("\n")[0], maxsplit=1)[0], answer, case)
 
 
 def ends_on_colon(answer: KnowledgeAnswer | KnowledgeBrief) -> bool:
