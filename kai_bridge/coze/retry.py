@@ -23,9 +23,10 @@ __all__ = ["RetryPolicy", "is_retryable"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """``max_retries`` retries after the first attempt (0 disables retrying)."""
+    """``max_retries`` retries after the first attempt (0 disables retrying). The default is the
+    service's (``Settings.coze_max_retries``), so a client built without wiring retries alike."""
 
-    max_retries: int = 3
+    max_retries: int = 5
     backoff_base: float = 0.2
     backoff_max: float = 5.0
     retry_after_max: float = 30.0

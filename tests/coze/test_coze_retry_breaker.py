@@ -24,6 +24,12 @@ class FakeClock:
         return self.now
 
 
+def test_the_library_default_retries_as_the_service_default() -> None:
+    from kai_bridge.config import Settings
+
+    assert RetryPolicy().max_retries == Settings.model_fields["coze_max_retries"].default
+
+
 def test_backoff_ceiling_doubles_and_is_capped() -> None:
     policy = RetryPolicy(max_retries=10, backoff_base=0.2, backoff_max=5.0)
     assert [policy.delay(retry=n, rand=lambda: 1.0) for n in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
