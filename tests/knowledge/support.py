@@ -69,7 +69,7 @@ def reciprocal_rank(answer: KnowledgeAnswer, expected: tuple[str, ...]) -> float
 
 # --- answer-level evaluation ---------------------------------------------------------------
 
-ANSWER_SPLITS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
+ANSWER_SPLITS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8")
 # How the tables name them: held-out 1 was written before any tuning, held-out 2 (from the
 # corpus text) before the second round of changes, held-out 3 (from the corpus text, short and
 # colloquial, zh-heavy, weighted to definitions, durations, causes and people) before the third
@@ -87,8 +87,12 @@ ANSWER_SPLITS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldo
 # round and kept from the sessions that tuned: only its rates were read, by the lead, on the engine
 # before the sixth round (151/164 = 0.921) and after each round; it is never tuned on. One
 # question its writer wrote word for word as held-out 6's did (全世界一年产多少咖啡) was taken
-# out of it: held-out 6 is tuning material.
-# The splits whose misses may be read and tuned on (held-out 1 and 5: their rates only).
+# out of it: held-out 6 is tuning material. Held-out 8 (plain factual questions, zh incl. 5 in
+# Traditional Chinese and en) was written blind from the corpus text at the start of the ninth
+# round (stop 16) and kept from the session that tuned; of its writer's 160 questions, the 25 that
+# another set asks word for word (case and end mark aside) were taken out, which leaves 135 (72 zh,
+# 63 en, 83 articles): 129/135 = 0.956 on the engine the round started from (b97a9d8); never tuned on.
+# The splits whose misses may be read and tuned on (held-out 1, 5, 7 and 8: their rates only).
 TUNING_MATERIAL = ("tuning", "heldout2", "heldout3", "heldout4", "heldout6")
 SPLIT_TITLES = {
     "tuning": "tuning",
@@ -99,6 +103,7 @@ SPLIT_TITLES = {
     "heldout5": "held-out 5",
     "heldout6": "held-out 6",
     "heldout7": "held-out 7",
+    "heldout8": "held-out 8",
 }
 # Kinds of question the labelled answer sets use (what the question asks for).
 ANSWER_KINDS = (
