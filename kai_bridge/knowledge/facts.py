@@ -219,6 +219,9 @@ _CUES: tuple[_Cue, ...] = (
 _STEP_VERBS = frozenset(
     ["make", "brew", "use", "prepare", "store", "steam", "dial", "do", "clean", "roast", "freeze", "grind", "pour", "froth", "keep", "made", "brewed", "processed"]
 )
+# "how long do beans stay fresh", "how much coffee do I use": "how" asks for a measure there,
+# and the verb after it is an auxiliary or the thing measured, not a procedure asked for.
+_MEASURED = frozenset(["long", "much", "many", "often"])
 _WORDS = re.compile(r"[a-z0-9]+")
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -319,7 +322,9 @@ def question_kinds(question: str) -> tuple[int, int]:
         if words[0] in ("explain", "describe"):
             kinds, primary = kinds | DEFINITION, primary or DEFINITION
         if "how" in grams and any(
-            w in _STEP_VERBS for i, w in enumerate(words) if i and "how" in words[max(0, i - 4) : i]
+            w in _STEP_VERBS
+            for i, w in enumerate(words)
+            if i and "how" in words[max(0, i - 4) : i] and _MEASURED.isdisjoint(words[max(0, i - 4) : i])
         ):
             kinds, primary = kinds | STEPS, primary or STEPS
         if "more" in grams and "than" in grams:
