@@ -43,6 +43,7 @@ __all__ = [
     "PlaceNames",
     "flavour_notes",
     "kind_names",
+    "name_text",
     "question_kinds",
     "sentence_kinds",
     "steps_intro",
@@ -398,6 +399,13 @@ _SCAFFOLD_NAMING = re.compile(
 _SCAFFOLD_EN_PROFILE = re.compile(r"\b(?:flavou?rs?|notes|profile|aromas?)\b", re.I)
 # "what does X taste like": the taste words only say a profile is wanted (a PROFILE kind).
 _SCAFFOLD_TASTE = re.compile(r"\btastes? like\b|\btastes?\b$|\btastes?(?=\W*$)", re.I)
+# "why does my coffee taste sour", "coffee tastes burnt": a complaint; "taste" is its verb (the
+# flavour wheel's "coffee taste" is not what is asked about), the complaint word is the subject.
+_SCAFFOLD_TASTE_COMPLAINT = re.compile(
+    r"\btast(?:es?|ing)\b(?=\s+(?:(?:too|so|very|really|a bit|kind of|quite|a little|weirdly)\s+)?"
+    r"(?:sour|bitter|burnt|burned|astringent|watery|muddy|weak|thin|flat|harsh|acidic|salty|metallic|stale|ashy)\b)",
+    re.I,
+)
 # Any letter the English patterns above can match (with re.I: also ſ, K, ı, İ).
 _LATIN_LETTER = re.compile("[a-z]", re.I)
 _SCAFFOLD_ZH = re.compile(
@@ -411,6 +419,16 @@ _SCAFFOLD_ZH = re.compile(
     "到底|究竟|是啥|啥|咋|搞|弄|一般|通常|大概|大约|大致|左右|有股|一股|写着|上写|上面写|再(?=[冲喝煮泡磨用])|"
     "比较|会有|有几|有点|有些"
 )
+
+
+def name_text(question: str, *, kinds: int) -> str:
+    """``question`` as article names are looked for in it: a complaint's "taste" cut ("why does my
+    coffee taste sour" asks about sourness; "coffee taste" would name the flavour wheel by its alias
+    "coffee tasting" and outrank the extraction articles that answer). Its terms keep the word:
+    "tends to taste sour" answers "why does a short brew taste sour"."""
+    if kinds & CAUSE and _LATIN_LETTER.search(question) is not None:
+        return _SCAFFOLD_TASTE_COMPLAINT.sub(" ", question)
+    return question
 
 
 def strip_scaffolding(question: str, *, kinds: int | None = None, primary: int = 0) -> str:

@@ -248,3 +248,10 @@ def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeB
     # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
     assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
     assert kb.query("how much more do F1 hybrids yield").answer.startswith("Hybrid vigour can lift yields by 30%")
+
+
+def test_a_taste_complaint_does_not_name_the_flavour_wheel(kb: KnowledgeBase) -> None:
+    # "coffee taste(s)" would match the wheel's alias "coffee tasting": the complaint is about sourness.
+    answer = kb.query("why does my coffee taste sour")
+    assert "under-extract" in answer.answer
+    assert not answer.answer.startswith("The inner ring holds broad categories")
