@@ -62,6 +62,7 @@ SNIPPET_CHARS = {"zh": 120, "en": 280}
 ANSWER_CHARS = {"zh": 240, "en": 560}
 CONTEXT_SENTENCES = 2  # sentences of prose added around a prose anchor, at most
 ANSWER_ARTICLES = 3  # articles whose sentences may anchor the answer
+TIED_HITS = 0.9  # the answer's article leads the passages when its hit scores this share of the first's
 
 # Sentence scoring (tuned on tests/data/knowledge_answers_tuning.jsonl).
 PRIMARY_BONUS = 4.0  # carries the kind of fact the question asks for first
@@ -858,7 +859,14 @@ def compose(
                 best = (scores[i] + bonus, rank, i)
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
-    if best is not None and best[1] != 0 and not index.credible(kept[0][0], about_coffee=about_coffee, plan=plan):
+    if best is not None and best[1] != 0 and (
+        not index.credible(kept[0][0], about_coffee=about_coffee, plan=plan)
+        or (
+            kept[best[1]][0].score >= TIED_HITS * kept[0][0].score
+            and primary & TYPED
+            and primary not in index.texts[kept[0][0].doc][language].by_kind
+        )
+    ):
         order.remove(best[1])
         order.insert(0, best[1])
     order = order[:top_k]

@@ -255,3 +255,13 @@ def test_a_taste_complaint_does_not_name_the_flavour_wheel(kb: KnowledgeBase) ->
     answer = kb.query("why does my coffee taste sour")
     assert "under-extract" in answer.answer
     assert not answer.answer.startswith("The inner ring holds broad categories")
+
+
+def test_the_answers_article_leads_the_passages_when_the_first_hit_barely_wins_and_has_no_such_fact(
+    kb: KnowledgeBase,
+) -> None:
+    # "coffee beans" is all the question says besides the duration: the Maragogype article scores a
+    # hair above the storage one, and says no duration at all.
+    answer = kb.query("how long do coffee beans last")
+    assert answer.answer.startswith("Well-sealed whole beans generally taste best within about two to six weeks")
+    assert answer.passages[0].article_id == "storage-freshness"
