@@ -816,6 +816,12 @@ def compose(
     )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
     foreign = index.foreign(plan) or (not about_coffee and _unknown_share(plan) >= UNKNOWN_SHARE)
+    # A question that does not say coffee, names nothing the base knows by name and holds a word
+    # no article uses ("how long to boil an egg for a runny yolk": runny) is about something else,
+    # though its other words meet in one sentence (Vietnam's egg coffee topped with egg yolk). A
+    # name ("SCA roast color tiles": roast) keeps it on topic, the unknown word a spelling variant.
+    if not foreign and not about_coffee and not plan.alias_hits and _unknown_share(plan) > 0.0:
+        foreign = True
     if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.

@@ -57,6 +57,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
         pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
         # cooker is known only as cook, which the question says already: it explains nothing more.
         pytest.param("how to cook rice in a pressure cooker", "en", id="pressure-cooker-en"),
+        # No coffee, no name, one word no article uses: egg and yolk meet only in Vietnam's egg coffee.
+        pytest.param("how long to boil an egg for a runny yolk", "en", id="egg-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
