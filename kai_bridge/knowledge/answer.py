@@ -773,6 +773,20 @@ def _unknown_share(plan: QueryPlan) -> float:
     return unknown / total if total > 0 else 0.0
 
 
+def _guessed_subject(plan: QueryPlan, doc: int) -> bool:
+    """The question's most specific words are all typo guesses and the answer's article says none
+    of them: "coffee stock price" (stock, read as shock) is answered from coffee prices, not stocks.
+    A real typo ("extarct") is the word the answer is about, so its article says the guess."""
+    strong = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.alternatives]
+    top = max((qt.idf for qt in strong), default=0.0)
+    subject = [qt for qt in strong if qt.idf >= FOCUS_SHARE * top]
+    return bool(subject) and all(
+        all(alt != qt.term for alt, _ in qt.alternatives)
+        and doc not in plan.term_docs.get(qt.term, ())
+        for qt in subject
+    )
+
+
 def _tie_break(best: int, scores: list[float], text: ArticleText, wanted: _Wanted) -> int:
     """Among the sentences scoring exactly as much as ``best`` (an item's inherited share and
     a kind bonus can make a whole list tie), the one holding the most of the question's words
@@ -863,6 +877,13 @@ def compose(
             i = _tie_break(i, scores, index.texts[hit.doc][language], wanted)
             if best is None or scores[i] + bonus > best[0]:
                 best = (scores[i] + bonus, rank, i)
+    # A question saying coffee and naming nothing, whose subject is only a typo guess its answer
+    # never says, asks about something else ("coffee stock price": stock, read as shock). Not
+    # without "coffee" (the guess may be coffee misspelt: "cofee" read as a rare word) nor with a
+    # name ("when did cup of excellence strat"): measured on typo'd copies of the tuning questions.
+    guessed = best is not None and about_coffee and bool(plan.corrections) and not plan.alias_hits
+    if guessed and best is not None and _guessed_subject(plan, kept[best[1]][0].doc):
+        kept, best = [], None
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
     if best is not None and best[1] != 0 and (

@@ -59,6 +59,8 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
         pytest.param("how to cook rice in a pressure cooker", "en", id="pressure-cooker-en"),
         # No coffee, no name, one word no article uses: egg and yolk meet only in Vietnam's egg coffee.
         pytest.param("how long to boil an egg for a runny yolk", "en", id="egg-en"),
+        # Its subject is only a typo guess (stock, read as shock) that the prices answer never says.
+        pytest.param("coffee stock price", "en", id="stock-price-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
@@ -267,3 +269,10 @@ def test_the_answers_article_leads_the_passages_when_the_first_hit_barely_wins_a
     answer = kb.query("how long do coffee beans last")
     assert answer.answer.startswith("Well-sealed whole beans generally taste best within about two to six weeks")
     assert answer.passages[0].article_id == "storage-freshness"
+
+
+@pytest.mark.parametrize(
+    "query", ["what grind size for frnech press", "where was cofee first drunk", "when did cup of excellence strat"]
+)
+def test_a_typo_in_a_coffee_question_is_still_answered(kb: KnowledgeBase, query: str) -> None:
+    assert kb.query(query).found
