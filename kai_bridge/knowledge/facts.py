@@ -195,9 +195,11 @@ _CUES: tuple[_Cue, ...] = (
         "怎么做 怎么冲 怎么煮 怎么用 怎么泡 怎么打 怎么保存 怎样 如何 做法 步骤 方法 教程 技巧 流程 参数 配方 "
         "怎么调 怎么弄 怎么制作 怎么 顺序 先后",
     ),
+    # ("best" is no cue: "best grinder for pour over" asks for a recommendation, and the bonus
+    # went to the grinder article's "stepped versus stepless" rather than its burr grinders.)
     _cue(
         COMPARISON,
-        "vs, versus, differ, better, best, which is, which one, than",
+        "vs, versus, differ, better, which is, which one, than",
         "differen compar",
         "区别 不同 差别 差异 比较 对比 哪个好 哪种好 还是 相比 更好 什么好 用什么 不一样",
     ),

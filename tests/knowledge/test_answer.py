@@ -284,3 +284,8 @@ def test_the_answers_article_leads_the_passages_when_the_first_hit_barely_wins_a
 )
 def test_a_typo_in_a_coffee_question_is_still_answered(kb: KnowledgeBase, query: str) -> None:
     assert kb.query(query).found
+
+
+def test_the_best_thing_for_a_use_is_a_recommendation_not_a_comparison(kb: KnowledgeBase) -> None:
+    assert kb.query("best grinder for pour over").answer.startswith("Burr grinders crush and cut beans")
+    assert "Whole milk (about 3-3.5% fat) foams most easily" in kb.query("What milk foams best?").answer
