@@ -11,7 +11,7 @@ from kai_bridge.errors import KnowledgeError
 from kai_bridge.knowledge.answer import ANSWER_ARTICLES, compose
 from kai_bridge.knowledge.corpus import Article, load_articles, shipped_corpus
 from kai_bridge.knowledge.cqi import CqiTable
-from kai_bridge.knowledge.facts import question_kinds, strip_scaffolding
+from kai_bridge.knowledge.facts import name_text, question_kinds, strip_scaffolding
 from kai_bridge.knowledge.index import Index
 from kai_bridge.knowledge.models import KnowledgeAnswer
 from kai_bridge.knowledge.prebuilt import load_index
@@ -88,7 +88,10 @@ class KnowledgeBase:
         # Traditional characters folded first, so 多長時間 asks a duration like 多长时间.
         folded = to_simplified(analysed)
         kinds, primary = question_kinds(folded)
-        plan = self._index.plan(analysed, analysed=strip_scaffolding(folded, kinds=kinds, primary=primary))
+        # Names are looked for in the question as written but for a complaint's "taste" (facts.name_text).
+        plan = self._index.plan(
+            name_text(analysed, kinds=kinds), analysed=strip_scaffolding(folded, kinds=kinds, primary=primary)
+        )
         hits = self._index.search(plan, limit=max(top_k, ANSWER_ARTICLES))
         return compose(
             query=text,

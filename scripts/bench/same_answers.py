@@ -62,11 +62,11 @@ for number, (query, lang) in enumerate(questions):
             "brief": answer.brief().model_dump(mode="json"),
         }
         if variant == "as written":
-            from kai_bridge.knowledge.facts import question_kinds, strip_scaffolding
+            from kai_bridge.knowledge.facts import name_text, question_kinds, strip_scaffolding
             from kai_bridge.knowledge.text import to_simplified
             folded = to_simplified(text)
             kinds, primary = question_kinds(folded)
-            plan = kb.index.plan(text, analysed=strip_scaffolding(folded, kinds=kinds, primary=primary))
+            plan = kb.index.plan(name_text(text, kinds=kinds), analysed=strip_scaffolding(folded, kinds=kinds, primary=primary))
             hits = kb.index.search(plan, limit=5)
             record["plan"] = repr((sorted((t.term, t.weight, t.idf, t.alternatives) for t in plan.terms),
                                    sorted(plan.weights.items()), sorted(plan.expansion.items()),

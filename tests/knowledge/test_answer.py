@@ -57,6 +57,10 @@ def test_requested_language_overrides_detection(kb: KnowledgeBase) -> None:
         pytest.param("best temperature for brewing kombucha", "en", id="kombucha-en"),
         # cooker is known only as cook, which the question says already: it explains nothing more.
         pytest.param("how to cook rice in a pressure cooker", "en", id="pressure-cooker-en"),
+        # No coffee, no name, one word no article uses: egg and yolk meet only in Vietnam's egg coffee.
+        pytest.param("how long to boil an egg for a runny yolk", "en", id="egg-en"),
+        # Its subject is only a typo guess (stock, read as shock) that the prices answer never says.
+        pytest.param("coffee stock price", "en", id="stock-price-en"),
     ],
 )
 def test_off_topic_finds_nothing_and_says_what_the_base_covers(kb: KnowledgeBase, query: str, language: str) -> None:
@@ -183,8 +187,9 @@ def test_a_named_article_answers_from_its_own_sentence_about_the_name(kb: Knowle
 
 def test_an_article_named_by_a_modifier_of_the_question_gets_no_naming_bonus(kb: KnowledgeBase) -> None:
     # "roasted" names the roasting article, which never says "fresh": the storage article answers.
+    # Nor the implied credit of being named (every sentence "says" roast): the freshness fact leads.
     answer = kb.query("how long do roasted beans stay fresh")
-    assert "two to six weeks" in answer.answer
+    assert answer.answer.startswith("Well-sealed whole beans generally taste best within about two to six weeks")
     assert answer.passages[0].article_id == "storage-freshness"
 
 
@@ -247,3 +252,40 @@ def test_a_number_counting_the_thing_asked_about_answers_how_many(kb: KnowledgeB
     # "20 wave-shaped pleats" has no unit, yet it is the count; "F1 hybrids" counts nothing.
     assert "20 wave-shaped pleats" in kb.query("How many folds does a Kalita Wave filter have?").answer
     assert kb.query("how much more do F1 hybrids yield").answer.startswith("Hybrid vigour can lift yields by 30%")
+
+
+def test_a_taste_complaint_does_not_name_the_flavour_wheel(kb: KnowledgeBase) -> None:
+    # "coffee taste(s)" would match the wheel's alias "coffee tasting": the complaint is about sourness.
+    answer = kb.query("why does my coffee taste sour")
+    assert "under-extract" in answer.answer
+    assert not answer.answer.startswith("The inner ring holds broad categories")
+
+
+def test_the_answers_article_leads_the_passages_when_the_first_hit_barely_wins_and_has_no_such_fact(
+    kb: KnowledgeBase,
+) -> None:
+    # "coffee beans" is all the question says besides the duration: the Maragogype article scores a
+    # hair above the storage one, and says no duration at all.
+    answer = kb.query("how long do coffee beans last")
+    assert answer.answer.startswith("Well-sealed whole beans generally taste best within about two to six weeks")
+    assert answer.passages[0].article_id == "storage-freshness"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "what grind size for frnech press",
+        "where was cofee first drunk",
+        "when did cup of excellence strat",
+        # One slip from a word of the corpus (ghost, steamed), though the typo correction misses it.
+        "what are ghsot tooth burrs",
+        "staemed milk tastes cooked",
+    ],
+)
+def test_a_typo_in_a_coffee_question_is_still_answered(kb: KnowledgeBase, query: str) -> None:
+    assert kb.query(query).found
+
+
+def test_the_best_thing_for_a_use_is_a_recommendation_not_a_comparison(kb: KnowledgeBase) -> None:
+    assert kb.query("best grinder for pour over").answer.startswith("Burr grinders crush and cut beans")
+    assert "Whole milk (about 3-3.5% fat) foams most easily" in kb.query("What milk foams best?").answer

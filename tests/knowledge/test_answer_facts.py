@@ -21,11 +21,13 @@ the floors to its rates, rounded down, and added the first-sentence floors (``LE
 ``heldout7``, 164 plain factual questions written blind at the start of the sixth round and kept
 from the tuning sessions (only its rates were read: 151/164 = 0.921 on the engine before the sixth round),
 measures 0.939 (zh 0.942, en 0.936, first sentence 0.707) on the eighth round's engine; its floors
-are those rates, rounded down, and it is never tuned on. ``heldout8``, 135 plain factual questions
-written blind at the start of the ninth round and kept from the tuning session (its writer's 160
-less the 25 another set asks word for word), measured 129/135 = 0.956 (zh 0.958, en 0.952, first
-sentence 0.748) on the engine before that round; its floors are those rates, rounded down, and it
-is never tuned on.
+are those rates, rounded down, and it is never tuned on. The ninth round raised the floors of
+the tuning set (0.981, zh 0.978, en 0.985, first sentence 0.731), of held-out 7 (0.945, zh 0.942,
+en 0.949) and of the off-topic questions (21/21) to its rates, rounded down. ``heldout8``, 135
+plain factual questions written blind at the start of the ninth round and kept from the tuning
+session (its writer's 160 less the 25 another set asks word for word), measured 129/135 = 0.956
+(zh 0.958, en 0.952, first sentence 0.748) on the engine before that round; its floors are those
+rates, rounded down, and it is never tuned on.
 """
 
 from __future__ import annotations
@@ -46,31 +48,31 @@ from tests.knowledge.support import (
 )
 
 FACT_FLOOR = {
-    "tuning": 0.97,
+    "tuning": 0.98,
     "heldout": 0.96,
     "heldout2": 0.92,
     "heldout3": 0.94,
     "heldout4": 0.935,
     "heldout5": 0.94,
     "heldout6": 0.86,
-    "heldout7": 0.93,
+    "heldout7": 0.94,
     "heldout8": 0.95,
 }
 LANGUAGE_FLOOR = {
-    "tuning": 0.96,
+    "tuning": 0.97,
     "heldout": 0.95,
     "heldout2": 0.89,
     "heldout3": 0.93,
     "heldout4": 0.925,
     "heldout5": 0.92,
     "heldout6": 0.82,
-    "heldout7": 0.93,
+    "heldout7": 0.94,
     "heldout8": 0.95,
 }
 # The share of answers whose first sentence carries the fact (the answer leads with it), from
 # the seventh round on, rounded down from its rates.
 LEAD_FLOOR = {
-    "tuning": 0.72,
+    "tuning": 0.73,
     "heldout": 0.74,
     "heldout2": 0.66,
     "heldout3": 0.71,
@@ -226,7 +228,7 @@ def test_other_drinks_and_fields_find_nothing_and_say_what_is_covered(
     assert ("冲煮" if language == "zh" else "brewing") in answer.answer
 
 
-OFFTOPIC_FLOOR = 0.95  # share of the answer sets' off-topic questions answered found=false
+OFFTOPIC_FLOOR = 1.0  # share of the answer sets' off-topic questions answered found=false
 
 
 def test_the_answer_sets_off_topic_questions_find_nothing(kb: KnowledgeBase) -> None:

@@ -75,6 +75,12 @@ def test_the_question_says_what_kind_of_fact_it_wants(question: str, primary: in
     assert kinds & primary
 
 
+@pytest.mark.parametrize("question", ["how long do roasted beans stay fresh", "how much coffee do I use for a moka pot"])
+def test_a_verb_after_how_long_or_how_much_asks_for_no_procedure(question: str) -> None:
+    # "do" there is an auxiliary (or the thing measured), not "how do I make...".
+    assert not question_kinds(question)[0] & STEPS
+
+
 def test_a_question_with_no_cue_asks_for_nothing_in_particular() -> None:
     assert question_kinds("Ethiopia Yirgacheffe") == (0, 0)
 
