@@ -23,6 +23,7 @@ How the answer is built:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -638,23 +639,14 @@ def _figures(
 
 
 def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
-    present = {a.category for a in index.articles}
-    topics = [names for cat, names in CATEGORIES.items() if cat in present]
-    by_id = {a.id: a for a in index.articles}
-    origins = [by_id[i] for i in _EXAMPLE_ORIGINS if i in by_id] or [
-        a for a in index.articles if a.category == "origin"
-    ][:5]
+    listed, examples = _coverage_topics(index, language)
     if language == "zh":
-        listed = "、".join(zh for zh, _ in topics)
-        examples = "、".join(a.title_zh for a in origins)
         return (
             f"咖啡知识库里没有找到与“{_clip(query, 40)}”相关的内容。"
             f"这里能回答的咖啡话题有：{listed}"
             + (f"（产地如{examples}等）" if examples else "")
             + "，以及 Coffee Quality Institute 杯测评分统计。可以这样问：“埃塞俄比亚咖啡特点”“手冲咖啡的水温”。"
         )
-    listed = ", ".join(en for _, en in topics)
-    examples = ", ".join(a.title_en for a in origins)
     return (
         f'The coffee knowledge base has nothing on "{_clip(query, 60)}". '
         f"It covers: {listed}"
@@ -662,6 +654,21 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
         + ', plus Coffee Quality Institute cupping statistics. Try e.g. "What are Ethiopian coffees like?" '
         'or "pour-over water temperature".'
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _coverage_topics(index: Index, language: Language) -> tuple[str, str]:
+    """(the topics listed, the origins named as examples) of the not-found answer: the same for
+    every question to one index (it walks all the articles), so built once per language."""
+    present = {a.category for a in index.articles}
+    topics = [names for cat, names in CATEGORIES.items() if cat in present]
+    by_id = {a.id: a for a in index.articles}
+    origins = [by_id[i] for i in _EXAMPLE_ORIGINS if i in by_id] or [
+        a for a in index.articles if a.category == "origin"
+    ][:5]
+    if language == "zh":
+        return "、".join(zh for zh, _ in topics), "、".join(a.title_zh for a in origins)
+    return ", ".join(en for _, en in topics), ", ".join(a.title_en for a in origins)
 
 
 def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, frozenset[str]]:
@@ -750,7 +757,9 @@ def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, 
     the alias), or the article says the subject. Not so when a modifier names it: "roasted" of
     "how long do roasted beans stay fresh" names the roasting article, which never says "fresh"."""
     focus = wanted.focus
-    if not focus.isdisjoint(index.texts[doc][language].postings):
+    # (not focus.isdisjoint(postings): given a dict, that walks all its keys)
+    postings = index.texts[doc][language].postings
+    if any(term in postings for term in focus):
         return True
     return any(
         doc in alias_hit.payloads and not focus.isdisjoint(span_terms(plan.units[alias_hit.start : alias_hit.end]))

@@ -91,9 +91,16 @@ class PhraseMatcher(Generic[T]):
         """Every known name in ``query_units``, by start, then by end."""
         hits: list[PhraseHit[T]] = []
         size = len(query_units)
-        for start in range(size):
-            node = self._trie
-            for end in range(start + 1, size + 1):
+        first = self._trie.get
+        for start, unit in enumerate(query_units):
+            # Most units start no name: one look-up each, no inner loop set up for them.
+            entry = first(unit)
+            if entry is None:
+                continue
+            node, payloads, phrase = entry
+            if payloads is not None:
+                hits.append(PhraseHit(start, start + 1, phrase, payloads))
+            for end in range(start + 2, size + 1):
                 entry = node.get(query_units[end - 1])
                 if entry is None:
                     break
