@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import compress
 from operator import itemgetter
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
@@ -154,6 +156,11 @@ class _Wanted:
     primary: int
     norm: bool = False  # the question asks for the good / ideal / recommended value
     total: bool = False  # a duration question naming no phase (bloom, steep...): the total time
+    # The terms of ``weights`` alone: which of them an article has is then tested in C (most it has not).
+    terms: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", next(zip(*self.weights, strict=True), ()))  # (the first column, in C)
 
     @classmethod
     def of(
@@ -237,10 +244,8 @@ class _Wanted:
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
         focused: set[int] = set()
         implied = 0.0
-        for term, weight, mine in self.weights:
-            found = postings.get(term)
-            if found is None:
-                continue
+        for term, weight, mine in compress(self.weights, map(postings.__contains__, self.terms)):
+            found = postings[term]
             said = weight
             # In a named article, the subject's words and the names the question brought in from
             # the other language (V60 -> 手冲, 滤杯) are said by every sentence of it, not by some.
@@ -554,7 +559,8 @@ class _Renderer:
         picked = {anchor}
         used = len(sentences[anchor].text)
         block = self.text.blocks[sentences[anchor].block]
-        if anchor > block.first and _LEANS_BACK.match(sentences[anchor].text):
+        leans = _LEANS_BACK.match(sentences[anchor].text) is not None
+        if anchor > block.first and leans:
             picked.add(anchor - 1)
             used += len(sentences[anchor - 1].text)
         if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
@@ -565,7 +571,9 @@ class _Renderer:
         # Neighbours first (same paragraph), then the rest of the article's prose (a stray list
         # item reads as a non sequitur in prose), each best first, ties in article order.
         near = [i for i in range(block.first, block.end) if i not in picked]
-        far = [i for i in self.text.paragraph if not block.first <= i < block.end]
+        # The anchor's block is a plain paragraph: its sentences are a run of the (ascending) others.
+        paragraph = self.text.paragraph
+        far = paragraph[: bisect_left(paragraph, block.first)] + paragraph[bisect_left(paragraph, block.end) :]
         for group in (near, far):
             relevant = [i for i in group if (own := scores[i] - implied) >= floor and own > 0.0]
             for i in sorted(relevant, key=scores.__getitem__, reverse=True):
@@ -578,7 +586,8 @@ class _Renderer:
         # The anchor leads (it carries the fact), the sentences before it follow; unless it leans
         # on what comes before it ("It...", "The second, led by..."): then in the article's order.
         order = sorted(picked)
-        if not (_LEANS_BACK.match(sentences[anchor].text) or _CONTINUES.search(sentences[anchor].text)):
+        # (match: every branch of _CONTINUES is anchored at the start; search would try each position)
+        if not (leans or _CONTINUES.match(sentences[anchor].text)):
             order = [i for i in order if i >= anchor] + [i for i in order if i < anchor]
         parts = [self.fit(sentences[i].text, self.budget) for i in order]
         text = ("" if self.zh else " ").join(parts)
@@ -786,6 +795,8 @@ def _tie_break(best: int, scores: list[float], text: ArticleText, wanted: _Wante
     a kind bonus can make a whole list tie), the one holding the most of the question's words
     and their alternatives; then the first."""
     top = scores[best]
+    if scores.count(top) < 2:  # the common case, counted in C (``best`` is the first of the best)
+        return best
     tied = [j for j in range(best, len(scores)) if scores[j] == top]
     if len(tied) < 2:
         return best

@@ -597,12 +597,15 @@ class Index:
                         else:
                             covered[doc] += base
                 else:
+                    # What each reached article matched itself, summed in the order of the span
+                    # words as above, walking only the articles in both (intersections in C).
+                    lesses: dict[int, float] = {}
+                    for credit, taken in matched:
+                        for doc in reached.intersection(taken):
+                            lesses[doc] = lesses.get(doc, 0.0) + credit
                     for doc, value in pairs:
                         scores[doc] += value
-                        less = 0.0
-                        for credit, taken in matched:
-                            if doc in taken:
-                                less += credit
+                        less = lesses.get(doc)
                         covered[doc] = covered[doc] + base - less if less else covered[doc] + base
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
@@ -613,9 +616,34 @@ class Index:
         # Only the articles that scored (a few dozen of ~90) are ranked.
         values = [0.0] * n
         scored = list(compress(range(n), scores))
-        for doc in scored:
+
+        def valued(doc: int) -> float:
             c = covered[doc]
-            values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
+            return scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
+
+        needed = limit + len(alias_docs)  # the most of the ranking read below
+        if len(scored) > needed:
+            # A value is at most the score (the coverage factor is at most 1): once the articles
+            # scoring most are valued, one scoring below the least of their values ranks below
+            # all of them, ties included, and is not valued (most are not: scores fall off fast).
+            by_score = sorted(scored, key=scores.__getitem__, reverse=True)
+            for doc in by_score[:needed]:
+                values[doc] = valued(doc)
+            least = min([values[doc] for doc in by_score[:needed]])
+            cut = needed
+            while cut < len(by_score) and scores[by_score[cut]] >= least:
+                doc = by_score[cut]
+                c = covered[doc]
+                values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
+                cut += 1
+            for doc in alias_docs:  # (the named ones are weighed below, ranked or not)
+                if scores[doc] and not values[doc]:
+                    values[doc] = valued(doc)
+            scored = sorted(by_score[:cut])  # article order again: ties rank in it
+        else:
+            for doc in scored:
+                c = covered[doc]
+                values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
 
         def coverage(doc: int) -> float:
             return covered[doc] / content if covered[doc] < content else 1.0
