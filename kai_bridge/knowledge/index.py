@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -165,6 +166,18 @@ class Hit:
     coverage: float  # share of the query's idf weight this article matched
     alias: bool  # one of its aliases/titles appears in the query
     named: bool  # a query word (not a lone CJK character) is in its names or tags
+
+
+def _valued(score: float, c: float, content: float) -> float:
+    """The ranking value of an article scoring ``score`` and covering ``c`` of ``content`` (as
+    Index.search computes it inline; a function, not a closure: closures would make the
+    accumulators of search cell variables, slower in its loops)."""
+    return score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * (c / content if c < content else 1.0))
+
+
+def _coverage(c: float, content: float) -> float:
+    """The share ``c`` is of the question's ``content`` weight, at most 1."""
+    return c / content if c < content else 1.0
 
 
 def _osa_distance(a: str, b: str, limit: int) -> int:
@@ -617,10 +630,6 @@ class Index:
         values = [0.0] * n
         scored = list(compress(range(n), scores))
 
-        def valued(doc: int) -> float:
-            c = covered[doc]
-            return scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
-
         needed = limit + len(alias_docs)  # the most of the ranking read below
         if len(scored) > needed:
             # A value is at most the score (the coverage factor is at most 1): once the articles
@@ -628,8 +637,8 @@ class Index:
             # all of them, ties included, and is not valued (most are not: scores fall off fast).
             by_score = sorted(scored, key=scores.__getitem__, reverse=True)
             for doc in by_score[:needed]:
-                values[doc] = valued(doc)
-            least = min([values[doc] for doc in by_score[:needed]])
+                values[doc] = _valued(scores[doc], covered[doc], content)
+            least = min(map(values.__getitem__, by_score[:needed]))
             cut = needed
             while cut < len(by_score) and scores[by_score[cut]] >= least:
                 doc = by_score[cut]
@@ -638,40 +647,43 @@ class Index:
                 cut += 1
             for doc in alias_docs:  # (the named ones are weighed below, ranked or not)
                 if scores[doc] and not values[doc]:
-                    values[doc] = valued(doc)
+                    values[doc] = _valued(scores[doc], covered[doc], content)
             scored = sorted(by_score[:cut])  # article order again: ties rank in it
         else:
             for doc in scored:
                 c = covered[doc]
                 values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
 
-        def coverage(doc: int) -> float:
-            return covered[doc] / content if covered[doc] < content else 1.0
 
         # Best first, ties in article id order (= doc order: the sort is stable).
         ranked = sorted(scored, key=values.__getitem__, reverse=True)
         # Articles the question names come first (it asked about them) unless they score far
         # below the best; then by score.
         floor = NAMED_FLOOR * (values[ranked[0]] if ranked else 0.0)
-        named = sorted(
-            (-values[doc], doc)
-            for doc, (_, naming) in alias_docs.items()
-            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage(doc) >= NAMED_MIN_COVERAGE
-        )
+        # (loops, not comprehensions, here and below: a comprehension would make the arrays it
+        # reads cell variables of the whole method, slower in its loops)
+        named: list[tuple[float, int]] = []
+        for doc, (_, naming) in alias_docs.items():
+            value = values[doc]
+            if naming and value >= floor and value > 0.0 and _coverage(covered[doc], content) >= NAMED_MIN_COVERAGE:
+                named.append((-value, doc))
+        named.sort()
         first = [doc for _, doc in named[:limit]]
         top = first + [doc for doc in ranked[: limit + len(first)] if doc not in first][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
-        return [
-            Hit(
-                doc,
-                values[doc],
-                scores[doc],
-                coverage(doc),
-                alias_docs.get(doc, (0.0, False))[1],
-                not self.name_terms[doc].isdisjoint(strong),
+        hits: list[Hit] = []
+        for doc in top:
+            hits.append(
+                Hit(
+                    doc,
+                    values[doc],
+                    scores[doc],
+                    _coverage(covered[doc], content),
+                    alias_docs.get(doc, (0.0, False))[1],
+                    not self.name_terms[doc].isdisjoint(strong),
+                )
             )
-            for doc in top
-        ]
+        return hits
 
     def _merged(self, alternatives: tuple[tuple[str, float], ...]) -> tuple[tuple[int, float, float], ...]:
         """Per article: the best alternative's impact x factor, and the best factor among the
@@ -901,7 +913,9 @@ def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms
     counted, they weigh like rare topic words and dilute the share of the question an article
     explains (the off-topic gate's measure). A bigram inside another known word stays."""
     spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and has_cjk(query_units[h.start])]
-    spans += [(i, i + 2) for i in range(len(query_units) - 1) if query_units[i] + query_units[i + 1] in domain_terms]
+    # (each pair of neighbouring units joined and looked up in C: few are "coffee")
+    pairs = map(domain_terms.__contains__, map(operator.add, query_units, query_units[1:]))
+    spans += [(i, i + 2) for i in compress(range(len(query_units) - 1), pairs)]
     if not spans:
         return set()
     size = len(query_units)
