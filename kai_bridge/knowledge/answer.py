@@ -196,17 +196,19 @@ class _Wanted:
                         wanted[t] = w * idf.get(t, 0.0)
         domain = index.domain_terms
         strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in domain]
-        strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
-        top = max((qt.idf for qt in strong_terms), default=0.0)
-        focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
+        # (list comprehensions, not generator expressions, in what runs per question: no
+        # generator to resume per element; the same elements in the same order)
+        strong = frozenset([t for qt in strong_terms for t, _ in qt.alternatives])
+        top = max([qt.idf for qt in strong_terms], default=0.0)
+        focus = frozenset([t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives])
         if asked:  # 是什么品种: what kind of thing the answer is, as much the subject as X is
             focus |= asked
         return cls(
-            tuple((t, w, i < mine) for i, (t, w) in enumerate(wanted.items()) if w >= 0.05),
+            tuple([(t, w, i < mine) for i, (t, w) in enumerate(wanted.items()) if w >= 0.05]),
             sum(own.values()),
             strong,
             focus,
-            frozenset(t for t in strong if len(t) > 1 or not has_cjk(t)),
+            frozenset([t for t in strong if len(t) > 1 or not has_cjk(t)]),
             kinds,
             primary,
             norm,
@@ -388,7 +390,7 @@ class _Renderer:
         scored: list[tuple[float, int]] = []
         for i, clause in enumerate(clauses):
             found = sentence_kinds(clause, language=self.language, places=_NO_PLACES)
-            score = sum(weights.get(t, 0.0) for t in set(terms(clause)))
+            score = sum([weights.get(t, 0.0) for t in set(terms(clause))])
             if found & primary:
                 score += PRIMARY_BONUS
             elif found & kinds:
@@ -459,7 +461,7 @@ class _Renderer:
 
     def _join_items(self, intro: str | None, items: list[str]) -> str:
         if self.zh:
-            body = "；".join(_strip_end(item) for item in items) + "。"
+            body = "；".join([_strip_end(item) for item in items]) + "。"
             return f"{_strip_end(intro)}：{body}" if intro else body
         single = all(not _INNER_END.search(_strip_end(item)) for item in items)
         if single:
@@ -468,7 +470,7 @@ class _Renderer:
                 parts = [_lower_first(p, self.proper) for p in parts]
             body = "; ".join(parts) + "."
         else:
-            body = " ".join(_strip_end(item) + "." for item in items)
+            body = " ".join([_strip_end(item) + "." for item in items])
         return f"{_strip_end(intro)}: {body}" if intro else body
 
     def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
@@ -755,10 +757,19 @@ def _extra_anchor(
                 or len(said) + len(extra) > ANSWER_CHARS[language]
             ):
                 continue
-        if any(len(part) > 5 and part in extra and part in said for part in text.stripped):
+        if _repeats(text.stripped, extra, said):
             continue  # it repeats what the answer already says
         return extra, article.title(language)
     return None
+
+
+def _repeats(parts: tuple[str, ...], extra: str, said: str) -> bool:
+    """A sentence of ``parts`` (longer than 5 characters) is in both ``extra`` and ``said``
+    (a loop rather than any() over a generator: this runs over every sentence of an article)."""
+    for part in parts:  # noqa: SIM110 - see the docstring
+        if len(part) > 5 and part in extra and part in said:
+            return True
+    return False
 
 
 def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, language: Language) -> bool:
@@ -951,7 +962,7 @@ def compose(
                 segments[-1] = (title, segments[-1][1] + gap + text)
             else:
                 segments.append((title, text))
-        answer_parts.append(gap.join(_attributed(text, title, language) for title, text in segments))
+        answer_parts.append(gap.join([_attributed(text, title, language) for title, text in segments]))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]

@@ -438,7 +438,7 @@ class Index:
                 expansion.update(exp.terms)
         content = sum(masses.values())
         straddling = _straddling(query_units, hits, self.domain_terms)
-        loose = sum(qt.weight * qt.idf for qt in query_terms if qt.term in straddling) if straddling else 0.0
+        loose = sum([qt.weight * qt.idf for qt in query_terms if qt.term in straddling]) if straddling else 0.0
         return QueryPlan(
             query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
             loose=loose, wanted=wanted,
