@@ -208,7 +208,7 @@ class _Wanted:
             sum(own.values()),
             strong,
             focus,
-            frozenset([t for t in strong if len(t) > 1 or not has_cjk(t)]),
+            frozenset([t for t in strong if len(t) > 1 or t[0] <= _LAST_LATIN]),
             kinds,
             primary,
             norm,
@@ -796,7 +796,7 @@ def _unknown_share(plan: QueryPlan) -> float:
         if qt.weight < 1.0:
             continue
         total += qt.idf
-        if not qt.alternatives and not has_cjk(qt.term):
+        if not qt.alternatives and qt.term[0] <= _LAST_LATIN:  # (a term is CJK or Latin throughout)
             unknown += qt.idf
     return unknown / total if total > 0 else 0.0
 

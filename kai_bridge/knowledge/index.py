@@ -391,7 +391,8 @@ class Index:
             masses[term] = mass
             weighings.append(weighted)
         firsts = query_terms
-        if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
+        # (a term is CJK or ASCII throughout: its first character tells which, as in search)
+        if any(not qt.alternatives and len(qt.term) == 2 and qt.term[0] > "\u2fff" for qt in query_terms) and any(
             qt.term in self.domain_terms for qt in query_terms
         ):
             query_terms = self._unseen_pairs_as_words(query_terms)
@@ -912,7 +913,8 @@ def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms
     name of an article (油脂 in 那层油脂, 脱因 in 给咖啡脱因) or "咖啡". 层油 and 啡脱 are no words;
     counted, they weigh like rare topic words and dilute the share of the question an article
     explains (the off-topic gate's measure). A bigram inside another known word stays."""
-    spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and has_cjk(query_units[h.start])]
+    # (a unit is one CJK character or an ASCII word: above U+2FFF means CJK)
+    spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and query_units[h.start] > "\u2fff"]
     # (each pair of neighbouring units joined and looked up in C: few are "coffee")
     pairs = map(domain_terms.__contains__, map(operator.add, query_units, query_units[1:]))
     spans += [(i, i + 2) for i in compress(range(len(query_units) - 1), pairs)]
@@ -923,7 +925,7 @@ def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms
     found: set[str] = set()
     for start, end in spans:
         for i in (start - 1, end - 1):
-            if 0 <= i < size - 1 and i not in inside and has_cjk(query_units[i]) and has_cjk(query_units[i + 1]):
+            if 0 <= i < size - 1 and i not in inside and query_units[i] > "\u2fff" and query_units[i + 1] > "\u2fff":
                 found.add(query_units[i] + query_units[i + 1])
     return found
 
