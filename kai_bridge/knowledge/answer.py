@@ -23,9 +23,12 @@ How the answer is built:
 
 from __future__ import annotations
 
+import functools
 import re
+from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import compress
 from operator import itemgetter
 
 from kai_bridge.knowledge.corpus import CATEGORIES, Article
@@ -154,6 +157,11 @@ class _Wanted:
     primary: int
     norm: bool = False  # the question asks for the good / ideal / recommended value
     total: bool = False  # a duration question naming no phase (bloom, steep...): the total time
+    # The terms of ``weights`` alone: which of them an article has is then tested in C (most it has not).
+    terms: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", next(zip(*self.weights, strict=True), ()))  # (the first column, in C)
 
     @classmethod
     def of(
@@ -189,17 +197,19 @@ class _Wanted:
                         wanted[t] = w * idf.get(t, 0.0)
         domain = index.domain_terms
         strong_terms = [qt for qt in plan.terms if qt.weight >= 1.0 and qt.term not in domain]
-        strong = frozenset(t for qt in strong_terms for t, _ in qt.alternatives)
-        top = max((qt.idf for qt in strong_terms), default=0.0)
-        focus = frozenset(t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives)
+        # (list comprehensions, not generator expressions, in what runs per question: no
+        # generator to resume per element; the same elements in the same order)
+        strong = frozenset([t for qt in strong_terms for t, _ in qt.alternatives])
+        top = max([qt.idf for qt in strong_terms], default=0.0)
+        focus = frozenset([t for qt in strong_terms if qt.idf >= FOCUS_SHARE * top for t, _ in qt.alternatives])
         if asked:  # 是什么品种: what kind of thing the answer is, as much the subject as X is
             focus |= asked
         return cls(
-            tuple((t, w, i < mine) for i, (t, w) in enumerate(wanted.items()) if w >= 0.05),
+            tuple([(t, w, i < mine) for i, (t, w) in enumerate(wanted.items()) if w >= 0.05]),
             sum(own.values()),
             strong,
             focus,
-            frozenset(t for t in strong if len(t) > 1 or not has_cjk(t)),
+            frozenset([t for t in strong if len(t) > 1 or t[0] <= _LAST_LATIN]),
             kinds,
             primary,
             norm,
@@ -237,10 +247,8 @@ class _Wanted:
         own = [0.0] * count  # the question's own words only, as written (for ``together``)
         focused: set[int] = set()
         implied = 0.0
-        for term, weight, mine in self.weights:
-            found = postings.get(term)
-            if found is None:
-                continue
+        for term, weight, mine in compress(self.weights, map(postings.__contains__, self.terms)):
+            found = postings[term]
             said = weight
             # In a named article, the subject's words and the names the question brought in from
             # the other language (V60 -> 手冲, 滤杯) are said by every sentence of it, not by some.
@@ -383,7 +391,7 @@ class _Renderer:
         scored: list[tuple[float, int]] = []
         for i, clause in enumerate(clauses):
             found = sentence_kinds(clause, language=self.language, places=_NO_PLACES)
-            score = sum(weights.get(t, 0.0) for t in set(terms(clause)))
+            score = sum([weights.get(t, 0.0) for t in set(terms(clause))])
             if found & primary:
                 score += PRIMARY_BONUS
             elif found & kinds:
@@ -454,7 +462,7 @@ class _Renderer:
 
     def _join_items(self, intro: str | None, items: list[str]) -> str:
         if self.zh:
-            body = "；".join(_strip_end(item) for item in items) + "。"
+            body = "；".join([_strip_end(item) for item in items]) + "。"
             return f"{_strip_end(intro)}：{body}" if intro else body
         single = all(not _INNER_END.search(_strip_end(item)) for item in items)
         if single:
@@ -463,7 +471,7 @@ class _Renderer:
                 parts = [_lower_first(p, self.proper) for p in parts]
             body = "; ".join(parts) + "."
         else:
-            body = " ".join(_strip_end(item) + "." for item in items)
+            body = " ".join([_strip_end(item) + "." for item in items])
         return f"{_strip_end(intro)}: {body}" if intro else body
 
     def _list(self, list_id: int, *, anchor_block: int | None, kinds: int) -> str:
@@ -554,7 +562,8 @@ class _Renderer:
         picked = {anchor}
         used = len(sentences[anchor].text)
         block = self.text.blocks[sentences[anchor].block]
-        if anchor > block.first and _LEANS_BACK.match(sentences[anchor].text):
+        leans = _LEANS_BACK.match(sentences[anchor].text) is not None
+        if anchor > block.first and leans:
             picked.add(anchor - 1)
             used += len(sentences[anchor - 1].text)
         if len(sentences[anchor].text) < SHORT_ANCHOR[self.language] and anchor + 1 < block.end:
@@ -565,7 +574,9 @@ class _Renderer:
         # Neighbours first (same paragraph), then the rest of the article's prose (a stray list
         # item reads as a non sequitur in prose), each best first, ties in article order.
         near = [i for i in range(block.first, block.end) if i not in picked]
-        far = [i for i in self.text.paragraph if not block.first <= i < block.end]
+        # The anchor's block is a plain paragraph: its sentences are a run of the (ascending) others.
+        paragraph = self.text.paragraph
+        far = paragraph[: bisect_left(paragraph, block.first)] + paragraph[bisect_left(paragraph, block.end) :]
         for group in (near, far):
             relevant = [i for i in group if (own := scores[i] - implied) >= floor and own > 0.0]
             for i in sorted(relevant, key=scores.__getitem__, reverse=True):
@@ -578,7 +589,8 @@ class _Renderer:
         # The anchor leads (it carries the fact), the sentences before it follow; unless it leans
         # on what comes before it ("It...", "The second, led by..."): then in the article's order.
         order = sorted(picked)
-        if not (_LEANS_BACK.match(sentences[anchor].text) or _CONTINUES.search(sentences[anchor].text)):
+        # (match: every branch of _CONTINUES is anchored at the start; search would try each position)
+        if not (leans or _CONTINUES.match(sentences[anchor].text)):
             order = [i for i in order if i >= anchor] + [i for i in order if i < anchor]
         parts = [self.fit(sentences[i].text, self.budget) for i in order]
         text = ("" if self.zh else " ").join(parts)
@@ -639,23 +651,14 @@ def _figures(
 
 
 def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
-    present = {a.category for a in index.articles}
-    topics = [names for cat, names in CATEGORIES.items() if cat in present]
-    by_id = {a.id: a for a in index.articles}
-    origins = [by_id[i] for i in _EXAMPLE_ORIGINS if i in by_id] or [
-        a for a in index.articles if a.category == "origin"
-    ][:5]
+    listed, examples = _coverage_topics(index, language)
     if language == "zh":
-        listed = "、".join(zh for zh, _ in topics)
-        examples = "、".join(a.title_zh for a in origins)
         return (
             f"咖啡知识库里没有找到与“{_clip(query, 40)}”相关的内容。"
             f"这里能回答的咖啡话题有：{listed}"
             + (f"（产地如{examples}等）" if examples else "")
             + "，以及 Coffee Quality Institute 杯测评分统计。可以这样问：“埃塞俄比亚咖啡特点”“手冲咖啡的水温”。"
         )
-    listed = ", ".join(en for _, en in topics)
-    examples = ", ".join(a.title_en for a in origins)
     return (
         f'The coffee knowledge base has nothing on "{_clip(query, 60)}". '
         f"It covers: {listed}"
@@ -663,6 +666,21 @@ def _coverage_answer(query: str, *, index: Index, language: Language) -> str:
         + ', plus Coffee Quality Institute cupping statistics. Try e.g. "What are Ethiopian coffees like?" '
         'or "pour-over water temperature".'
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _coverage_topics(index: Index, language: Language) -> tuple[str, str]:
+    """(the topics listed, the origins named as examples) of the not-found answer: the same for
+    every question to one index (it walks all the articles), so built once per language."""
+    present = {a.category for a in index.articles}
+    topics = [names for cat, names in CATEGORIES.items() if cat in present]
+    by_id = {a.id: a for a in index.articles}
+    origins = [by_id[i] for i in _EXAMPLE_ORIGINS if i in by_id] or [
+        a for a in index.articles if a.category == "origin"
+    ][:5]
+    if language == "zh":
+        return "、".join(zh for zh, _ in topics), "、".join(a.title_zh for a in origins)
+    return ", ".join(en for _, en in topics), ", ".join(a.title_en for a in origins)
 
 
 def _naming_terms(plan: QueryPlan, index: Index, docs: set[int]) -> dict[int, frozenset[str]]:
@@ -740,10 +758,19 @@ def _extra_anchor(
                 or len(said) + len(extra) > ANSWER_CHARS[language]
             ):
                 continue
-        if any(len(part) > 5 and part in extra and part in said for part in text.stripped):
+        if _repeats(text.stripped, extra, said):
             continue  # it repeats what the answer already says
         return extra, article.title(language)
     return None
+
+
+def _repeats(parts: tuple[str, ...], extra: str, said: str) -> bool:
+    """A sentence of ``parts`` (longer than 5 characters) is in both ``extra`` and ``said``
+    (a loop rather than any() over a generator: this runs over every sentence of an article)."""
+    for part in parts:  # noqa: SIM110 - see the docstring
+        if len(part) > 5 and part in extra and part in said:
+            return True
+    return False
 
 
 def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, language: Language) -> bool:
@@ -751,7 +778,9 @@ def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, 
     the alias), or the article says the subject. Not so when a modifier names it: "roasted" of
     "how long do roasted beans stay fresh" names the roasting article, which never says "fresh"."""
     focus = wanted.focus
-    if not focus.isdisjoint(index.texts[doc][language].postings):
+    # (not focus.isdisjoint(postings): given a dict, that walks all its keys)
+    postings = index.texts[doc][language].postings
+    if any(term in postings for term in focus):
         return True
     return any(
         doc in alias_hit.payloads and not focus.isdisjoint(span_terms(plan.units[alias_hit.start : alias_hit.end]))
@@ -768,7 +797,7 @@ def _unknown_share(plan: QueryPlan) -> float:
         if qt.weight < 1.0:
             continue
         total += qt.idf
-        if not qt.alternatives and not has_cjk(qt.term):
+        if not qt.alternatives and qt.term[0] <= _LAST_LATIN:  # (a term is CJK or Latin throughout)
             unknown += qt.idf
     return unknown / total if total > 0 else 0.0
 
@@ -813,6 +842,8 @@ def _tie_break(best: int, scores: list[float], text: ArticleText, wanted: _Wante
     a kind bonus can make a whole list tie), the one holding the most of the question's words
     and their alternatives; then the first."""
     top = scores[best]
+    if scores.count(top) < 2:  # the common case, counted in C (``best`` is the first of the best)
+        return best
     tied = [j for j in range(best, len(scores)) if scores[j] == top]
     if len(tied) < 2:
         return best
@@ -997,7 +1028,7 @@ def compose(
                 segments[-1] = (title, segments[-1][1] + gap + text)
             else:
                 segments.append((title, text))
-        answer_parts.append(gap.join(_attributed(text, title, language) for title, text in segments))
+        answer_parts.append(gap.join([_attributed(text, title, language) for title, text in segments]))
     if figures:
         answer_parts.append(figures[0].summary)
     sources = [p.article_id for p in passages]

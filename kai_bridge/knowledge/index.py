@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -165,6 +166,18 @@ class Hit:
     coverage: float  # share of the query's idf weight this article matched
     alias: bool  # one of its aliases/titles appears in the query
     named: bool  # a query word (not a lone CJK character) is in its names or tags
+
+
+def _valued(score: float, c: float, content: float) -> float:
+    """The ranking value of an article scoring ``score`` and covering ``c`` of ``content`` (as
+    Index.search computes it inline; a function, not a closure: closures would make the
+    accumulators of search cell variables, slower in its loops)."""
+    return score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * (c / content if c < content else 1.0))
+
+
+def _coverage(c: float, content: float) -> float:
+    """The share ``c`` is of the question's ``content`` weight, at most 1."""
+    return c / content if c < content else 1.0
 
 
 def _osa_distance(a: str, b: str, limit: int) -> int:
@@ -378,7 +391,8 @@ class Index:
             masses[term] = mass
             weighings.append(weighted)
         firsts = query_terms
-        if any(not qt.alternatives and len(qt.term) == 2 and has_cjk(qt.term) for qt in query_terms) and any(
+        # (a term is CJK or ASCII throughout: its first character tells which, as in search)
+        if any(not qt.alternatives and len(qt.term) == 2 and qt.term[0] > "\u2fff" for qt in query_terms) and any(
             qt.term in self.domain_terms for qt in query_terms
         ):
             query_terms = self._unseen_pairs_as_words(query_terms)
@@ -425,7 +439,7 @@ class Index:
                 expansion.update(exp.terms)
         content = sum(masses.values())
         straddling = _straddling(query_units, hits, self.domain_terms)
-        loose = sum(qt.weight * qt.idf for qt in query_terms if qt.term in straddling) if straddling else 0.0
+        loose = sum([qt.weight * qt.idf for qt in query_terms if qt.term in straddling]) if straddling else 0.0
         return QueryPlan(
             query, query_terms, weights, expansion, expansions, corrections, hits, query_units, content, masses, term_docs,
             loose=loose, wanted=wanted,
@@ -597,12 +611,15 @@ class Index:
                         else:
                             covered[doc] += base
                 else:
+                    # What each reached article matched itself, summed in the order of the span
+                    # words as above, walking only the articles in both (intersections in C).
+                    lesses: dict[int, float] = {}
+                    for credit, taken in matched:
+                        for doc in reached.intersection(taken):
+                            lesses[doc] = lesses.get(doc, 0.0) + credit
                     for doc, value in pairs:
                         scores[doc] += value
-                        less = 0.0
-                        for credit, taken in matched:
-                            if doc in taken:
-                                less += credit
+                        less = lesses.get(doc)
                         covered[doc] = covered[doc] + base - less if less else covered[doc] + base
         alias_docs = _alias_strength(plan)
         for doc, (strength, _) in alias_docs.items():
@@ -613,37 +630,61 @@ class Index:
         # Only the articles that scored (a few dozen of ~90) are ranked.
         values = [0.0] * n
         scored = list(compress(range(n), scores))
-        for doc in scored:
-            c = covered[doc]
-            values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
 
-        def coverage(doc: int) -> float:
-            return covered[doc] / content if covered[doc] < content else 1.0
+        needed = limit + len(alias_docs)  # the most of the ranking read below
+        if len(scored) > needed:
+            # A value is at most the score (the coverage factor is at most 1): once the articles
+            # scoring most are valued, one scoring below the least of their values ranks below
+            # all of them, ties included, and is not valued (most are not: scores fall off fast).
+            by_score = sorted(scored, key=scores.__getitem__, reverse=True)
+            for doc in by_score[:needed]:
+                values[doc] = _valued(scores[doc], covered[doc], content)
+            least = min(map(values.__getitem__, by_score[:needed]))
+            cut = needed
+            while cut < len(by_score) and scores[by_score[cut]] >= least:
+                doc = by_score[cut]
+                c = covered[doc]
+                values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
+                cut += 1
+            for doc in alias_docs:  # (the named ones are weighed below, ranked or not)
+                if scores[doc] and not values[doc]:
+                    values[doc] = _valued(scores[doc], covered[doc], content)
+            scored = sorted(by_score[:cut])  # article order again: ties rank in it
+        else:
+            for doc in scored:
+                c = covered[doc]
+                values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
+
 
         # Best first, ties in article id order (= doc order: the sort is stable).
         ranked = sorted(scored, key=values.__getitem__, reverse=True)
         # Articles the question names come first (it asked about them) unless they score far
         # below the best; then by score.
         floor = NAMED_FLOOR * (values[ranked[0]] if ranked else 0.0)
-        named = sorted(
-            (-values[doc], doc)
-            for doc, (_, naming) in alias_docs.items()
-            if naming and values[doc] >= floor and values[doc] > 0.0 and coverage(doc) >= NAMED_MIN_COVERAGE
-        )
+        # (loops, not comprehensions, here and below: a comprehension would make the arrays it
+        # reads cell variables of the whole method, slower in its loops)
+        named: list[tuple[float, int]] = []
+        for doc, (_, naming) in alias_docs.items():
+            value = values[doc]
+            if naming and value >= floor and value > 0.0 and _coverage(covered[doc], content) >= NAMED_MIN_COVERAGE:
+                named.append((-value, doc))
+        named.sort()
         first = [doc for _, doc in named[:limit]]
         top = first + [doc for doc in ranked[: limit + len(first)] if doc not in first][: limit - len(first)]
         strong = [alt for qt in plan.terms if qt.weight >= 1.0 for alt, _ in qt.alternatives]
-        return [
-            Hit(
-                doc,
-                values[doc],
-                scores[doc],
-                coverage(doc),
-                alias_docs.get(doc, (0.0, False))[1],
-                not self.name_terms[doc].isdisjoint(strong),
+        hits: list[Hit] = []
+        for doc in top:
+            hits.append(
+                Hit(
+                    doc,
+                    values[doc],
+                    scores[doc],
+                    _coverage(covered[doc], content),
+                    alias_docs.get(doc, (0.0, False))[1],
+                    not self.name_terms[doc].isdisjoint(strong),
+                )
             )
-            for doc in top
-        ]
+        return hits
 
     def _merged(self, alternatives: tuple[tuple[str, float], ...]) -> tuple[tuple[int, float, float], ...]:
         """Per article: the best alternative's impact x factor, and the best factor among the
@@ -872,8 +913,11 @@ def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms
     name of an article (油脂 in 那层油脂, 脱因 in 给咖啡脱因) or "咖啡". 层油 and 啡脱 are no words;
     counted, they weigh like rare topic words and dilute the share of the question an article
     explains (the off-topic gate's measure). A bigram inside another known word stays."""
-    spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and has_cjk(query_units[h.start])]
-    spans += [(i, i + 2) for i in range(len(query_units) - 1) if query_units[i] + query_units[i + 1] in domain_terms]
+    # (a unit is one CJK character or an ASCII word: above U+2FFF means CJK)
+    spans = [(h.start, h.end) for h in hits if h.end - h.start > 1 and query_units[h.start] > "\u2fff"]
+    # (each pair of neighbouring units joined and looked up in C: few are "coffee")
+    pairs = map(domain_terms.__contains__, map(operator.add, query_units, query_units[1:]))
+    spans += [(i, i + 2) for i in compress(range(len(query_units) - 1), pairs)]
     if not spans:
         return set()
     size = len(query_units)
@@ -881,7 +925,7 @@ def _straddling(query_units: list[str], hits: list[PhraseHit[int]], domain_terms
     found: set[str] = set()
     for start, end in spans:
         for i in (start - 1, end - 1):
-            if 0 <= i < size - 1 and i not in inside and has_cjk(query_units[i]) and has_cjk(query_units[i + 1]):
+            if 0 <= i < size - 1 and i not in inside and query_units[i] > "\u2fff" and query_units[i + 1] > "\u2fff":
                 found.add(query_units[i] + query_units[i + 1])
     return found
 

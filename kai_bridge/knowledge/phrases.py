@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import compress
 from typing import Generic, TypeVar
 
 from kai_bridge.knowledge.text import has_cjk, normalize, stem
@@ -91,9 +92,13 @@ class PhraseMatcher(Generic[T]):
         """Every known name in ``query_units``, by start, then by end."""
         hits: list[PhraseHit[T]] = []
         size = len(query_units)
-        for start in range(size):
-            node = self._trie
-            for end in range(start + 1, size + 1):
+        root = self._trie
+        # Most units start no name: which do is tested in C, and only those are walked from.
+        for start in compress(range(size), map(root.__contains__, query_units)):
+            node, payloads, phrase = root[query_units[start]]
+            if payloads is not None:
+                hits.append(PhraseHit(start, start + 1, phrase, payloads))
+            for end in range(start + 2, size + 1):
                 entry = node.get(query_units[end - 1])
                 if entry is None:
                     break

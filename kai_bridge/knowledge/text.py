@@ -189,8 +189,14 @@ def tokens(text: str) -> list[Token]:
         if segment[0] > "\u2fff":  # a CJK run (every CJK character is above U+2FFF, Latin ones below)
             _cjk_tokens(segment, out)
         else:
-            out.extend([(stem(word), 1.0, word) for word in _latin_words(segment)])
+            out.extend(_latin_tokens(segment))
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _latin_tokens(segment: str) -> tuple[Token, ...]:
+    """The tokens of one Latin segment (memoised: questions reuse the same few thousand words)."""
+    return tuple([(stem(word), 1.0, word) for word in _latin_words(segment)])
 
 
 def index_terms(text: str) -> tuple[list[str], list[str]]:
