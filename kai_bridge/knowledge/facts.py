@@ -411,6 +411,8 @@ _SCAFFOLD_TASTE_COMPLAINT = re.compile(
 # Any letter the English patterns above can match (with re.I: also ſ, K, ı, İ).
 _LATIN_LETTER = re.compile("[a-z]", re.I)
 _SCAFFOLD_ZH = re.compile(
+    # 会 after why / how is a modal ("为什么会酸": why does it turn sour), not a word of the topic.
+    "为什么会|为何会|为啥会|怎么会|"
     "多久|多长时间|多长|多少时间|几分钟|多少分钟|几秒钟?|多少秒|几天|多少天|几个?小时|多少小时|几周|几个月|"
     "多少度|几度|多少克|多少|什么时候|何时|哪一年|哪年|哪儿|在哪|哪国|哪位|谁|为何|为啥|"
     "什么风味|什么味道|什么口感|好喝|好不好喝|喝起来|尝起来|味道如何|味道怎么样|什么意思|代表什么|指什么|"

@@ -95,6 +95,20 @@ def test_a_short_coffee_question_whose_words_an_article_all_matches_is_answered(
     assert answer.passages[0].article_id == article
 
 
+@pytest.mark.parametrize(
+    ("query", "fact"),
+    [
+        # 会 after 为什么 is a modal: 咖啡为什么会酸 was answered from the health article (会 outweighed 酸).
+        pytest.param("咖啡为什么会酸", "萃取不足", id="why-sour-zh"),
+        pytest.param("咖啡为什么会苦", "萃取过度", id="why-bitter-zh"),
+    ],
+)
+def test_why_does_it_turn_sour_or_bitter_names_the_extraction_cause(kb: KnowledgeBase, query: str, fact: str) -> None:
+    answer = kb.query(query)
+    assert answer.passages[0].article_id.startswith("extract-")
+    assert fact in answer.answer
+
+
 def test_process_question_carries_the_process_figures(kb: KnowledgeBase) -> None:
     answer = kb.query("日晒处理法是什么")
     assert answer.passages[0].article_id == "process-natural"
