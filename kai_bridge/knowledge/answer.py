@@ -802,6 +802,23 @@ def _unknown_share(plan: QueryPlan) -> float:
     return unknown / total if total > 0 else 0.0
 
 
+def _off_topic(plan: QueryPlan, index: Index, *, about_coffee: bool) -> bool:
+    """The question is about something else: another drink or field (:meth:`Index.foreign`), or,
+    not saying coffee, mostly words no article uses; or, not saying coffee and naming nothing the
+    base knows by name, a word no article uses ("how long to boil an egg for a runny yolk": runny),
+    though its other words meet in one sentence (Vietnam's egg coffee topped with egg yolk). A name
+    ("SCA roast color tiles": roast) keeps it on topic, the unknown word a spelling variant; so does
+    a word one slip from the corpus's (a typo: measured on typo'd tuning questions)."""
+    if index.foreign(plan):
+        return True
+    if about_coffee:
+        return False
+    unknown = _unknown_share(plan)
+    return unknown >= UNKNOWN_SHARE or (
+        unknown > 0.0 and not plan.alias_hits and _holds_a_stranger(plan, index.idf)
+    )
+
+
 def _guessed_subject(plan: QueryPlan, doc: int) -> bool:
     """The question's most specific words are all typo guesses and the answer's article says none
     of them: "coffee stock price" (stock, read as shock) is answered from coffee prices, not stocks.
@@ -881,14 +898,7 @@ def compose(
         and not any(qt.weight >= 1.0 and not qt.alternatives and qt.idf >= index.max_idf for qt in plan.terms)
     )
     pool = hits[: max(top_k, ANSWER_ARTICLES)]
-    foreign = index.foreign(plan) or (not about_coffee and _unknown_share(plan) >= UNKNOWN_SHARE)
-    # A question that does not say coffee, names nothing the base knows by name and holds a word
-    # no article uses ("how long to boil an egg for a runny yolk": runny) is about something else,
-    # though its other words meet in one sentence (Vietnam's egg coffee topped with egg yolk). A
-    # name ("SCA roast color tiles": roast) keeps it on topic, the unknown word a spelling variant;
-    # so does a word one slip from the corpus's (a typo: measured on typo'd tuning questions).
-    if not foreign and not about_coffee and not plan.alias_hits and _unknown_share(plan) > 0.0:
-        foreign = _holds_a_stranger(plan, index.idf)
+    foreign = _off_topic(plan, index, about_coffee=about_coffee)
     if not foreign and any(index.credible(hit, about_coffee=about_coffee, plan=plan) for hit in pool[:top_k]):
         floor = hits[0].score * RELATIVE_CUTOFF
         # Articles named in the question stay even when another one scores far higher.
@@ -934,8 +944,13 @@ def compose(
     # never says, asks about something else ("coffee stock price": stock, read as shock). Not
     # without "coffee" (the guess may be coffee misspelt: "cofee" read as a rare word) nor with a
     # name ("when did cup of excellence strat"): measured on typo'd copies of the tuning questions.
-    guessed = best is not None and about_coffee and bool(plan.corrections) and not plan.alias_hits
-    if guessed and best is not None and _guessed_subject(plan, kept[best[1]][0].doc):
+    if (
+        best is not None
+        and about_coffee
+        and plan.corrections
+        and not plan.alias_hits
+        and _guessed_subject(plan, kept[best[1]][0].doc)
+    ):
         kept, best = [], None
     # The article the answer comes from leads the passages; the rest keep their rank.
     order = list(range(len(kept)))
