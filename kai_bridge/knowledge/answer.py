@@ -844,12 +844,13 @@ def _holds_a_stranger(plan: QueryPlan, idf: dict[str, float]) -> bool:
         word = qt.term
         if qt.weight < 1.0 or qt.alternatives or has_cjk(word) or not word.isalpha():
             continue
-        head, size = word[0], len(word)
+        size = len(word)
+        # (every slip starts at the second letter: the first is kept)
         slips = {word[:i] + word[i + 1 :] for i in range(1, size)}
         slips.update(word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(1, size - 1))
         slips.update(word[:i] + c + word[i + 1 :] for i in range(1, size) for c in _LETTERS)
         slips.update(word[:i] + c + word[i:] for i in range(1, size + 1) for c in _LETTERS)
-        if not any(slip in idf for slip in slips if slip[:1] == head):
+        if not any(slip in idf for slip in slips):
             return True
     return False
 
