@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
@@ -773,14 +773,18 @@ def _repeats(parts: tuple[str, ...], extra: str, said: str) -> bool:
     return False
 
 
+def _says_any(postings: dict[str, tuple[int, ...]], words: Iterable[str]) -> bool:
+    """An article whose sentence postings are ``postings`` says one of ``words`` (a look-up per
+    word: ``frozenset.isdisjoint(postings)`` would walk every key of the dict)."""
+    return any(word in postings for word in words)
+
+
 def _named_by_subject(doc: int, plan: QueryPlan, wanted: _Wanted, index: Index, language: Language) -> bool:
     """The question names article ``doc`` by its subject (one of its most specific words is in
     the alias), or the article says the subject. Not so when a modifier names it: "roasted" of
     "how long do roasted beans stay fresh" names the roasting article, which never says "fresh"."""
     focus = wanted.focus
-    # (not focus.isdisjoint(postings): given a dict, that walks all its keys)
-    postings = index.texts[doc][language].postings
-    if any(term in postings for term in focus):
+    if _says_any(index.texts[doc][language].postings, focus):
         return True
     return any(
         doc in alias_hit.payloads and not focus.isdisjoint(span_terms(plan.units[alias_hit.start : alias_hit.end]))
@@ -918,8 +922,8 @@ def compose(
     # not, the named one's batch times must not outscore the storage article's facts. (English
     # subjects only: a Chinese subject is a bigram, often one straddling two words, 缩萃 of
     # 浓缩萃取, which tells nothing; measured, the rule over them cost held-out 2 and 6 answers.)
-    subject = frozenset(t for t in wanted.focus if not has_cjk(t))
-    if naming and subject and any(not subject.isdisjoint(index.texts[h.doc][language].postings) for h, _ in kept):
+    subject = [t for t in wanted.focus if t[0] <= _LAST_LATIN]
+    if naming and subject and any(_says_any(index.texts[h.doc][language].postings, subject) for h, _ in kept):
         naming = {doc: named for doc, named in naming.items() if _named_by_subject(doc, plan, wanted, index, language)}
     scored_by_doc: dict[int, tuple[list[float], float, float]] = {
         hit.doc: wanted.scores(index.texts[hit.doc][language], named=naming.get(hit.doc)) for hit, _ in kept
