@@ -161,7 +161,7 @@ class _Wanted:
     terms: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "terms", next(zip(*self.weights, strict=True), ()))  # (the first column, in C)
+        object.__setattr__(self, "terms", tuple([term for term, _, _ in self.weights]))
 
     @classmethod
     def of(
