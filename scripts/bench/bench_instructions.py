@@ -23,9 +23,10 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+
+from engine_export import export_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,13 +100,7 @@ def main() -> int:
     rows = ["| engine | N | with the pass | without | instructions per new question |", "|---|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         if args.against:
-            base = Path(tmp) / "base"
-            base.mkdir()
-            archive = subprocess.run(["git", "archive", args.against, "kai_bridge"], cwd=REPO, capture_output=True,
-                                     check=True).stdout
-            (Path(tmp) / "base.tar").write_bytes(archive)
-            with tarfile.open(Path(tmp) / "base.tar") as tar:
-                tar.extractall(base, filter="data")
+            base = export_engine(args.against, Path(tmp) / "base")
             (Path(tmp) / "work-base").mkdir()
             rows.append(_report(args.against, *measure(base, Path(tmp) / "work-base")))
             print(rows[-1], flush=True)

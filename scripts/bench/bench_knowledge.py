@@ -47,12 +47,13 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine_export import export_engine
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -232,12 +233,7 @@ def _against(rev: str, rounds: int) -> list[str]:
     mcp_questions = json.dumps(ast.literal_eval(listed))
     rows: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-knowledge-against-") as tmp:
-        base = Path(tmp) / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", rev, "kai_bridge"], cwd=REPO, capture_output=True, check=True)
-        (Path(tmp) / "base.tar").write_bytes(archive.stdout)
-        with tarfile.open(Path(tmp) / "base.tar") as tar:
-            tar.extractall(base, filter="data")
+        base = export_engine(rev, Path(tmp) / "base")
         trees = {rev: base, "this tree": REPO}
         for tree in trees.values():  # build each prebuilt index once, untimed
             _run_pass(tree, Path(tmp) / f"cache-{tree.name}", "labelled", 0, mcp_questions)

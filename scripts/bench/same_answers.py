@@ -22,9 +22,10 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+
+from engine_export import export_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,13 +113,7 @@ def main() -> int:
     parser.add_argument("--base", default="main", help="the commit to compare with (default: main)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="same-answers-") as tmp:
-        archive = subprocess.run(["git", "archive", args.base, "kai_bridge"], cwd=REPO, capture_output=True,
-                                 check=True).stdout
-        archive_path = Path(tmp) / "base.tar"
-        archive_path.write_bytes(archive)
-        with tarfile.open(archive_path) as tar:
-            tar.extractall(tmp, filter="data")
-        base = _dump(Path(tmp))
+        base = _dump(export_engine(args.base, Path(tmp)))
     ours = _dump(REPO)
     if len(base) != len(ours):
         print(f"different number of results: base {len(base)}, this tree {len(ours)}")
