@@ -169,9 +169,10 @@ class Hit:
 
 
 def _valued(score: float, c: float, content: float) -> float:
-    """The ranking value of an article scoring ``score`` and covering ``c`` of ``content`` (as
-    Index.search computes it inline; a function, not a closure: closures would make the
-    accumulators of search cell variables, slower in its loops)."""
+    """The ranking value of an article scoring ``score`` and covering ``c`` of ``content``.
+    Index.search also computes it inline in its two loops over many articles (a call each cost
+    +0.55 % instructions per question, measured); a function, not a closure: a closure would make
+    the accumulators of search cell variables, slower in its loops."""
     return score * (COVERAGE_FLOOR + (1 - COVERAGE_FLOOR) * (c / content if c < content else 1.0))
 
 
@@ -654,7 +655,6 @@ class Index:
             for doc in scored:
                 c = covered[doc]
                 values[doc] = scores[doc] * (floor_share + rest * (c / content if c < content else 1.0))
-
 
         # Best first, ties in article id order (= doc order: the sort is stable).
         ranked = sorted(scored, key=values.__getitem__, reverse=True)
